@@ -1,0 +1,252 @@
+"""Settings: ``settings.toml`` first, then ``AOMD_*`` environment variables.
+
+Why pydantic-settings: it gives typed validation with field paths in the error, env
+nesting with ``__`` and ``SecretStr`` that never prints, which is exactly the contract an
+operator needs (``AOMD_ACCOUNTS__0__SK_FILE=/run/credentials/aomd/sk``).
+
+Secrets can come from files (``*_file`` fields) so systemd ``LoadCredential`` and
+Kubernetes secret mounts work without putting secrets in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from daemon.errors import ConfigError
+
+DEFAULT_CONFIG = Path("settings.toml")
+ENV_CONFIG = "AOMD_CONFIG"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Endpoints(_Frozen):
+    """Explicit endpoints override the ones derived from ``region``."""
+
+    aom: str | None = None
+    """Base URL of AOM, e.g. ``https://aom.cn-north-4.myhuaweicloud.com``."""
+    dataarts: str | None = None
+    """Base URL of DataArts Studio, e.g. ``https://dayu.cn-north-4.myhuaweicloud.com``."""
+
+
+class Account(_Frozen):
+    """One cloud account/project aomd acts on."""
+
+    name: str = "default"
+    region: str | None = None
+    endpoints: Endpoints = Endpoints()
+    project_id: str = Field(min_length=1, max_length=64)
+    emulator: bool = False
+    """Run against the embedded emulator instead of the cloud (the default demo mode)."""
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    ak: SecretStr | None = None
+    ak_file: Path | None = None
+    sk: SecretStr | None = None
+    sk_file: Path | None = None
+    workspace: str | None = None
+    """DataArts Studio workspace id, sent as the ``workspace`` header."""
+    requests_per_second: float = Field(default=10.0, gt=0)
+    """Client-side token bucket; conservative so aomd never starves humans of API quota."""
+    burst: int = Field(default=20, ge=1)
+    max_concurrency: int = Field(default=16, ge=1, le=1024)
+    """Connection pool size and in-flight request cap."""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    """Per-call total timeout."""
+    read_retries: int = Field(default=4, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> Account:
+        if self.emulator:
+            return self
+        has_token = self.token is not None or self.token_file is not None
+        has_aksk = (self.ak is not None or self.ak_file is not None) and (
+            self.sk is not None or self.sk_file is not None
+        )
+        if not (has_token or has_aksk):
+            raise ValueError(
+                f"account {self.name!r}: set token (or token_file), or ak and sk "
+                "(or ak_file and sk_file)"
+            )
+        if self.region is None and self.endpoints.aom is None:
+            raise ValueError(f"account {self.name!r}: set region or endpoints.aom")
+        return self
+
+    def aom_endpoint(self) -> str:
+        if self.endpoints.aom:
+            return self.endpoints.aom.rstrip("/")
+        return f"https://aom.{self.region}.myhuaweicloud.com"
+
+    def dataarts_endpoint(self) -> str:
+        if self.endpoints.dataarts:
+            return self.endpoints.dataarts.rstrip("/")
+        if self.region is None:
+            return self.aom_endpoint()
+        return f"https://dayu.{self.region}.myhuaweicloud.com"
+
+    def secret(self, kind: Literal["token", "ak", "sk"]) -> SecretStr | None:
+        """The secret from its inline value or its file (file content stripped)."""
+        value: SecretStr | None = getattr(self, kind)
+        if value is not None:
+            return value
+        path: Path | None = getattr(self, f"{kind}_file")
+        if path is None:
+            return None
+        try:
+            return SecretStr(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(
+                f"account {self.name!r}: cannot read {kind}_file {str(path)!r}: "
+                f"{exc.strerror}; fix the path or its permissions",
+                source=str(path),
+            ) from None
+
+
+class LogSettings(_Frozen):
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: console on a terminal, JSON lines otherwise."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HttpSettings(_Frozen):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class WatchSettings(_Frozen):
+    fast_interval: float = Field(default=5.0, gt=0)
+    """Poll period for workflows with an active execution."""
+    slow_interval: float = Field(default=60.0, gt=0)
+    """Poll period for idle workflows."""
+    discovery_interval: float = Field(default=300.0, gt=0)
+    """How often the workflow list is refreshed."""
+    concurrency: int = Field(default=8, ge=1)
+
+
+class SafetySettings(_Frozen):
+    dry_run: bool = False
+    max_writes_per_minute: int = Field(default=60, ge=1)
+    max_writes_per_minute_per_workflow: int = Field(default=10, ge=1)
+    breaker_error_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
+
+
+class JournalSettings(_Frozen):
+    path: Path | None = None
+    """SQLite file; default ``<state_dir>/journal.sqlite3``."""
+    retention_days: int = Field(default=90, ge=1)
+
+
+class LeaderSettings(_Frozen):
+    enabled: bool = False
+    lease_name: str = "aomd"
+    namespace: str | None = None
+    identity: str | None = None
+    lease_seconds: float = 15.0
+    renew_seconds: float = 5.0
+
+
+class Settings(BaseSettings):
+    """Everything configurable. See README "Configuration" for the full table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AOMD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    accounts: list[Account] = Field(
+        default_factory=lambda: [Account(name="emulator", project_id="0" * 32, emulator=True)]
+    )
+    state_dir: Path = Path("state")
+    policies_dir: Path = Path("policies")
+    log: LogSettings = LogSettings()
+    http: HttpSettings = HttpSettings()
+    watch: WatchSettings = WatchSettings()
+    safety: SafetySettings = SafetySettings()
+    journal: JournalSettings = JournalSettings()
+    leader: LeaderSettings = LeaderSettings()
+    notify_webhook: str | None = None
+    """Global webhook for give-up, terminate and unhandled-pause notifications."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # env beats the file (passed as init kwargs), as the issue asks.
+        return (env_settings, init_settings)
+
+    def journal_path(self) -> Path:
+        return self.journal.path or self.state_dir / "journal.sqlite3"
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings; raise ``ConfigError`` naming the file and field on any problem."""
+    cfg = config_path(path)
+    data: dict[str, Any] = {}
+    explicit = path is not None or ENV_CONFIG in os.environ
+    if cfg.exists():
+        try:
+            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
+    elif explicit:
+        raise ConfigError(f"{cfg}: settings file not found; pass an existing --config", source=str(cfg))
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(cfg)), source=str(cfg)) from None
+    if not cfg.is_absolute():
+        base = cfg.resolve().parent if cfg.exists() else Path.cwd()
+        updates: dict[str, Any] = {}
+        if not settings.state_dir.is_absolute():
+            updates["state_dir"] = base / settings.state_dir
+        if not settings.policies_dir.is_absolute():
+            updates["policies_dir"] = base / settings.policies_dir
+        if updates:
+            settings = settings.model_copy(update=updates)
+    return settings
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``file: field.path: message (got: value)``; never echoes secrets."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = err["msg"]
+        secretish = any(k in loc for k in ("sk", "ak", "token", "secret", "password"))
+        got = "" if secretish or "input" not in err else f" (got {_short(err['input'])})"
+        lines.append(f"{source}: {loc}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
