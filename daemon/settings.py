@@ -218,7 +218,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
     elif explicit:
-        raise ConfigError(f"{cfg}: settings file not found; pass an existing --config", source=str(cfg))
+        raise ConfigError(
+            f"{cfg}: settings file not found; pass an existing --config", source=str(cfg)
+        )
     try:
         settings = Settings(**data)
     except ValidationError as exc:
