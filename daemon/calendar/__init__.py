@@ -1,1 +1,52 @@
+"""Calendars, trigger rules and schedules: pure evaluation of time windows.
 
+Import surface for the rest of aomd::
+
+    from daemon.calendar import (Calendar, Window, build_calendars, desired_trigger,
+                                 rule_matches, first_matching_rule, fire_times, plan)
+    from daemon.calendar.spec import CalendarSpec, TriggerRuleSpec, ScheduleSpec
+"""
+
+from daemon.calendar.build import build_calendars
+from daemon.calendar.calendar import DEFAULT_HORIZON, Calendar
+from daemon.calendar.plan import PlanItem, plan, render_plan_table
+from daemon.calendar.schedules import (
+    Fire,
+    build_schedule_sources,
+    check_schedule_names,
+    check_schedule_refs,
+    fire_times,
+    next_fire,
+)
+from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.triggers import (
+    check_trigger_rules,
+    desired_trigger,
+    first_matching_rule,
+    rule_matches,
+)
+from daemon.calendar.window import Window, localize
+
+__all__ = [
+    "DEFAULT_HORIZON",
+    "Calendar",
+    "CalendarSpec",
+    "Fire",
+    "PlanItem",
+    "ScheduleSpec",
+    "TriggerRuleSpec",
+    "Window",
+    "build_calendars",
+    "build_schedule_sources",
+    "check_schedule_names",
+    "check_schedule_refs",
+    "check_trigger_rules",
+    "desired_trigger",
+    "fire_times",
+    "first_matching_rule",
+    "localize",
+    "next_fire",
+    "plan",
+    "render_plan_table",
+    "rule_matches",
+]

@@ -53,7 +53,9 @@ class Notifier:
                 url, body = await self._queue.get()
                 await self._deliver(session, url, body)
 
-    async def _deliver(self, session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
+    async def _deliver(
+        self, session: aiohttp.ClientSession, url: str, body: dict[str, Any]
+    ) -> None:
         delay = 0.5
         for attempt in range(1, self.attempts + 1):
             try:

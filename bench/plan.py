@@ -1,0 +1,227 @@
+"""Benchmark: plan one year for 1,000 workflows, 20 calendars, 12 trigger rules, 10 schedules.
+
+Run: .venv/bin/python bench/plan.py [--workflows N] [--repeat N]
+Prints build time, plan time (first run, cold calendars; then warm), item counts and peak
+memory (tracemalloc peak of the plan call, and process max RSS). Goal: plan < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.calendar import build_calendars, build_schedule_sources, plan
+from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.model import Workflow
+
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//aomd//bench//EN
+BEGIN:VEVENT
+UID:maint@bench
+DTSTAMP:20260101T000000Z
+DTSTART;TZID=Europe/Berlin:20260106T220000
+DTEND;TZID=Europe/Berlin:20260107T020000
+RRULE:FREQ=WEEKLY;BYDAY=TU
+EXDATE;TZID=Europe/Berlin:20260113T220000
+END:VEVENT
+BEGIN:VEVENT
+UID:maint@bench
+DTSTAMP:20260101T000000Z
+RECURRENCE-ID;TZID=Europe/Berlin:20260120T220000
+DTSTART;TZID=Europe/Berlin:20260121T230000
+DTEND;TZID=Europe/Berlin:20260122T030000
+END:VEVENT
+BEGIN:VEVENT
+UID:release@bench
+DTSTAMP:20260101T000000Z
+DTSTART;VALUE=DATE:20260301
+DTEND;VALUE=DATE:20260303
+RRULE:FREQ=MONTHLY;BYMONTHDAY=1
+END:VEVENT
+END:VCALENDAR
+"""
+
+CALENDARS: dict[str, dict[str, Any]] = {
+    "hol-de-by": {"timezone": "Europe/Berlin", "holidays": {"country": "DE", "subdivision": "BY"}},
+    "hol-cn": {"timezone": "Asia/Shanghai", "holidays": {"country": "CN"}},
+    "hol-us-ny": {
+        "timezone": "America/New_York",
+        "holidays": {"country": "US", "subdivision": "NY"},
+    },
+    "hol-gb": {"timezone": "Europe/London", "holidays": {"country": "GB"}},
+    "maint-ics": {"timezone": "Europe/Berlin", "ics": {"text": ICS}},
+    "freeze-xmas": {
+        "timezone": "Europe/Berlin",
+        "ranges": [{"start": "2026-12-18T18:00", "end": "2027-01-04T08:00"}],
+    },
+    "freeze-q-end": {
+        "timezone": "UTC",
+        "ranges": [
+            {"start": f"2026-{m:02d}-28T00:00", "end": f"2026-{m + 1:02d}-02T00:00"}
+            for m in (3, 6, 9)
+        ],
+    },
+    "biz-berlin": {
+        "timezone": "Europe/Berlin",
+        "recurring": [{"cron": "0 9 * * mon-fri", "duration": "9h"}],
+    },
+    "biz-shanghai": {
+        "timezone": "Asia/Shanghai",
+        "recurring": [{"cron": "0 9 * * mon-fri", "duration": "9h"}],
+    },
+    "biz-ny": {
+        "timezone": "America/New_York",
+        "recurring": [{"cron": "0 8 * * mon-fri", "duration": "10h"}],
+    },
+    "nights-berlin": {
+        "timezone": "Europe/Berlin",
+        "recurring": [{"cron": "30 22 * * *", "duration": "7h"}],
+    },
+    "weekend": {
+        "timezone": "Europe/Berlin",
+        "recurring": [{"cron": "0 0 * * sat", "duration": "2d"}],
+    },
+    "patch-tuesday": {
+        "timezone": "America/New_York",
+        "recurring": [{"cron": "0 13 * * tue", "duration": "6h"}],
+    },
+    "holidays-any": {"any_of": ["hol-de-by", "hol-cn", "hol-us-ny", "hol-gb"]},
+    "no-change": {"any_of": ["holidays-any", "freeze-xmas", "freeze-q-end", "maint-ics"]},
+    "work-berlin": {"any_of": ["biz-berlin"], "except": ["hol-de-by", "freeze-xmas"]},
+    "work-shanghai": {"any_of": ["biz-shanghai"], "except": ["hol-cn"]},
+    "quiet-nights": {"all_of": ["nights-berlin"], "except": ["maint-ics"]},
+    "overlap-biz": {"all_of": ["biz-berlin", "biz-ny"]},
+    "weekend-or-hol": {"any_of": ["weekend", "hol-de-by"], "except": ["patch-tuesday"]},
+}
+
+RULES: list[dict[str, Any]] = [
+    {"name": "db-nights", "select": {"tags": {"kind": "db"}}, "on_only_during": "quiet-nights"},
+    {"name": "cn-batch", "select": {"tags": {"region": "cn"}}, "off_during": "hol-cn"},
+    {"name": "ny-batch", "select": {"tags": {"region": "us"}}, "off_during": "hol-us-ny"},
+    {"name": "gb-batch", "select": {"tags": {"region": "gb"}}, "off_during": "hol-gb"},
+    {"name": "work-only", "select": {"names": ["report-*"]}, "on_only_during": "work-berlin"},
+    {"name": "sh-work", "select": {"names": ["sh-*"]}, "on_only_during": "work-shanghai"},
+    {"name": "overlap", "select": {"names": ["sync-*"]}, "on_only_during": "overlap-biz"},
+    {"name": "weekend", "select": {"tags": {"team": "web"}}, "off_during": "weekend-or-hol"},
+    {"name": "patch", "select": {"names": ["patch-*"]}, "off_during": "patch-tuesday"},
+    {"name": "xmas", "select": {"tags": {"team": "fin"}}, "off_during": "freeze-xmas"},
+    {
+        "name": "ids",
+        "select": {"ids": [f"wf-{i:04d}" for i in range(0, 1000, 97)]},
+        "off_during": "maint-ics",
+    },
+    {"name": "everything", "select": {"names": ["*"]}, "off_during": "no-change"},
+]
+
+NAMES = ["report", "sh", "sync", "patch", "backup", "etl", "cleanup", "deploy"]
+TAGS = [
+    {"kind": "db"},
+    {"region": "cn"},
+    {"region": "us"},
+    {"region": "gb"},
+    {"team": "web"},
+    {"team": "fin"},
+    {},
+]
+
+
+def workflows(n: int) -> list[Workflow]:
+    return [
+        Workflow(
+            id=f"wf-{i:04d}",
+            name=f"{NAMES[i % len(NAMES)]}-{i}",
+            type="cron",
+            tags=TAGS[(i // len(NAMES)) % len(TAGS)],
+            trigger_status="enable" if i % 3 else "disable",
+        )
+        for i in range(n)
+    ]
+
+
+def schedules() -> list[ScheduleSpec]:
+    out = []
+    for i in range(9):
+        out.append(
+            ScheduleSpec.model_validate(
+                {
+                    "name": f"s{i}",
+                    "cron": ["0 2 * * *", "*/30 * * * *", "15 6 * * mon-fri"][i % 3],
+                    "timezone": ["Europe/Berlin", "Asia/Shanghai", "America/New_York"][i % 3],
+                    "action": {"execute": {"workflow_name": f"backup-{i}"}}
+                    if i % 2
+                    else {"dataarts": {"task_id": f"task-{i}", "action": "start"}},
+                    "blocked_by": ["no-change", "weekend"][: 1 + i % 2],
+                }
+            )
+        )
+    out.append(
+        ScheduleSpec.model_validate(
+            {
+                "name": "ics-runs",
+                "ics": {"text": ICS},
+                "timezone": "Europe/Berlin",
+                "action": {"execute": {"workflow_id": "wf-0001"}},
+                "blocked_by": ["hol-de-by"],
+            }
+        )
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    wfs = workflows(args.workflows)
+    rules = [TriggerRuleSpec.model_validate(r) for r in RULES]
+    scheds = schedules()
+
+    t0 = time.perf_counter()
+    specs = {k: CalendarSpec.model_validate(v) for k, v in CALENDARS.items()}
+    cals = build_calendars(specs, Path("."))
+    sources = build_schedule_sources(scheds, Path("."))
+    t_build = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    items = plan(cals, rules, scheds, wfs, start, end, schedule_sources=sources)
+    t_cold = time.perf_counter() - t0
+
+    warm = []
+    for _ in range(args.repeat):
+        cals = build_calendars(specs, Path("."))  # fresh calendars: no memo from earlier runs
+        t0 = time.perf_counter()
+        items = plan(cals, rules, scheds, wfs, start, end, schedule_sources=sources)
+        warm.append(time.perf_counter() - t0)
+
+    cals = build_calendars(specs, Path("."))
+    tracemalloc.start()
+    plan(cals, rules, scheds, wfs, start, end, schedule_sources=sources)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    triggers = sum(1 for i in items if i.kind == "trigger")
+    runs = sum(1 for i in items if i.kind == "run")
+    skipped = sum(1 for i in items if i.skipped)
+    print(
+        f"calendars={len(cals)} rules={len(rules)} schedules={len(scheds)} workflows={len(wfs)} period=2026"
+    )
+    print(f"items={len(items)} trigger_changes={triggers} runs={runs} skipped_runs={skipped}")
+    print(f"build_calendars: {t_build * 1000:.1f} ms (includes spec validation)")
+    print(f"plan first run (lazy holidays imports, cold memo): {t_cold * 1000:.1f} ms")
+    print(
+        f"plan fresh calendars x{args.repeat}: best {min(warm) * 1000:.1f} ms, worst {max(warm) * 1000:.1f} ms"
+    )
+    print(f"peak traced memory during plan: {peak / 2**20:.1f} MiB")
+    print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

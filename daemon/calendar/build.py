@@ -1,0 +1,139 @@
+"""``CalendarSpec`` mapping -> runtime ``Calendar`` values.
+
+This is the only place the calendar package touches the file system (reading .ics files,
+relative to the policy file's directory). References between calendars are resolved here
+once, in dependency order, so an unknown name or a cycle is a ``ConfigError`` at load time
+rather than a surprise at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.calendar.calendar import AllOf, AnyOf, Calendar, Except
+from daemon.calendar.sources import HolidaySource, IcsSource, RangeSource, RecurringSource, Source
+from daemon.calendar.spec import CalendarSpec, IcsSpec, RangeSpec
+from daemon.calendar.window import Window, localize, merge
+from daemon.errors import ConfigError
+
+__all__ = ["build_calendars", "load_ics"]
+
+
+def build_calendars(specs: Mapping[str, CalendarSpec], base_dir: Path) -> dict[str, Calendar]:
+    """Build every calendar; raise ``ConfigError`` naming the calendar and the field."""
+    built: dict[str, Calendar] = {}
+    for name in sorted(specs):
+        _build(name, specs, base_dir, built, ())
+    return built
+
+
+def _build(
+    name: str,
+    specs: Mapping[str, CalendarSpec],
+    base_dir: Path,
+    built: dict[str, Calendar],
+    stack: tuple[str, ...],
+) -> Calendar:
+    done = built.get(name)
+    if done is not None:
+        return done
+    spec = specs[name]
+    tz = ZoneInfo(spec.timezone)
+
+    def ref(field: str, other: str) -> Calendar:
+        if other not in specs:
+            known = ", ".join(sorted(specs)) or "(none defined)"
+            raise ConfigError(
+                f"calendar {name!r}: {field}: unknown calendar {other!r}; expected one of: {known}"
+            )
+        if other == name or other in stack:
+            cycle = " -> ".join((*stack, name, other)[(*stack, name).index(other) :])
+            raise ConfigError(f"calendar {name!r}: {field}: reference cycle {cycle}")
+        return _build(other, specs, base_dir, built, (*stack, name))
+
+    leaves: list[Source | Calendar] = []
+    leaves.extend(RecurringSource(rec.cron, rec.duration, tz) for rec in spec.recurring)
+    if spec.ranges:
+        leaves.append(RangeSource(_ranges(name, spec.ranges, tz)))
+    if spec.ics is not None:
+        leaves.append(
+            IcsSource(load_ics(spec.ics, base_dir, f"calendar {name!r}: ics"), tz, spec.ics.summary)
+        )
+    if spec.holidays is not None:
+        leaves.append(HolidaySource(spec.holidays.country, spec.holidays.subdivision, tz))
+    leaves.extend(ref(f"any_of[{i}]", other) for i, other in enumerate(spec.any_of))
+
+    source: Source | Calendar | None = None
+    if leaves:
+        source = leaves[0] if len(leaves) == 1 else AnyOf(tuple(leaves))
+    if spec.all_of:
+        parts = [ref(f"all_of[{i}]", other) for i, other in enumerate(spec.all_of)]
+        source = AllOf(tuple(parts if source is None else [source, *parts]))
+    if source is None:  # excluded by CalendarSpec's validator; kept for a clear message
+        raise ConfigError(f"calendar {name!r}: no source given")
+    if spec.except_:
+        minus = tuple(ref(f"except[{i}]", other) for i, other in enumerate(spec.except_))
+        source = Except(source, minus)
+    if isinstance(source, Calendar):
+        source = AnyOf((source,))
+    calendar = Calendar(name=name, tz=tz, source=source)
+    built[name] = calendar
+    return calendar
+
+
+def _ranges(name: str, ranges: tuple[RangeSpec, ...], tz: tzinfo) -> tuple[Window, ...]:
+    out: list[Window] = []
+    for i, r in enumerate(ranges):
+        start, end = _aware(r.start, tz), _aware(r.end, tz)
+        if end <= start:
+            raise ConfigError(
+                f"calendar {name!r}: ranges[{i}]: end {r.end.isoformat()} is not after start "
+                f"{r.start.isoformat()}; expected end > start"
+            )
+        out.append(Window(start, end))
+    return tuple(merge(out))
+
+
+def _aware(value: datetime, tz: tzinfo) -> datetime:
+    if value.tzinfo is None:
+        return localize(value, tz)
+    return value.astimezone(UTC)
+
+
+def load_ics(spec: IcsSpec, base_dir: Path, where: str) -> Any:
+    """Parse an iCalendar file or inline text into a ``recurring_ical_events`` query."""
+    import icalendar
+    import recurring_ical_events
+
+    if spec.path is not None:
+        path = Path(spec.path)
+        if not path.is_absolute():
+            path = base_dir / path
+        try:
+            text: str | bytes = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}.path: cannot read {str(path)!r} ({exc.strerror or exc}); expected a "
+                "readable .ics file, relative to the policy file's directory"
+            ) from exc
+    else:
+        assert spec.text is not None
+        text = spec.text
+    try:
+        parsed = icalendar.Calendar.from_ical(text)
+        query = recurring_ical_events.of(parsed)
+        # Expand once now so that a broken RRULE fails at load time, not at first use.
+        query.between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))
+    except ConfigError:
+        raise
+    except Exception as exc:  # icalendar raises ValueError, KeyError, ...; all mean "bad file"
+        field = "path" if spec.path is not None else "text"
+        raise ConfigError(
+            f"{where}.{field}: not a valid iCalendar document ({type(exc).__name__}: {exc}); "
+            "expected BEGIN:VCALENDAR ... END:VCALENDAR"
+        ) from exc
+    return query

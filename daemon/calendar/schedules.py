@@ -1,0 +1,144 @@
+"""Schedules: when each one fires in a period, and which fire times a calendar blocks.
+
+``fire_times`` is pure. The engine registers the same times with APScheduler (using
+``misfire_grace_seconds`` and ``coalesce`` from the spec) and journals blocked fires as
+skipped; ``plan`` lists them. Parsing an ICS schedule reads a file, so callers build a
+``ScheduleSources`` once per policy snapshot and pass it in.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.calendar.build import load_ics
+from daemon.calendar.calendar import Calendar
+from daemon.calendar.sources import cron_times, ics_occurrences
+from daemon.calendar.spec import ScheduleSpec
+from daemon.calendar.window import Window, require_aware
+from daemon.errors import ConfigError
+
+__all__ = [
+    "Fire",
+    "ScheduleSources",
+    "build_schedule_sources",
+    "check_schedule_names",
+    "check_schedule_refs",
+    "fire_times",
+    "next_fire",
+]
+
+ScheduleSources = Mapping[str, Any]
+"""Schedule name -> parsed iCalendar query, for schedules with ``ics``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fire:
+    """One fire time of a schedule."""
+
+    time: datetime
+    """Aware UTC."""
+    schedule: str
+    blocked_by: str | None = None
+    """The first calendar of ``blocked_by`` active at ``time``: the run is skipped."""
+
+
+def build_schedule_sources(schedules: Sequence[ScheduleSpec], base_dir: Path) -> dict[str, Any]:
+    """Parse the iCalendar of every ``ics`` schedule; ``ConfigError`` names the schedule."""
+    out: dict[str, Any] = {}
+    for spec in schedules:
+        if spec.ics is not None:
+            out[spec.name] = load_ics(spec.ics, base_dir, f"schedule {spec.name!r}: ics")
+    return out
+
+
+def check_schedule_refs(
+    schedules: Sequence[ScheduleSpec], calendars: Mapping[str, Calendar]
+) -> None:
+    """Every ``blocked_by`` name must be a calendar."""
+    for spec in schedules:
+        for i, name in enumerate(spec.blocked_by):
+            if name not in calendars:
+                known = ", ".join(sorted(calendars)) or "(none defined)"
+                raise ConfigError(
+                    f"schedule {spec.name!r}: blocked_by[{i}]: unknown calendar {name!r}; "
+                    f"expected one of: {known}"
+                )
+
+
+def _raw_times(
+    spec: ScheduleSpec, sources: ScheduleSources, start: datetime, end: datetime
+) -> list[datetime]:
+    if spec.cron is not None:
+        return list(cron_times(spec.cron, ZoneInfo(spec.timezone), start, end))
+    query = sources.get(spec.name)
+    if query is None:
+        raise KeyError(
+            f"schedule {spec.name!r} has ics but no parsed source; use build_schedule_sources"
+        )
+    occurrences = ics_occurrences(
+        query, ZoneInfo(spec.timezone), start, end, spec.ics.summary if spec.ics else None
+    )
+    return sorted({w.start for w in occurrences if start <= w.start < end})
+
+
+def fire_times(
+    schedule: ScheduleSpec,
+    calendars: Mapping[str, Calendar],
+    start: datetime,
+    end: datetime,
+    sources: ScheduleSources | None = None,
+) -> list[Fire]:
+    """Fire times of ``schedule`` in ``[start, end)``, sorted, each marked with the first
+    ``blocked_by`` calendar active at that instant (or None)."""
+    require_aware(start, end)
+    if end <= start:
+        return []
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    times = _raw_times(schedule, sources or {}, start, end)
+    blockers = [(name, calendars[name].windows(start, end)) for name in schedule.blocked_by]
+    return [Fire(time=t, schedule=schedule.name, blocked_by=_blocker(blockers, t)) for t in times]
+
+
+def next_fire(
+    schedule: ScheduleSpec,
+    calendars: Mapping[str, Calendar],
+    after: datetime,
+    sources: ScheduleSources | None = None,
+    horizon: timedelta = timedelta(days=731),
+) -> Fire | None:
+    """The first fire strictly after ``after`` (blocked or not), or None within ``horizon``.
+    For wiring a scheduler: register it, and on firing ask again from that time."""
+    require_aware(after)
+    lo = after.astimezone(UTC) + timedelta(microseconds=1)
+    limit = lo + horizon
+    step = timedelta(days=1)
+    while lo < limit:
+        hi = min(lo + step, limit)
+        found = fire_times(schedule, calendars, lo, hi, sources)
+        if found:
+            return found[0]
+        lo, step = hi, min(step * 4, timedelta(days=92))
+    return None
+
+
+def check_schedule_names(schedules: Sequence[ScheduleSpec]) -> None:
+    """Schedule names key the journal: they must be unique."""
+    seen: set[str] = set()
+    for i, spec in enumerate(schedules):
+        if spec.name in seen:
+            raise ConfigError(f"schedules[{i}].name: duplicate schedule name {spec.name!r}")
+        seen.add(spec.name)
+
+
+def _blocker(blockers: Sequence[tuple[str, Sequence[Window]]], t: datetime) -> str | None:
+    for name, windows in blockers:
+        i = bisect.bisect_right(windows, t, key=lambda w: w.start) - 1
+        if i >= 0 and t < windows[i].end:
+            return name
+    return None

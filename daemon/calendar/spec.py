@@ -1,0 +1,456 @@
+"""Pydantic models for the ``calendars``, ``triggers`` and ``schedules`` policy sections.
+
+Text comes in here and only here: every model is frozen and rejects unknown keys, and every
+validator says what it expected, because these messages (and the field descriptions, which
+feed ``aomd schema`` and editor completion) are what an operator sees when a file is wrong.
+``daemon.calendar.build`` turns ``CalendarSpec`` into pure runtime ``Calendar`` values; the
+trigger and schedule specs are already immutable and are used as they are.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import croniter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+__all__ = [
+    "ActionSpec",
+    "CalendarSpec",
+    "DataArtsActionSpec",
+    "ExecuteActionSpec",
+    "HolidaysSpec",
+    "IcsSpec",
+    "RangeSpec",
+    "RecurringSpec",
+    "ScheduleSpec",
+    "TriggerRuleSpec",
+    "WorkflowSelector",
+    "parse_duration",
+]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+_CRON_EXPECTED = (
+    "expected a 5-field cron expression 'minute hour day-of-month month day-of-week' "
+    "such as '0 9 * * mon-fri', or @hourly/@daily/@weekly/@monthly/@yearly"
+)
+_DURATION_RE = re.compile(
+    r"^\s*(?:(?P<d>\d+(?:\.\d+)?)\s*d)?\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*"
+    r"(?:(?P<m>\d+(?:\.\d+)?)\s*m)?\s*(?:(?P<s>\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+
+
+def _check_cron(value: str) -> str:
+    text = value.strip()
+    fields = text.split()
+    if text.startswith("@"):
+        ok = text in {
+            "@hourly",
+            "@daily",
+            "@weekly",
+            "@monthly",
+            "@yearly",
+            "@annually",
+            "@midnight",
+        }
+    else:
+        ok = len(fields) == 5 and croniter.is_valid(text)
+    if not ok:
+        raise ValueError(f"invalid cron expression {value!r}; {_CRON_EXPECTED}")
+    return text
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        hint = difflib.get_close_matches(value, sorted(available_timezones()), n=3)
+        more = f" (did you mean {', '.join(hint[:3])}?)" if hint else ""
+        raise ValueError(
+            f"unknown time zone {value!r}; expected an IANA name such as 'UTC', "
+            f"'Europe/Berlin' or 'Asia/Shanghai'{more}"
+        ) from exc
+    return value
+
+
+def parse_duration(value: object) -> object:
+    """Accept ``8h``, ``1h30m``, ``2d``, ``90s``, ISO 8601 ``PT8H`` or a number of seconds."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match and any(match.groupdict().values()):
+            parts = {k: float(v) for k, v in match.groupdict().items() if v}
+            return timedelta(
+                days=parts.get("d", 0.0),
+                hours=parts.get("h", 0.0),
+                minutes=parts.get("m", 0.0),
+                seconds=parts.get("s", 0.0),
+            )
+        if not value.strip().upper().startswith("P"):
+            raise ValueError(
+                f"invalid duration {value!r}; expected e.g. '8h', '1h30m', '2d', '90s', "
+                "an ISO 8601 duration 'PT8H' or a number of seconds"
+            )
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("duration must be positive; expected e.g. '8h'")
+    return value
+
+
+CronExpr = Annotated[str, AfterValidator(_check_cron)]
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "examples": ["8h", "1h30m", "2d", "PT8H"]},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "A positive duration: '8h', '1h30m', '2d', '90s', ISO 8601 or seconds.",
+        }
+    ),
+]
+CalendarName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
+
+
+class RecurringSpec(BaseModel):
+    """A window that opens at every fire time of a cron expression and lasts ``duration``."""
+
+    model_config = _FROZEN
+
+    cron: CronExpr = Field(
+        description="When each window starts, as wall-clock time in the calendar's time zone. "
+        "A start that falls in a DST spring-forward gap opens at the end of the gap "
+        "(02:30 on a 02:00->03:00 day opens at 03:00); in a fall-back repeat the first "
+        "occurrence is used.",
+        examples=["0 9 * * mon-fri", "0 22 * * sat"],
+    )
+    duration: Duration = Field(
+        description="How long each window lasts, in elapsed (absolute) time: a 2h window that "
+        "starts at 01:30 on a fall-back night ends at 02:30 of the repeated hour."
+    )
+
+
+class RangeSpec(BaseModel):
+    """One explicit interval ``[start, end)``."""
+
+    model_config = _FROZEN
+
+    start: datetime = Field(
+        description="Start (inclusive). Without an offset it is wall-clock time in the calendar's "
+        "time zone; with an offset (or Z) it is that exact instant.",
+        examples=["2026-12-20T00:00:00", "2026-12-20T00:00:00+01:00"],
+    )
+    end: datetime = Field(description="End (exclusive); must be after start.")
+
+
+class IcsSpec(BaseModel):
+    """An iCalendar source: each VEVENT occurrence is a window (or a fire time, for schedules)."""
+
+    model_config = _FROZEN
+
+    path: str | None = Field(
+        default=None,
+        description="Path to a .ics file, relative to the directory of the policy file.",
+    )
+    text: str | None = Field(
+        default=None, description="Inline iCalendar text (BEGIN:VCALENDAR ... END:VCALENDAR)."
+    )
+    summary: str | None = Field(
+        default=None,
+        description="Only use events whose SUMMARY matches this shell-style glob, e.g. 'Freeze*'.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"text": data} if "BEGIN:VCALENDAR" in data.upper() else {"path": data}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IcsSpec:
+        if (self.path is None) == (self.text is None):
+            raise ValueError(
+                "give exactly one of 'path' (a .ics file) or 'text' (inline iCalendar)"
+            )
+        return self
+
+
+class HolidaysSpec(BaseModel):
+    """Public holidays of a country (and optionally a subdivision); each is a whole local day."""
+
+    model_config = _FROZEN
+
+    country: str = Field(
+        description="ISO 3166-1 alpha-2 country code as known to the 'holidays' package.",
+        examples=["DE", "CN", "US"],
+    )
+    subdivision: str | None = Field(
+        default=None,
+        description="State/province code, e.g. 'BY' for Bavaria or 'NY' for New York.",
+        examples=["BY", "NY"],
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidaysSpec:
+        import holidays  # local: the country table is large and only needed here
+
+        supported: dict[str, list[str]] = holidays.list_supported_countries()
+        if self.country not in supported:
+            raise ValueError(
+                f"unknown country {self.country!r}; expected an ISO 3166-1 alpha-2 code "
+                f"supported by the 'holidays' package, e.g. DE, CN, US, GB, FR"
+            )
+        subs = supported[self.country]
+        if self.subdivision is not None and self.subdivision not in subs:
+            listed = ", ".join(subs[:40]) or "none (omit 'subdivision')"
+            raise ValueError(
+                f"unknown subdivision {self.subdivision!r} for {self.country}; expected one of: "
+                f"{listed}"
+            )
+        return self
+
+
+class CalendarSpec(BaseModel):
+    """A named set of time windows.
+
+    The windows are the union of every source given (``recurring``, ``ranges``, ``ics``,
+    ``holidays``, ``any_of``), then intersected with each calendar in ``all_of`` (when only
+    ``all_of`` is given it is the plain intersection), then minus every calendar in ``except``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    timezone: TimeZoneName = Field(
+        default="UTC",
+        description="IANA time zone for cron times, naive dates and all-day holidays/events.",
+        examples=["Europe/Berlin", "America/New_York", "Asia/Shanghai"],
+    )
+    description: str | None = Field(default=None, description="Free text for people.")
+    recurring: tuple[RecurringSpec, ...] = Field(
+        default=(), description="Recurring windows: a cron start plus a duration."
+    )
+    ranges: tuple[RangeSpec, ...] = Field(default=(), description="Explicit date-time ranges.")
+    ics: IcsSpec | None = Field(
+        default=None,
+        description="An iCalendar file path (relative to the policy file) or inline text; "
+        "RRULE, RDATE, EXDATE, RECURRENCE-ID and VTIMEZONE are honoured.",
+    )
+    holidays: HolidaysSpec | None = Field(
+        default=None, description="Public holidays; each holiday is the whole local day."
+    )
+    any_of: tuple[CalendarName, ...] = Field(
+        default=(), description="Union: also active whenever any of these calendars is."
+    )
+    all_of: tuple[CalendarName, ...] = Field(
+        default=(), description="Intersection: only active while all of these calendars are."
+    )
+    except_: tuple[CalendarName, ...] = Field(
+        default=(),
+        alias="except",
+        description="Difference: never active while any of these calendars is.",
+    )
+
+    @model_validator(mode="after")
+    def _has_base(self) -> CalendarSpec:
+        if not (
+            self.recurring or self.ranges or self.ics or self.holidays or self.any_of or self.all_of
+        ):
+            raise ValueError(
+                "a calendar needs at least one source; expected one or more of recurring, "
+                "ranges, ics, holidays, any_of, all_of ('except' only subtracts)"
+            )
+        return self
+
+
+class WorkflowSelector(BaseModel):
+    """Which workflows a trigger rule manages; every criterion given must match."""
+
+    model_config = _FROZEN
+
+    ids: tuple[str, ...] = Field(default=(), description="Workflow ids; any one may match.")
+    names: tuple[str, ...] = Field(
+        default=(),
+        description="Shell-style globs on the workflow name (case-sensitive); any one may match.",
+        examples=[["patch-*", "backup-db"]],
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags the workflow must all carry; values are shell-style globs.",
+        examples=[{"team": "ops", "env": "prod*"}],
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> WorkflowSelector:
+        if not (self.ids or self.names or self.tags):
+            raise ValueError(
+                "select needs at least one of ids, names, tags; use names: ['*'] for every workflow"
+            )
+        return self
+
+
+class TriggerRuleSpec(BaseModel):
+    """Enable/disable the cron triggers of matching workflows on a calendar.
+
+    Rules are evaluated in order; the first rule whose ``select`` matches a workflow wins.
+    """
+
+    model_config = _FROZEN
+
+    name: str = Field(
+        min_length=1, description="Unique rule name; appears in logs and the journal."
+    )
+    description: str | None = Field(default=None, description="Free text for people.")
+    select: WorkflowSelector = Field(description="Which workflows this rule manages.")
+    off_during: CalendarName | None = Field(
+        default=None,
+        description="Trigger disabled while this calendar is active, enabled otherwise.",
+    )
+    on_only_during: CalendarName | None = Field(
+        default=None, description="Trigger enabled only while this calendar is active."
+    )
+    manage: Literal["owned", "full"] = Field(
+        default="owned",
+        description="owned: only re-enable triggers aomd itself disabled; full: enforce the "
+        "desired state whoever changed it.",
+    )
+    drift: Literal["correct", "report"] = Field(
+        default="correct",
+        description="correct: change the trigger when observed differs from desired; report: "
+        "only log and count the drift.",
+    )
+
+    @model_validator(mode="after")
+    def _one_calendar(self) -> TriggerRuleSpec:
+        if (self.off_during is None) == (self.on_only_during is None):
+            raise ValueError(
+                "give exactly one of 'off_during' or 'on_only_during' (a calendar name)"
+            )
+        return self
+
+    @property
+    def calendar(self) -> str:
+        """The calendar this rule follows."""
+        name = self.off_during if self.off_during is not None else self.on_only_during
+        assert name is not None  # guaranteed by _one_calendar
+        return name
+
+
+class ExecuteActionSpec(BaseModel):
+    """Run an AOM workflow."""
+
+    model_config = _FROZEN
+
+    workflow_id: str | None = Field(default=None, description="Workflow id to execute.")
+    workflow_name: str | None = Field(
+        default=None, description="Exact workflow name, resolved at run time."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Input parameters passed to ExecuteWorkflow."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ExecuteActionSpec:
+        if (self.workflow_id is None) == (self.workflow_name is None):
+            raise ValueError("give exactly one of 'workflow_id' or 'workflow_name'")
+        return self
+
+
+class DataArtsActionSpec(BaseModel):
+    """Start, schedule or stop a DataArts Studio (metadata collection) task."""
+
+    model_config = _FROZEN
+
+    task_id: str = Field(min_length=1, description="DataArts task id.")
+    action: Literal["start", "schedule", "stop"] = Field(
+        default="start", description="start: run once now; schedule: enable its schedule; stop."
+    )
+    workspace: str | None = Field(
+        default=None, description="DataArts workspace id; defaults to the account's workspace."
+    )
+
+
+class ActionSpec(BaseModel):
+    """What a schedule does when it fires: exactly one of ``execute`` or ``dataarts``."""
+
+    model_config = _FROZEN
+
+    execute: ExecuteActionSpec | None = Field(default=None, description="Run an AOM workflow.")
+    dataarts: DataArtsActionSpec | None = Field(
+        default=None, description="Act on a DataArts Studio task."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ActionSpec:
+        if (self.execute is None) == (self.dataarts is None):
+            raise ValueError("give exactly one of 'execute' or 'dataarts'")
+        return self
+
+    def describe(self) -> str:
+        """Short human text, e.g. ``execute workflow_name=backup``."""
+        if self.execute is not None:
+            ex = self.execute
+            target = (
+                f"workflow_id={ex.workflow_id}"
+                if ex.workflow_id is not None
+                else f"workflow_name={ex.workflow_name}"
+            )
+            return f"execute {target}"
+        assert self.dataarts is not None
+        da = self.dataarts
+        ws = f" workspace={da.workspace}" if da.workspace else ""
+        return f"dataarts {da.action} task_id={da.task_id}{ws}"
+
+
+class ScheduleSpec(BaseModel):
+    """Run work at the fire times of a cron expression or at the starts of iCalendar events."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1, description="Unique schedule name; part of the run's key.")
+    description: str | None = Field(default=None, description="Free text for people.")
+    cron: CronExpr | None = Field(
+        default=None,
+        description="Fire times as wall-clock time in 'timezone'. A time in a DST gap fires at "
+        "the end of the gap; a time in a fall-back repeat fires once (first occurrence).",
+        examples=["0 2 * * *"],
+    )
+    timezone: TimeZoneName = Field(default="UTC", description="IANA time zone of 'cron'.")
+    ics: IcsSpec | None = Field(
+        default=None, description="Fire at the start of each event occurrence instead of cron."
+    )
+    action: ActionSpec = Field(description="What to do at each fire time.")
+    blocked_by: tuple[CalendarName, ...] = Field(
+        default=(),
+        description="Calendars during which a fire time is skipped (and recorded as skipped).",
+    )
+    misfire_grace_seconds: int = Field(
+        default=300, ge=0, description="A run late by more than this is skipped as missed."
+    )
+    coalesce: bool = Field(
+        default=True, description="Several missed fire times run once, not once each."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.ics is None):
+            raise ValueError("give exactly one of 'cron' or 'ics'")
+        return self

@@ -1,0 +1,109 @@
+"""Trigger rules: which workflows a rule manages and whether their trigger should be on.
+
+Pure functions over the frozen ``TriggerRuleSpec`` values of the policy snapshot. Deciding
+*whether to act* (observed vs desired, ``manage: owned`` needing the journal's record of
+who disabled a trigger, ``drift: report``) is the trigger reconciler's job; these answer
+only "which rule" and "what is desired at t".
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import overload
+
+from daemon.calendar.calendar import Calendar
+from daemon.calendar.spec import TriggerRuleSpec, WorkflowSelector
+from daemon.errors import ConfigError
+from daemon.model import Workflow
+
+__all__ = [
+    "check_trigger_rules",
+    "desired_trigger",
+    "first_matching_rule",
+    "rule_matches",
+    "selector_matches",
+]
+
+
+def selector_matches(select: WorkflowSelector, workflow: Workflow) -> bool:
+    """Every criterion given must match; within a criterion any listed value may."""
+    if select.ids and workflow.id not in select.ids:
+        return False
+    if select.names and not any(fnmatch.fnmatchcase(workflow.name, g) for g in select.names):
+        return False
+    for key, pattern in select.tags.items():
+        value = workflow.tags.get(key)
+        if value is None or not fnmatch.fnmatchcase(value, pattern):
+            return False
+    return True
+
+
+def rule_matches(rule: TriggerRuleSpec, workflow: Workflow) -> bool:
+    """Does ``rule`` select ``workflow``?"""
+    return selector_matches(rule.select, workflow)
+
+
+def first_matching_rule(
+    rules: Sequence[TriggerRuleSpec], workflow: Workflow
+) -> TriggerRuleSpec | None:
+    """Rules are ordered; the first that selects the workflow owns its trigger."""
+    for rule in rules:
+        if rule_matches(rule, workflow):
+            return rule
+    return None
+
+
+def check_trigger_rules(
+    rules: Sequence[TriggerRuleSpec], calendars: Mapping[str, Calendar]
+) -> None:
+    """Rule names must be unique and name known calendars; ``ConfigError`` otherwise."""
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise ConfigError(f"triggers[{i}].name: duplicate trigger rule name {rule.name!r}")
+        seen.add(rule.name)
+        field = "off_during" if rule.off_during is not None else "on_only_during"
+        if rule.calendar not in calendars:
+            known = ", ".join(sorted(calendars)) or "(none defined)"
+            raise ConfigError(
+                f"trigger {rule.name!r}: {field}: unknown calendar {rule.calendar!r}; "
+                f"expected one of: {known}"
+            )
+
+
+@overload
+def desired_trigger(
+    rule: TriggerRuleSpec, calendars: Mapping[str, Calendar], t: datetime, /
+) -> bool: ...
+
+
+@overload
+def desired_trigger(
+    rule: TriggerRuleSpec,
+    workflow: Workflow,
+    calendars: Mapping[str, Calendar],
+    t: datetime,
+    /,
+) -> bool: ...
+
+
+def desired_trigger(rule: TriggerRuleSpec, *args: object) -> bool:
+    """Should the trigger of a workflow managed by ``rule`` be enabled at ``t``?
+
+    Call as ``desired_trigger(rule, calendars, t)`` or, as in interfaces.md,
+    ``desired_trigger(rule, workflow, calendars, t)``; the workflow does not change the
+    answer (check ``rule_matches`` first). Raises ``KeyError`` for an unknown calendar,
+    which a policy that passed validation cannot contain.
+    """
+    if len(args) == 3:
+        _workflow, calendars, t = args
+    elif len(args) == 2:
+        calendars, t = args
+    else:
+        raise TypeError("desired_trigger(rule, [workflow,] calendars, t)")
+    if not isinstance(t, datetime) or not isinstance(calendars, Mapping):
+        raise TypeError("desired_trigger(rule, [workflow,] calendars: Mapping, t: datetime)")
+    active = calendars[rule.calendar].active_at(t)
+    return not active if rule.off_during is not None else active

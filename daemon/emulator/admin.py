@@ -1,0 +1,101 @@
+"""Admin HTTP under ``/_emulator/`` (no auth, not in the ledger): drive and inspect the
+emulator from another process — the CLI-run emulator has no Python handle.
+
+GET ledger?since=N -> {"entries": [...], "last_seq": N}; GET state; GET/POST/DELETE faults
+(POST takes one fault object or a list); POST speed {"speed": N}; POST advance
+{"seconds": N}; POST scenario (a scenario as JSON) -> {"workflow_ids": [...]}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from daemon.emulator.faults import Fault
+from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.emulator.emulator import Emulator
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(data).encode(), content_type="application/json"
+    )
+
+
+def _bad(message: str) -> web.Response:
+    return _json({"error_code": "EMU.400", "error_msg": message}, 400)
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    return json.loads(raw) if raw else None
+
+
+def add_admin_routes(app: web.Application, emu: Emulator) -> None:
+    async def ledger(request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _bad("since must be an integer")
+        entries = emu.ledger_since(since)
+        return _json({"entries": [e.to_json() for e in entries], "last_seq": emu.last_seq})
+
+    async def state(request: web.Request) -> web.Response:
+        return _json(emu.snapshot())
+
+    async def faults_get(request: web.Request) -> web.Response:
+        return _json({"faults": emu.faults.list()})
+
+    async def faults_post(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request)
+            items = data if isinstance(data, list) else [data]
+            parsed = [Fault.from_json(item) for item in items]
+        except (ValueError, TypeError) as exc:
+            return _bad(f"invalid fault: {exc}")
+        for fault in parsed:
+            emu.faults.add(fault)
+        return _json({"faults": emu.faults.list()})
+
+    async def faults_delete(request: web.Request) -> web.Response:
+        emu.faults.clear()
+        return _json({"faults": []})
+
+    async def speed(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request)
+            emu.set_speed(float(data["speed"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            return _bad(f"expected {{'speed': N >= 0}}: {exc}")
+        return _json({"speed": emu.clock.speed, "now": emu.now().isoformat()})
+
+    async def advance(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request)
+            fired_before = len(emu.changes("cron_fired"))
+            emu.advance(float(data["seconds"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            return _bad(f"expected {{'seconds': N >= 0}}: {exc}")
+        fired = len(emu.changes("cron_fired")) - fired_before
+        return _json({"now": emu.now().isoformat(), "cron_fired": fired})
+
+    async def scenario(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request)
+            ids = emu.load_scenario(data)
+        except (ValueError, ConfigError) as exc:
+            return _bad(str(exc))
+        return _json({"workflow_ids": ids})
+
+    app.router.add_get("/_emulator/ledger", ledger)
+    app.router.add_get("/_emulator/state", state)
+    app.router.add_get("/_emulator/faults", faults_get)
+    app.router.add_post("/_emulator/faults", faults_post)
+    app.router.add_delete("/_emulator/faults", faults_delete)
+    app.router.add_post("/_emulator/speed", speed)
+    app.router.add_post("/_emulator/advance", advance)
+    app.router.add_post("/_emulator/scenario", scenario)

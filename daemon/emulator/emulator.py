@@ -1,0 +1,306 @@
+"""``Emulator``: the fake AOM/DataArts cloud, usable in-process and behind the CLI.
+
+It owns the world (workflows, executions), the emulated clock, the faults, the ledger,
+the aiohttp server and one ticker task that fires cron triggers. Python methods
+(``add_workflow``, ``start_execution``, ``advance``...) let tests set up and drive state
+without HTTP; the HTTP surface is what the code under test talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from daemon.clock import Clock
+from daemon.emulator.admin import add_admin_routes
+from daemon.emulator.api import Api
+from daemon.emulator.auth import Credentials
+from daemon.emulator.clock import EmuClock, ms_to_datetime
+from daemon.emulator.faults import FaultSet
+from daemon.emulator.ledger import Ledger, LedgerEntry
+from daemon.emulator.scenario import parse_node, read_scenario
+from daemon.emulator.state import Execution, NodeSpec
+from daemon.emulator.workflows import Workflow, World
+
+log = structlog.get_logger("daemon.emulator")
+
+TICK_SECONDS = 0.05
+"""Real seconds between cron checks: at speed 60 a fire is late by at most 3 emulated s."""
+
+
+class Emulator:
+    """An AOM-compatible server with scripted workflows (see interfaces.md)."""
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        token: str | None = None,
+        speed: float = 1.0,
+        seed: int = 0,
+        wall: Clock | None = None,
+        start_time: datetime | None = None,
+        ledger_limit: int | None = None,
+    ) -> None:
+        if len(project_id) != 32:
+            raise ValueError("project_id must be exactly 32 characters")
+        self.project_id = project_id
+        self.seed = seed
+        self.clock = EmuClock(speed=speed, wall=wall, start=start_time)
+        self.world = World(project_id=project_id, seed=seed)
+        self.faults = FaultSet(seed)
+        self._ledger = Ledger(ledger_limit)
+        self._creds = Credentials(access_key, secret_key, token)
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._url: str | None = None
+        self.api = Api(
+            world=self.world,
+            clock=self.clock,
+            ledger=self._ledger,
+            faults=self.faults,
+            creds=self._creds,
+            closing=self._closing,
+        )
+
+    def __repr__(self) -> str:
+        return f"Emulator(project_id={self.project_id!r}, url={self._url!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("emulator not started")
+        return self._url
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        add_admin_routes(app, self)
+        app.router.add_route("*", "/{tail:.*}", self.api.handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 = ephemeral) and start the cron ticker; returns the URL."""
+        if self._runner is not None:
+            raise RuntimeError("emulator already started")
+        self._closing.clear()
+        runner = web.AppRunner(
+            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        self._url = f"http://{host}:{bound[1]}"
+        self._ticker = asyncio.create_task(self._tick_forever(), name="emulator-ticker")
+        return self._url
+
+    async def stop(self) -> None:
+        """Stop serving; hung requests are released. Safe to call twice."""
+        self._closing.set()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Emulator:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # keep firing crons; the traceback is logged for the test
+                log.exception("emulator_tick_failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Emulated now (aware UTC)."""
+        return self.clock.now()
+
+    def set_speed(self, speed: float) -> None:
+        self.clock.set_speed(speed)
+
+    def set_seed(self, seed: int) -> None:
+        """Seed node ``fail_probability`` draws and fault probabilities (ids keep theirs)."""
+        self.seed = seed
+        self.world.seed = seed
+        self.faults.reseed(seed)
+
+    def advance(self, seconds: float) -> None:
+        """Jump emulated time forward, then fire due crons (tests drive time with this)."""
+        self.clock.advance(seconds)
+        self.tick()
+
+    def tick(self) -> int:
+        """Fire every due cron trigger now; returns how many executions started."""
+        now_ms = self.clock.now_ms()
+        fired = self.world.fire_due(now_ms)
+        for ex in fired:
+            self._ledger.append(
+                time=ms_to_datetime(ex.begin_ms),  # the fire time, even if noticed later
+                method="CRON",
+                path=f"/_cron/{ex.workflow_id}",
+                query={},
+                auth="none",
+                status=None,
+                request_id=f"cron-{ex.execution_id}",
+                change={
+                    "kind": "cron_fired",
+                    "workflow_id": ex.workflow_id,
+                    "execution_id": ex.execution_id,
+                },
+            )
+        return len(fired)
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def add_workflow(
+        self,
+        *,
+        name: str,
+        type: str = "manual",
+        tags: Mapping[str, str] | None = None,
+        nodes: Sequence[Mapping[str, Any] | NodeSpec] = (),
+        cron: str | None = None,
+        trigger_enabled: bool = True,
+        id: str | None = None,
+    ) -> str:
+        """Add a workflow; ``nodes`` are scenario-style dicts or NodeSpec. Returns its id."""
+        specs = [
+            n if isinstance(n, NodeSpec) else parse_node(n, "add_workflow", f"nodes[{i}]")
+            for i, n in enumerate(nodes)
+        ]
+        wf = self.world.add_workflow(
+            name=name,
+            type=type,
+            tags=tags,
+            nodes=specs,
+            cron=cron,
+            trigger_enabled=trigger_enabled,
+            id=id,
+            now_ms=self.clock.now_ms(),
+        )
+        return wf.id
+
+    def start_execution(self, workflow_id: str) -> str:
+        """Start an execution now, as ExecuteWorkflow would (not recorded in the ledger)."""
+        wf = self.world.workflows[workflow_id]
+        return self.world.start_execution(
+            wf, at_ms=self.clock.now_ms(), created_by="emulator"
+        ).execution_id
+
+    def set_trigger(self, workflow_id: str, enabled: bool) -> None:
+        """Enable/disable a trigger as UpdateWorkflowTriggerStatus would (not in the ledger)."""
+        self.world.set_trigger(self.world.workflows[workflow_id], enabled, self.clock.now_ms())
+
+    def load_scenario(self, source: Mapping[str, Any] | str | Path) -> list[str]:
+        """Load workflows (and seed/speed) from a dict or YAML/JSON file; returns ids."""
+        scenario = read_scenario(source)
+        if scenario.speed is not None:
+            self.set_speed(scenario.speed)
+        if scenario.seed is not None:
+            self.set_seed(scenario.seed)
+        ids: list[str] = []
+        for wdef in scenario.workflows:
+            wid = self.add_workflow(
+                name=wdef.name,
+                type=wdef.type,
+                tags=wdef.tags,
+                nodes=wdef.nodes,
+                cron=wdef.cron,
+                trigger_enabled=wdef.trigger_enabled,
+                id=wdef.id,
+            )
+            for _ in range(wdef.start):
+                self.start_execution(wid)
+            ids.append(wid)
+        return ids
+
+    def populate(
+        self, workflows: int = 2000, executions_per_workflow: int = 5, seed: int = 0
+    ) -> list[str]:
+        """Bulk-add workflows with mostly finished executions (benchmarks)."""
+        return self.world.populate(
+            workflows=workflows,
+            executions_per_workflow=executions_per_workflow,
+            seed=seed,
+            now_ms=self.clock.now_ms(),
+        )
+
+    # -- inspection ------------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> list[LedgerEntry]:
+        """Every request received (admin excluded) and every cron fire, in order."""
+        return self._ledger.entries
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest ledger entry (0 when empty)."""
+        return self._ledger.last_seq
+
+    def ledger_since(self, seq: int) -> list[LedgerEntry]:
+        """Ledger entries with ``seq`` greater than the one given."""
+        return self._ledger.since(seq)
+
+    def changes(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The ``change`` of each ledger entry that has one, optionally of one kind."""
+        return self._ledger.changes(kind)
+
+    def workflow(self, workflow_id: str) -> Workflow:
+        wf = self.world.workflows[workflow_id]
+        wf.refresh(self.clock.now_ms())
+        return wf
+
+    def execution(self, workflow_id: str, execution_id: str) -> Execution:
+        return self.workflow(workflow_id).executions[execution_id]
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state of everything (admin GET /_emulator/state)."""
+        now_ms = self.clock.now_ms()
+        workflows = []
+        for wf in self.world.workflows.values():
+            wf.refresh(now_ms)
+            item = dict(wf.to_json(self.project_id))
+            item["cron"] = wf.cron
+            item["next_fire_time"] = wf.next_fire_ms if wf.trigger_enabled else None
+            item["executions"] = [ex.brief() for ex in reversed(wf.executions.values())]
+            workflows.append(item)
+        return {
+            "now": self.clock.now().isoformat(),
+            "now_ms": now_ms,
+            "speed": self.clock.speed,
+            "seed": self.seed,
+            "workflows": workflows,
+            "dataarts_tasks": dict(self.world.dataarts_tasks),
+            "faults": self.faults.list(),
+            "ledger_last_seq": self._ledger.last_seq,
+        }

@@ -1,0 +1,195 @@
+"""Scenario files: the workflows, node behaviours, seed and speed an emulator starts with.
+
+Text comes in here, so every problem is reported as a ConfigError naming the field
+(``workflows[1].nodes[0].behaviour``) and what was expected. Format (interfaces.md)::
+
+    seed: 7
+    speed: 60
+    workflows:
+      - id: wf-patch                  # optional
+        name: patch-linux
+        type: cron                    # cron | event | manual
+        tags: {team: ops}
+        cron: "*/10 * * * *"
+        trigger: enable               # enable | disable
+        nodes:
+          - {id: precheck, kind: task, duration: 20, behaviour: succeed}
+          - {id: patch, behaviour: {fail_times: 2}}
+          - {id: approve, kind: pause}
+          - {id: reboot, behaviour: fail}
+          - {id: flaky, behaviour: {fail_probability: 0.3, duration: 5}}
+        start: 2                      # executions started at load time
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from daemon.emulator.state import Behaviour, NodeSpec
+from daemon.errors import ConfigError
+
+DEFAULT_DURATION_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowDef:
+    id: str | None
+    name: str
+    type: str
+    tags: dict[str, str]
+    cron: str | None
+    trigger_enabled: bool
+    nodes: tuple[NodeSpec, ...]
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    seed: int | None
+    speed: float | None
+    workflows: tuple[WorkflowDef, ...]
+
+
+def read_scenario(source: Mapping[str, Any] | str | Path) -> Scenario:
+    """Parse a scenario from a dict or a YAML/JSON file path."""
+    where = "scenario"
+    if isinstance(source, str | Path):
+        path = Path(source)
+        where = str(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{where}: cannot read scenario: {exc}", source=where) from exc
+    else:
+        data = source
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping at the top level", source=where)
+    return _scenario(data, where)
+
+
+def _fail(where: str, field: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {field}: {message}", source=where)
+
+
+def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
+    _only(data, {"seed", "speed", "workflows"}, where, "(top level)")
+    seed = data.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise _fail(where, "seed", "expected an integer")
+    speed = data.get("speed")
+    if speed is not None and (not isinstance(speed, int | float) or speed < 0):
+        raise _fail(where, "speed", "expected a number >= 0")
+    raw = data.get("workflows") or []
+    if not isinstance(raw, list):
+        raise _fail(where, "workflows", "expected a list")
+    wfs = tuple(_workflow(w, where, f"workflows[{i}]") for i, w in enumerate(raw))
+    return Scenario(seed, float(speed) if speed is not None else None, wfs)
+
+
+def _only(data: Mapping[str, Any], allowed: set[str], where: str, field: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise _fail(where, field, f"unknown keys {unknown}; expected some of {sorted(allowed)}")
+
+
+def _workflow(data: Any, where: str, field: str) -> WorkflowDef:
+    if not isinstance(data, Mapping):
+        raise _fail(where, field, "expected a mapping")
+    _only(data, {"id", "name", "type", "tags", "cron", "trigger", "nodes", "start"}, where, field)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(where, f"{field}.name", "expected a non-empty string")
+    wtype = data.get("type", "manual")
+    if wtype not in ("cron", "event", "manual"):
+        raise _fail(where, f"{field}.type", "expected cron, event or manual")
+    tags = data.get("tags") or {}
+    if not isinstance(tags, Mapping):
+        raise _fail(where, f"{field}.tags", "expected a mapping of strings")
+    trigger = data.get("trigger", "enable")
+    if trigger not in ("enable", "disable", True, False):
+        raise _fail(where, f"{field}.trigger", "expected enable or disable")
+    cron = data.get("cron")
+    if (wtype == "cron") != (cron is not None):
+        raise _fail(where, f"{field}.cron", "required for type cron and only for it")
+    nodes_raw = data.get("nodes") or []
+    if not isinstance(nodes_raw, list):
+        raise _fail(where, f"{field}.nodes", "expected a list")
+    nodes = tuple(parse_node(n, where, f"{field}.nodes[{i}]") for i, n in enumerate(nodes_raw))
+    start = data.get("start", 0)
+    if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+        raise _fail(where, f"{field}.start", "expected an integer >= 0")
+    wid = data.get("id")
+    if wid is not None and (not isinstance(wid, str) or not 1 <= len(wid) <= 64):
+        raise _fail(where, f"{field}.id", "expected a string of 1-64 characters")
+    return WorkflowDef(
+        id=wid,
+        name=name,
+        type=wtype,
+        tags={str(k): str(v) for k, v in tags.items()},
+        cron=str(cron) if cron is not None else None,
+        trigger_enabled=trigger in ("enable", True),
+        nodes=nodes,
+        start=start,
+    )
+
+
+def parse_node(data: Any, where: str, field: str) -> NodeSpec:
+    if not isinstance(data, Mapping):
+        raise _fail(where, field, "expected a mapping")
+    _only(data, {"id", "name", "kind", "duration", "behaviour"}, where, field)
+    nid = data.get("id")
+    if not isinstance(nid, str) or not 1 <= len(nid) <= 64:
+        raise _fail(where, f"{field}.id", "expected a string of 1-64 characters")
+    kind = data.get("kind", "task")
+    raw = data.get("behaviour", "succeed")
+    if raw == "pause":
+        kind = "pause"
+        raw = "succeed"
+    if kind not in ("task", "pause"):
+        raise _fail(where, f"{field}.kind", "expected task or pause")
+    duration = data.get("duration", DEFAULT_DURATION_SECONDS)
+    behaviour, override = _behaviour(raw, where, f"{field}.behaviour")
+    if override is not None:
+        duration = override
+    if not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
+        raise _fail(where, f"{field}.duration", "expected seconds >= 0")
+    return NodeSpec(
+        id=nid,
+        name=str(data.get("name", nid)),
+        kind=kind,
+        duration_ms=int(duration * 1000),
+        behaviour=behaviour,
+    )
+
+
+def _behaviour(raw: Any, where: str, field: str) -> tuple[Behaviour, float | None]:
+    """A behaviour plus an optional duration given inside it (``{duration: D}``)."""
+    if raw in ("succeed", None):
+        return Behaviour("succeed"), None
+    if raw == "fail":
+        return Behaviour("fail"), None
+    expected = "succeed | fail | pause | {fail_times: N} | {fail_probability: p} | {duration: D}"
+    if not isinstance(raw, Mapping):
+        raise _fail(where, field, f"expected {expected}")
+    _only(raw, {"fail_times", "fail_probability", "duration"}, where, field)
+    duration = raw.get("duration")
+    if duration is not None and (not isinstance(duration, int | float) or duration < 0):
+        raise _fail(where, f"{field}.duration", "expected seconds >= 0")
+    if "fail_times" in raw and "fail_probability" in raw:
+        raise _fail(where, field, "use either fail_times or fail_probability")
+    if "fail_times" in raw:
+        times = raw["fail_times"]
+        if not isinstance(times, int) or isinstance(times, bool) or times < 0:
+            raise _fail(where, f"{field}.fail_times", "expected an integer >= 0")
+        return Behaviour("fail_times", times=times), duration
+    if "fail_probability" in raw:
+        p = raw["fail_probability"]
+        if not isinstance(p, int | float) or not 0 <= p <= 1:
+            raise _fail(where, f"{field}.fail_probability", "expected a number within [0, 1]")
+        return Behaviour("fail_probability", probability=float(p)), duration
+    return Behaviour("succeed"), duration

@@ -1,0 +1,272 @@
+"""The one path every write takes: guards, journal intent, call, journal outcome.
+
+Exactly-once effect comes from three rules enforced here and nowhere else:
+
+1. the intent is journaled under its idempotency key *before* the call, and a key that
+   already has an intent is never sent again unless a later read proved it was not applied;
+2. the outcome is journaled after the call, shielded from cancellation;
+3. a lost reply (``OutcomeUnknown``) is resolved by reading state again, never by resending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from daemon.clock import Clock
+from daemon.engine.safety import BlastRadius, CircuitBreaker
+from daemon.errors import (
+    CloudError,
+    JournalError,
+    OutcomeUnknown,
+    PermanentCloudError,
+    TemporaryCloudError,
+)
+
+log = structlog.get_logger("aomd.executor")
+
+Outcome = Literal[
+    "applied",
+    "rejected",
+    "failed",
+    "unknown",
+    "resolved_applied",
+    "resolved_not_applied",
+    "moot",
+    "dry_run",
+    "refused",
+    "duplicate",
+]
+#: Outcomes after which the same key may be sent again (a read proved nothing happened,
+#: or the call was refused before it left).
+RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
+Resolution = Literal["applied", "not_applied", "moot", "unknown"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteIntent:
+    """One write aomd means to make; ``key`` makes it happen at most once."""
+
+    key: str
+    kind: str
+    """restart | skip | continue | terminate | notify | trigger_enable | trigger_disable |
+    execute | dataarts_start | dataarts_schedule | dataarts_stop"""
+    workflow_id: str
+    execution_id: str | None = None
+    node_id: str | None = None
+    attempt: int = 1
+    rule: str = ""
+    reason: str = ""
+    dry_run: bool = False
+    observed: str = ""
+    """What the execution/trigger looked like when we decided (to resolve a lost reply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    outcome: Outcome
+    request_id: str | None = None
+    error: str | None = None
+    result: Any = None
+
+
+class JournalPort(Protocol):
+    """What the executor needs of the journal (``daemon.journal`` implements it)."""
+
+    async def begin(self, intent: WriteIntent, at: datetime) -> str | None:
+        """Record the intent. Returns None when newly recorded, else the existing outcome
+        (``"pending"`` when the key has an intent but no outcome yet)."""
+        ...
+
+    async def finish(
+        self,
+        key: str,
+        outcome: str,
+        *,
+        request_id: str | None,
+        error: str | None,
+        at: datetime,
+    ) -> None: ...
+
+
+class Guard(Protocol):
+    def may_write(self) -> bool: ...
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        journal: JournalPort,
+        clock: Clock,
+        blast: BlastRadius,
+        breaker: CircuitBreaker,
+        leader: Guard,
+        dry_run: bool,
+        on_outcome: Callable[[WriteIntent, WriteReport], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.clock = clock
+        self.blast = blast
+        self.breaker = breaker
+        self.leader = leader
+        self.dry_run = dry_run
+        self.on_outcome = on_outcome
+        self.stopping = False
+        """Set on shutdown: no new writes start, in-flight ones finish."""
+        self._refusal_logged: dict[str, str] = {}
+        self.blast_tripped = False
+        self.in_flight = 0
+
+    def _refuse(self, intent: WriteIntent) -> str | None:
+        now = self.clock.monotonic()
+        if self.stopping:
+            return "shutting down"
+        if not self.leader.may_write():
+            return "not the leader"
+        refusal = self.breaker.check(now)
+        if refusal is None:
+            refusal = self.blast.check(intent.workflow_id, now)
+            was = self.blast_tripped
+            self.blast_tripped = refusal is not None
+            if self.blast_tripped and not was:
+                log.error("blast_radius_tripped", reason=refusal.reason if refusal else None)
+            elif was and not self.blast_tripped:
+                log.warning("blast_radius_cleared")
+        return refusal.reason if refusal else None
+
+    async def write(
+        self,
+        intent: WriteIntent,
+        call: Callable[[], Awaitable[Any]],
+        resolve: Callable[[], Awaitable[Resolution]] | None = None,
+    ) -> WriteReport:
+        """Make ``intent`` happen at most once. ``call`` does the API write; ``resolve``
+        reads state again to tell whether a write with a lost reply took effect."""
+        dry = self.dry_run or intent.dry_run
+        bound = log.bind(
+            workflow_id=intent.workflow_id,
+            execution_id=intent.execution_id,
+            node_id=intent.node_id,
+            rule=intent.rule,
+            action=intent.kind,
+            attempt=intent.attempt,
+            reason=intent.reason,
+            dry_run=dry,
+        )
+        if not dry:
+            why = self._refuse(intent)
+            if why is not None:
+                if self._refusal_logged.get(intent.key) != why:
+                    self._refusal_logged[intent.key] = why
+                    bound.warning("action_refused", outcome="refused", refusal=why)
+                return WriteReport("refused", error=why)
+        self._refusal_logged.pop(intent.key, None)
+        now = self.clock.now()
+        existing = await self.journal.begin(intent, now)
+        if existing == "pending":
+            if resolve is None:
+                return WriteReport("unknown")
+            return await self._resolve(intent, resolve, bound)
+        if existing is not None and existing not in RETRYABLE_OUTCOMES:
+            return WriteReport("duplicate")
+        if dry:
+            await self._finish(intent, WriteReport("dry_run"))
+            bound.info("action_decided", outcome="dry_run", request_id=None)
+            return WriteReport("dry_run")
+        self.in_flight += 1
+        try:
+            report = await self._call(intent, call)
+        finally:
+            self.in_flight -= 1
+        if report.outcome == "unknown":
+            await self._finish(intent, report)
+            bound.warning("action_sent", outcome="unknown", request_id=report.request_id)
+            if resolve is not None:
+                return await self._resolve(intent, resolve, bound)
+            return report
+        await self._finish(intent, report)
+        level = "info" if report.outcome == "applied" else "warning"
+        getattr(bound, level)(
+            "action_sent", outcome=report.outcome, request_id=report.request_id, error=report.error
+        )
+        return report
+
+    async def _call(self, intent: WriteIntent, call: Callable[[], Awaitable[Any]]) -> WriteReport:
+        now = self.clock.monotonic()
+        self.blast.record(intent.workflow_id, now)
+        try:
+            result = await call()
+        except OutcomeUnknown as exc:
+            self.breaker.record(False, self.clock.monotonic())
+            return WriteReport("unknown", exc.request_id, _describe(exc))
+        except TemporaryCloudError as exc:
+            # A 429/5xx answer or a refused connection: the server said no, nothing applied.
+            self.breaker.record(False, self.clock.monotonic())
+            return WriteReport("failed", exc.request_id, _describe(exc))
+        except PermanentCloudError as exc:
+            self.breaker.record(True, self.clock.monotonic())
+            return WriteReport("rejected", exc.request_id, _describe(exc))
+        except CloudError as exc:
+            self.breaker.record(False, self.clock.monotonic())
+            return WriteReport("unknown", exc.request_id, _describe(exc))
+        self.breaker.record(True, self.clock.monotonic())
+        request_id = getattr(result, "request_id", None)
+        return WriteReport("applied", request_id, None, result)
+
+    async def _resolve(
+        self,
+        intent: WriteIntent,
+        resolve: Callable[[], Awaitable[Resolution]],
+        bound: Any,
+    ) -> WriteReport:
+        try:
+            resolution = await resolve()
+        except CloudError as exc:
+            bound.warning(
+                "outcome_unresolved",
+                outcome="unknown",
+                error=_describe(exc),
+                request_id=exc.request_id,
+            )
+            return WriteReport("unknown", exc.request_id, _describe(exc))
+        if resolution == "unknown":
+            return WriteReport("unknown")
+        outcome: Outcome = {
+            "applied": "resolved_applied",
+            "not_applied": "resolved_not_applied",
+            "moot": "moot",
+        }[resolution]  # type: ignore[assignment]  # the dict covers every other Resolution
+        report = WriteReport(outcome)
+        await self._finish(intent, report)
+        bound.info("outcome_resolved", outcome=outcome, request_id=None)
+        return report
+
+    async def _finish(self, intent: WriteIntent, report: WriteReport) -> None:
+        # Shielded: a shutdown must not lose the record of a write that happened.
+        try:
+            await asyncio.shield(
+                self.journal.finish(
+                    intent.key,
+                    report.outcome,
+                    request_id=report.request_id,
+                    error=report.error,
+                    at=self.clock.now(),
+                )
+            )
+        except JournalError:
+            log.exception("journal_write_failed", key=intent.key, outcome=report.outcome)
+            raise
+        if self.on_outcome is not None:
+            self.on_outcome(intent, report)
+
+
+def _describe(exc: CloudError) -> str:
+    code = f" {exc.error_code}" if exc.error_code else ""
+    status = f" HTTP {exc.status}" if exc.status else ""
+    return f"{type(exc).__name__}{status}{code}: {exc}"

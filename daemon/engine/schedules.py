@@ -1,0 +1,206 @@
+"""Scheduled work: run workflows and DataArts task actions at their fire times, once.
+
+Each fire time has the idempotency key ``schedule/<name>/<fire time>``. The journal
+intent is written before the call, so a restart around the fire time finds the key and
+never runs it twice; a lost reply is resolved by looking for an execution that began at
+or after the fire time. Fire times inside a ``blocked_by`` calendar are journaled as
+skipped, late ones beyond ``misfire_grace_seconds`` as missed, and with ``coalesce`` only
+the latest of several due fire times runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from daemon.calendar.calendar import Calendar
+from daemon.calendar.schedules import Fire, ScheduleSources, fire_times
+from daemon.calendar.spec import ScheduleSpec
+from daemon.cloud.protocol import CloudClient
+from daemon.engine.executor import Executor, JournalPort, Resolution, WriteIntent
+
+log = structlog.get_logger("aomd.schedules")
+
+LOOKBACK = timedelta(days=1)
+"""How far back a start-up looks for fire times it may have slept through."""
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    schedule: str
+    fire_time: datetime
+    outcome: str
+
+
+class ScheduleRunner:
+    def __init__(
+        self,
+        *,
+        client: CloudClient,
+        journal: JournalPort,
+        executor: Executor,
+        account: str,
+        default_workspace: str | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.executor = executor
+        self.account = account
+        self.default_workspace = default_workspace
+        self._last_tick: datetime | None = None
+        self.runs = 0
+
+    def next_fire(
+        self,
+        schedules: Sequence[ScheduleSpec],
+        calendars: Mapping[str, Calendar],
+        sources: ScheduleSources,
+        after: datetime,
+    ) -> datetime | None:
+        best: datetime | None = None
+        for spec in schedules:
+            for horizon in (timedelta(days=2), timedelta(days=400)):
+                fires = fire_times(
+                    spec, calendars, after + timedelta(microseconds=1), after + horizon, sources
+                )
+                if fires:
+                    if best is None or fires[0].time < best:
+                        best = fires[0].time
+                    break
+        return best
+
+    async def tick(
+        self,
+        schedules: Sequence[ScheduleSpec],
+        calendars: Mapping[str, Calendar],
+        sources: ScheduleSources,
+        now: datetime,
+    ) -> list[FireResult]:
+        since = self._last_tick or (now - LOOKBACK)
+        results: list[FireResult] = []
+        for spec in schedules:
+            grace = timedelta(seconds=spec.misfire_grace_seconds)
+            start = min(since, now - grace)
+            fires = fire_times(spec, calendars, start, now + timedelta(microseconds=1), sources)
+            due = [f for f in fires if now - f.time <= grace]
+            missed = [f for f in fires if now - f.time > grace and f.time >= since]
+            for fire in missed:
+                results.append(await self._record(spec, fire, "missed", "later than misfire grace"))
+            runnable = [f for f in due if f.blocked_by is None]
+            for fire in due:
+                if fire.blocked_by is not None:
+                    results.append(
+                        await self._record(
+                            spec, fire, "skipped", f"inside blocking calendar {fire.blocked_by}"
+                        )
+                    )
+            if spec.coalesce and len(runnable) > 1:
+                for fire in runnable[:-1]:
+                    results.append(
+                        await self._record(spec, fire, "coalesced", "a later fire time ran instead")
+                    )
+                runnable = runnable[-1:]
+            for fire in runnable:
+                results.append(await self._run(spec, fire, now))
+        self._last_tick = now
+        return [r for r in results if r.outcome != "duplicate"]
+
+    def _key(self, spec: ScheduleSpec, fire: Fire) -> str:
+        return f"schedule/{self.account}/{spec.name}/{fire.time.isoformat()}"
+
+    async def _record(
+        self, spec: ScheduleSpec, fire: Fire, outcome: str, reason: str
+    ) -> FireResult:
+        intent = WriteIntent(
+            key=self._key(spec, fire),
+            kind="scheduled_" + outcome,
+            workflow_id=_target(spec),
+            rule=spec.name,
+            reason=reason,
+        )
+        existing = await self.journal.begin(intent, fire.time)
+        if existing is not None:
+            return FireResult(spec.name, fire.time, "duplicate")
+        await self.journal.finish(intent.key, outcome, request_id=None, error=None, at=fire.time)
+        log.info(
+            "scheduled_run_" + outcome,
+            rule=spec.name,
+            action=spec.action.describe(),
+            fire_time=fire.time.isoformat(),
+            reason=reason,
+            outcome=outcome,
+            workflow_id=_target(spec),
+        )
+        return FireResult(spec.name, fire.time, outcome)
+
+    async def _run(self, spec: ScheduleSpec, fire: Fire, now: datetime) -> FireResult:
+        action = spec.action
+        reason = f"scheduled at {fire.time.isoformat()}"
+        if action.execute is not None:
+            ex = action.execute
+            workflow_id = ex.workflow_id or await self._resolve_name(ex.workflow_name or "")
+            if workflow_id is None:
+                log.error(
+                    "scheduled_run_failed",
+                    rule=spec.name,
+                    reason=f"no workflow named {ex.workflow_name!r}",
+                    outcome="failed",
+                )
+                return FireResult(spec.name, fire.time, "failed")
+            intent = WriteIntent(
+                key=self._key(spec, fire),
+                kind="execute",
+                workflow_id=workflow_id,
+                rule=spec.name,
+                reason=reason,
+            )
+            params = dict(ex.parameters)
+
+            async def call() -> object:
+                return await self.client.execute_workflow(workflow_id, params or None)
+
+            async def resolve() -> Resolution:
+                since_ms = int(fire.time.timestamp() * 1000)
+                for e in await self.client.list_executions(workflow_id):
+                    if e.begin_time is not None and e.begin_time >= since_ms:
+                        return "applied"
+                return "not_applied"
+
+            report = await self.executor.write(intent, call, resolve)
+        else:
+            da = action.dataarts
+            assert da is not None  # ActionSpec guarantees exactly one
+            workspace = da.workspace or self.default_workspace
+            intent = WriteIntent(
+                key=self._key(spec, fire),
+                kind=f"dataarts_{da.action}",
+                workflow_id=f"dataarts:{da.task_id}",
+                rule=spec.name,
+                reason=reason,
+            )
+
+            async def call() -> object:
+                return await self.client.dataarts_task_action(da.task_id, da.action, workspace)
+
+            # DataArts has no read-back for task actions: a lost reply stays "unknown"
+            # and is reported, never resent.
+            report = await self.executor.write(intent, call, None)
+        if report.outcome in ("applied", "dry_run"):
+            self.runs += 1
+        return FireResult(spec.name, fire.time, report.outcome)
+
+    async def _resolve_name(self, name: str) -> str | None:
+        for wf in await self.client.list_workflows(search=name):
+            if wf.name == name:
+                return wf.id
+        return None
+
+
+def _target(spec: ScheduleSpec) -> str:
+    if spec.action.execute is not None:
+        return spec.action.execute.workflow_id or f"name:{spec.action.execute.workflow_name}"
+    assert spec.action.dataarts is not None
+    return f"dataarts:{spec.action.dataarts.task_id}"

@@ -1,0 +1,175 @@
+"""Trigger reconciler: make each managed workflow's trigger match its calendar.
+
+Level-triggered: every pass reads every workflow's ``trigger_status`` and compares it with
+the desired state at ``now``; it does not matter whether a transition was seen. Passes
+run at start-up (healing anything missed while down), at each calendar transition and
+periodically as a safety net.
+
+Ownership: aomd re-enables only triggers it disabled itself (journaled), unless the rule
+says ``manage: full``. A trigger re-enabled by a person inside a freeze is *drift*: it is
+disabled again (``drift: correct``) or only reported (``drift: report``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from daemon.calendar.calendar import Calendar
+from daemon.calendar.spec import TriggerRuleSpec
+from daemon.calendar.triggers import desired_trigger, first_matching_rule
+from daemon.cloud.protocol import CloudClient
+from daemon.engine.executor import Executor, Resolution, WriteIntent
+from daemon.model import Workflow
+
+log = structlog.get_logger("aomd.triggers")
+
+
+class OwnershipPort(Protocol):
+    async def owned_triggers(self) -> set[str]: ...
+
+    async def set_trigger_owned(
+        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerStep:
+    """What one pass wants done to one workflow (pure result, easy to test and to plan)."""
+
+    workflow_id: str
+    enable: bool
+    rule: str
+    reason: str
+    drift: bool
+    report_only: bool
+
+
+def plan_triggers(
+    workflows: Sequence[Workflow],
+    rules: Sequence[TriggerRuleSpec],
+    calendars: Mapping[str, Calendar],
+    owned: set[str],
+    now: datetime,
+) -> list[TriggerStep]:
+    """Pure: compare desired with observed for every workflow a rule selects."""
+    steps: list[TriggerStep] = []
+    for wf in workflows:
+        rule = first_matching_rule(rules, wf)
+        if rule is None:
+            continue
+        observed = wf.trigger_enabled
+        if observed is None and wf.type != "cron":
+            continue  # no trigger to manage (event/manual workflow)
+        want = desired_trigger(rule, calendars, now)
+        cal = rule.calendar
+        if want and observed is False:
+            if rule.manage == "full" or wf.id in owned:
+                steps.append(
+                    TriggerStep(
+                        wf.id,
+                        True,
+                        rule.name,
+                        f"calendar {cal} {'ended' if rule.off_during else 'active'}; re-enabling",
+                        drift=False,
+                        report_only=False,
+                    )
+                )
+        elif not want and observed is not False:
+            drift = wf.id in owned
+            why = (f"calendar {cal} active" if rule.off_during else f"outside calendar {cal}") + (
+                "; trigger was re-enabled by someone (drift)" if drift else ""
+            )
+            steps.append(
+                TriggerStep(
+                    wf.id,
+                    False,
+                    rule.name,
+                    why,
+                    drift=drift,
+                    report_only=drift and rule.drift == "report",
+                )
+            )
+    return steps
+
+
+class TriggerReconciler:
+    def __init__(
+        self,
+        *,
+        client: CloudClient,
+        ownership: OwnershipPort,
+        executor: Executor,
+        account: str,
+    ) -> None:
+        self.client = client
+        self.ownership = ownership
+        self.executor = executor
+        self.account = account
+        self.passes = 0
+        self.drifts = 0
+        self.owned_count = 0
+
+    async def reconcile(
+        self,
+        rules: Sequence[TriggerRuleSpec],
+        calendars: Mapping[str, Calendar],
+        now: datetime,
+    ) -> list[TriggerStep]:
+        if not rules:
+            return []
+        workflows = await self.client.list_workflows()
+        owned = await self.ownership.owned_triggers()
+        steps = plan_triggers(workflows, rules, calendars, owned, now)
+        for step in steps:
+            await self._apply(step, now)
+        self.passes += 1
+        self.owned_count = len(await self.ownership.owned_triggers())
+        return steps
+
+    async def _apply(self, step: TriggerStep, now: datetime) -> None:
+        action = "trigger_enable" if step.enable else "trigger_disable"
+        if step.drift:
+            self.drifts += 1
+            log.warning(
+                "drift",
+                workflow_id=step.workflow_id,
+                rule=step.rule,
+                action=action,
+                reason=step.reason,
+                outcome="reported" if step.report_only else "correcting",
+            )
+            if step.report_only:
+                return
+        # One key per (workflow, direction, minute): a retry in the same pass is a
+        # duplicate; a drift correction later is a new, separately journaled write.
+        key = f"trigger/{self.account}/{step.workflow_id}/{action}/{now:%Y%m%dT%H%M}"
+        intent = WriteIntent(
+            key=key,
+            kind=action,
+            workflow_id=step.workflow_id,
+            rule=step.rule,
+            reason=step.reason,
+            observed="enabled" if not step.enable else "disabled",
+        )
+
+        async def call() -> object:
+            return await self.client.set_trigger(step.workflow_id, step.enable)
+
+        async def resolve() -> Resolution:
+            for wf in await self.client.list_workflows(search=None):
+                if wf.id == step.workflow_id:
+                    if wf.trigger_enabled is step.enable:
+                        return "applied"
+                    return "not_applied"
+            return "moot"
+
+        report = await self.executor.write(intent, call, resolve)
+        if report.outcome in ("applied", "resolved_applied"):
+            await self.ownership.set_trigger_owned(
+                step.workflow_id, not step.enable, reason=step.reason, at=now
+            )

@@ -1,0 +1,194 @@
+"""Watching: discover in-scope workflows, poll their executions, hand paused ones on.
+
+Cost grows with the number of workflows, not executions: one ListWorkflowExecutions per
+workflow per interval (fast while it has an active execution, slow while idle), the
+detail call only when a brief lacks its node list, and ListWorkflow every
+``discovery_interval`` or on reload. Errors on one workflow never stop the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from daemon.clock import Clock
+from daemon.cloud.protocol import CloudClient
+from daemon.errors import CloudError
+from daemon.model import Execution, Workflow
+
+log = structlog.get_logger("aomd.watcher")
+
+#: Called for each active execution; returns when to look again (emulated/wall time) or None.
+Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
+#: Decides which discovered workflows are in scope of the current policy.
+Scope = Callable[[Workflow], bool]
+
+
+@dataclass
+class WatchStats:
+    polls: int = 0
+    poll_errors: int = 0
+    discoveries: int = 0
+    executions_seen: int = 0
+    active_workflows: int = 0
+    calls: int = 0
+    last_cycle_seconds: float = 0.0
+    watched: int = 0
+    last_error: str | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Watcher:
+    """Polls one account. Level-triggered: every poll judges the full current state."""
+
+    def __init__(
+        self,
+        *,
+        client: CloudClient,
+        clock: Clock,
+        handler: Handler,
+        scope: Callable[[], Scope],
+        fast_interval: float,
+        slow_interval: float,
+        discovery_interval: float,
+        concurrency: int,
+        speed: float = 1.0,
+        on_cycle: Callable[[WatchStats], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.handler = handler
+        self.scope = scope
+        self.fast = fast_interval
+        self.slow = slow_interval
+        self.discovery_interval = discovery_interval
+        self.speed = speed
+        self.on_cycle = on_cycle
+        self.stats = WatchStats()
+        self.workflows: dict[str, Workflow] = {}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._queue: list[tuple[float, str]] = []
+        self._due_at: dict[str, float] = {}
+        """The one live heap entry per workflow; other entries for it are stale."""
+        self._next_discovery = 0.0
+        self._rediscover = asyncio.Event()
+        self.discovered = asyncio.Event()
+        """Set after the first successful discovery (readiness)."""
+
+    def request_discovery(self) -> None:
+        """Called on policy reload: the scope may have changed."""
+        self._rediscover.set()
+
+    async def discover(self) -> Sequence[Workflow]:
+        loop = asyncio.get_running_loop()
+        everything = await self.client.list_workflows()
+        self.stats.calls += 1
+        in_scope = self.scope()
+        fresh = {wf.id: wf for wf in everything if in_scope(wf)}
+        added = fresh.keys() - self.workflows.keys()
+        self.workflows = fresh
+        now = loop.time()
+        for wid in added:
+            self._schedule(wid, now)
+        self.stats.discoveries += 1
+        self.stats.watched = len(fresh)
+        self._next_discovery = now + self.discovery_interval
+        self.discovered.set()
+        log.info(
+            "workflows_discovered", total=len(everything), watched=len(fresh), added=len(added)
+        )
+        return everything
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            cycle_start = loop.time()
+            if self._rediscover.is_set() or cycle_start >= self._next_discovery:
+                self._rediscover.clear()
+                try:
+                    await self.discover()
+                except CloudError as exc:
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning(
+                        "discovery_failed",
+                        error=type(exc).__name__,
+                        error_code=exc.error_code,
+                        request_id=exc.request_id,
+                    )
+                    self._next_discovery = loop.time() + min(self.fast * 2, 30.0)
+            due: list[str] = []
+            now = loop.time()
+            while self._queue and self._queue[0][0] <= now:
+                at, wid = heapq.heappop(self._queue)
+                if wid in self.workflows and self._due_at.get(wid) == at:
+                    due.append(wid)
+            if due:
+                await asyncio.gather(*(self._poll(wid) for wid in due))
+                self.stats.last_cycle_seconds = loop.time() - cycle_start
+                if self.on_cycle is not None:
+                    self.on_cycle(self.stats)
+            wake = self._next_discovery
+            if self._queue:
+                wake = min(wake, self._queue[0][0])
+            timeout = max(0.0, min(wake - loop.time(), 1.0))
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._rediscover.wait()
+            except TimeoutError:
+                pass
+
+    async def _poll(self, wid: str) -> None:
+        loop = asyncio.get_running_loop()
+        wf = self.workflows.get(wid)
+        if wf is None:
+            return
+        interval = self.slow
+        try:
+            async with self._sem:
+                executions = await self.client.list_executions(wid)
+                self.stats.calls += 1
+            self.stats.polls += 1
+            active = [e for e in executions if not e.status.finished]
+            self.stats.executions_seen += len(executions)
+            recheck: datetime | None = None
+            for execution in active:
+                if not execution.nodes:
+                    async with self._sem:
+                        execution = await self.client.get_execution(wid, execution.execution_id)
+                        self.stats.calls += 1
+                when = await self.handler(wf, execution)
+                if when is not None and (recheck is None or when < recheck):
+                    recheck = when
+            if active:
+                interval = self.fast
+            if recheck is not None:
+                wait = (recheck - self.clock.now()).total_seconds() / self.speed
+                interval = max(0.05, min(interval, wait))
+        except CloudError as exc:
+            self.stats.poll_errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "poll_failed",
+                workflow_id=wid,
+                error=type(exc).__name__,
+                status=exc.status,
+                error_code=exc.error_code,
+                request_id=exc.request_id,
+            )
+            interval = self.fast
+        except Exception:
+            # A bug while handling one workflow must not stop the others; it is logged
+            # with its traceback and the workflow is looked at again soon.
+            self.stats.poll_errors += 1
+            log.exception("poll_crashed", workflow_id=wid)
+            interval = self.fast
+        self._schedule(wid, loop.time() + interval)
+
+    def _schedule(self, wid: str, at: float) -> None:
+        self._due_at[wid] = at
+        heapq.heappush(self._queue, (at, wid))
