@@ -160,6 +160,16 @@ class LeaderSettings(_Frozen):
     renew_seconds: float = 5.0
 
 
+class EmulatorSettings(_Frozen):
+    """The embedded emulator used by accounts with ``emulator = true`` (no cloud needed)."""
+
+    scenario: Path | None = None
+    """Scenario file; default: the bundled demo scenario."""
+    speed: float = Field(default=1.0, ge=0)
+    """Emulated seconds per real second (the daemon's clock follows it)."""
+    seed: int = 7
+
+
 class Settings(BaseSettings):
     """Everything configurable. See README "Configuration" for the full table."""
 
@@ -181,6 +191,10 @@ class Settings(BaseSettings):
     safety: SafetySettings = SafetySettings()
     journal: JournalSettings = JournalSettings()
     leader: LeaderSettings = LeaderSettings()
+    emulator: EmulatorSettings = EmulatorSettings()
+    reconcile_interval: float = Field(default=300.0, gt=0)
+    """Safety-net period (real seconds) for the trigger and schedule reconcilers, on top of
+    the wake-ups at each calendar transition and fire time."""
     notify_webhook: str | None = None
     """Global webhook for give-up, terminate and unhandled-pause notifications."""
 

@@ -104,6 +104,10 @@ class Watcher:
         )
         return everything
 
+    async def poll_all(self) -> None:
+        """Poll every watched workflow once now (``aomd run --once``)."""
+        await asyncio.gather(*(self._poll(wid) for wid in list(self.workflows)))
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

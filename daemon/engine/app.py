@@ -1,0 +1,433 @@
+"""The daemon: wires settings, policy, journal, clients and loops under one TaskGroup.
+
+Lifecycle (issue #6): settings and policy errors surface before anything runs (exit 2);
+SIGTERM/SIGINT stop new writes at once, let in-flight writes finish (their outcome is
+journaled, shielded) and exit 0 well inside 10 s; SIGHUP or a changed policy file
+reloads, keeping the old policy when the new one is invalid. Every long-lived loop runs
+under ``supervised`` so a crash is logged and the loop restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import SecretStr
+
+from daemon.clock import Clock, SystemClock
+from daemon.cloud.client import AomClient
+from daemon.engine.bundle import Bundle, load_bundle
+from daemon.engine.executor import Executor, WriteIntent, WriteReport
+from daemon.engine.handle import ExecutionHandler
+from daemon.engine.notify import Notifier
+from daemon.engine.policyref import PolicyRef
+from daemon.engine.safety import BlastRadius, CircuitBreaker
+from daemon.engine.schedules import ScheduleRunner
+from daemon.engine.supervise import supervised
+from daemon.engine.triggers import TriggerReconciler
+from daemon.engine.wake import Waker
+from daemon.engine.watcher import Watcher
+from daemon.errors import CloudError
+from daemon.journal.sqlite import SqliteJournal
+from daemon.model import Workflow
+from daemon.ops import sdnotify
+from daemon.ops.leader import AlwaysLeader, Elector, make_elector
+from daemon.ops.logging import configure_logging, register_secret
+from daemon.ops.metrics import Metrics
+from daemon.ops.server import HealthServer, HealthState
+from daemon.policy.match import in_scope
+from daemon.settings import Account, Endpoints, Settings
+
+log = structlog.get_logger("aomd.daemon")
+
+STOP_GRACE_SECONDS = 6.0
+"""In-flight writes get this long after SIGTERM; the unit's TimeoutStopSec is 10 s."""
+RELOAD_POLL_SECONDS = 2.0
+RETENTION_PERIOD_SECONDS = 3600.0
+
+
+class EmulatedClock:
+    """The daemon's clock when it drives the embedded emulator: emulated ``now``, real
+    monotonic time (rate limits and breakers stay in real seconds)."""
+
+    def __init__(self, emu_clock: Any) -> None:
+        self._emu = emu_clock
+
+    def now(self) -> datetime:
+        now: datetime = self._emu.now()
+        return now
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclass
+class AccountRuntime:
+    account: Account
+    client: AomClient
+    watcher: Watcher
+    handler: ExecutionHandler
+    triggers: TriggerReconciler
+    schedules: ScheduleRunner
+
+
+@dataclass
+class Daemon:
+    settings: Settings
+    dry_run: bool = False
+    once: bool = False
+    on_ready: Callable[[Daemon], None] | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    speed: float = 1.0
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    reload_event: asyncio.Event = field(default_factory=asyncio.Event)
+    accounts: list[AccountRuntime] = field(default_factory=list)
+    emulators: list[Any] = field(default_factory=list)
+    http_port: int | None = None
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.dry_run = self.dry_run or s.safety.dry_run
+        self.metrics = Metrics()
+        self.health = HealthState()
+        self.policy = PolicyRef(s.policies_dir, load_bundle)
+        self.journal = SqliteJournal(s.journal_path())
+        self.notifier = Notifier(s.notify_webhook)
+        self.elector: Elector = AlwaysLeader()
+        self.ready = False
+
+    # -- policy ----------------------------------------------------------------------------
+
+    @property
+    def bundle(self) -> Bundle:
+        assert self.policy.current is not None
+        bundle: Bundle = self.policy.current.policy
+        return bundle
+
+    def reload(self, reason: str) -> bool:
+        ok = self.policy.reload(reason=reason)
+        self.metrics.policy_reload(ok)
+        if ok:
+            for rt in self.accounts:
+                rt.watcher.request_discovery()
+            self.reload_event.set()
+        return ok
+
+    # -- assembly --------------------------------------------------------------------------
+
+    async def _start_emulator(self, account: Account) -> Account:
+        """Boot the embedded emulator for an ``emulator = true`` account."""
+        from daemon.emulator import Emulator
+
+        es = self.settings.emulator
+        token = secrets.token_urlsafe(24)
+        register_secret(token)
+        emu = Emulator(project_id=account.project_id, token=token, speed=es.speed, seed=es.seed)
+        scenario = es.scenario or Path(__file__).parent.parent / "emulator/scenarios/demo.yaml"
+        emu.load_scenario(scenario)
+        url = await emu.start()
+        self.emulators.append(emu)
+        self.clock = EmulatedClock(emu.clock)
+        self.speed = es.speed if es.speed > 0 else 1.0
+        log.info("emulator_started", url=url, account=account.name, speed=es.speed)
+        return account.model_copy(
+            update={"token": SecretStr(token), "endpoints": Endpoints(aom=url, dataarts=url)}
+        )
+
+    def _executor(self) -> Executor:
+        s = self.settings.safety
+        return Executor(
+            journal=self.journal,
+            clock=self.clock,
+            blast=BlastRadius(s.max_writes_per_minute, s.max_writes_per_minute_per_workflow),
+            breaker=CircuitBreaker(
+                s.breaker_error_ratio, s.breaker_min_calls, s.breaker_cooldown_seconds
+            ),
+            leader=self.elector,
+            dry_run=self.dry_run,
+            on_outcome=self._on_outcome,
+        )
+
+    def _on_outcome(self, intent: WriteIntent, report: WriteReport) -> None:
+        self.metrics.write(intent.kind, report.outcome)
+
+    def _assemble(self, account: Account, executor: Executor) -> AccountRuntime:
+        w = self.settings.watch
+        client = AomClient.from_account(account, on_call=self.metrics.api_call)
+        handler = ExecutionHandler(
+            client=client,
+            journal=self.journal,
+            executor=executor,
+            clock=self.clock,
+            notifier=self.notifier,
+            rules=lambda: self.bundle.rules,
+            calendars=lambda: self.bundle.calendars,
+            on_unhandled=self.metrics.unhandled,
+        )
+
+        def scope() -> Callable[[Workflow], bool]:
+            rules = self.bundle.rules
+            return lambda wf: in_scope(rules, wf)
+
+        watcher = Watcher(
+            client=client,
+            clock=self.clock,
+            handler=handler,
+            scope=scope,
+            fast_interval=w.fast_interval,
+            slow_interval=w.slow_interval,
+            discovery_interval=w.discovery_interval,
+            concurrency=w.concurrency,
+            speed=self.speed,
+            on_cycle=lambda stats: self.metrics.poll_cycle(stats.last_cycle_seconds),
+        )
+        triggers = TriggerReconciler(
+            client=client, ownership=self.journal, executor=executor, account=account.name
+        )
+        schedules = ScheduleRunner(
+            client=client,
+            journal=self.journal,
+            executor=executor,
+            account=account.name,
+            default_workspace=account.workspace,
+        )
+        return AccountRuntime(account, client, watcher, handler, triggers, schedules)
+
+    # -- loops -----------------------------------------------------------------------------
+
+    async def _trigger_loop(self, rt: AccountRuntime, waker: Waker) -> None:
+        while True:
+            bundle = self.bundle
+            now = self.clock.now()
+            try:
+                await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
+                self.health.mark_cloud_ok()
+                self.metrics.triggers_owned(rt.triggers.owned_count)
+                self.metrics.reconciled(time.time())
+            except CloudError as exc:
+                log.warning(
+                    "trigger_reconcile_failed",
+                    error=type(exc).__name__,
+                    error_code=exc.error_code,
+                    request_id=exc.request_id,
+                )
+                waker.arm(now + timedelta(seconds=5 * self.speed))
+            else:
+                nxt = bundle.next_trigger_transition(now)
+                # one second past the transition so ``active_at`` already reads the new state
+                waker.arm(nxt + timedelta(seconds=1) if nxt else None)
+            self.health.beat(f"triggers:{rt.account.name}")
+            await waker.wait(self.reload_event, timeout=self._beat_timeout())
+
+    async def _schedule_loop(self, rt: AccountRuntime, waker: Waker) -> None:
+        while True:
+            bundle = self.bundle
+            now = self.clock.now()
+            try:
+                await rt.schedules.tick(bundle.schedules, bundle.calendars, bundle.sources, now)
+            except CloudError as exc:
+                log.warning(
+                    "schedule_tick_failed",
+                    error=type(exc).__name__,
+                    error_code=exc.error_code,
+                    request_id=exc.request_id,
+                )
+                waker.arm(now + timedelta(seconds=5 * self.speed))
+            else:
+                nxt = rt.schedules.next_fire(
+                    bundle.schedules, bundle.calendars, bundle.sources, now
+                )
+                waker.arm(nxt)
+            self.health.beat(f"schedules:{rt.account.name}")
+            await waker.wait(self.reload_event, timeout=self._beat_timeout())
+
+    def _beat_timeout(self) -> float:
+        # Wake at least this often to heartbeat; reconcile_interval is the safety net.
+        return min(self.settings.reconcile_interval, 10.0)
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_POLL_SECONDS)
+            self.health.beat("reload")
+            if self.policy.changed_on_disk():
+                await asyncio.to_thread(self.reload, "file changed")
+
+    async def _watch_loop(self, rt: AccountRuntime) -> None:
+        async def beat() -> None:
+            while True:
+                self.health.beat(f"watch:{rt.account.name}")
+                if rt.watcher.discovered.is_set():
+                    self.health.mark_cloud_ok()
+                await asyncio.sleep(2.0)
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(beat())
+            tg.create_task(rt.watcher.run())
+
+    async def _retention_loop(self) -> None:
+        days = self.settings.journal.retention_days
+        while True:
+            pruned = await self.journal.prune(self.clock.now() - timedelta(days=days))
+            if pruned:
+                log.info("journal_pruned", rows=pruned, older_than_days=days)
+            await asyncio.sleep(RETENTION_PERIOD_SECONDS)
+
+    async def _ready_when_reconciled(self) -> None:
+        """READY=1 after the first successful discovery of every account."""
+        for rt in self.accounts:
+            await rt.watcher.discovered.wait()
+        self.ready = True
+        self.health.set_policy_loaded(True)
+        sdnotify.ready()
+        sdnotify.status(
+            f"watching {sum(rt.watcher.stats.watched for rt in self.accounts)} workflows"
+        )
+        log.info("daemon_ready", dry_run=self.dry_run, http_port=self.http_port)
+        if self.on_ready is not None:
+            self.on_ready(self)
+
+    async def _metrics_loop(self) -> None:
+        while True:
+            ex = self.accounts[0].handler.executor if self.accounts else None
+            if ex is not None:
+                self.metrics.safety(ex.blast_tripped, ex.breaker.is_open(self.clock.monotonic()))
+            self.metrics.leader(self.elector.may_write())
+            self.health.set_leader(self.elector.may_write())
+            seen = sum(rt.watcher.stats.executions_seen for rt in self.accounts)
+            self.metrics.executions_seen(seen)
+            await asyncio.sleep(1.0)
+
+    # -- run -------------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
+
+    def request_stop(self, why: str = "requested") -> None:
+        if not self.stop_event.is_set():
+            log.info("daemon_stopping", reason=why)
+            sdnotify.stopping()
+            self.stop_event.set()
+
+    async def run(self) -> int:
+        s = self.settings
+        configure_logging(s.log)
+        for account in s.accounts:
+            for kind in ("token", "ak", "sk"):
+                value = account.secret(kind)  # type: ignore[arg-type]  # literal kinds
+                if value is not None:
+                    register_secret(value.get_secret_value())
+        self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
+        await self.journal.open()
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(self.journal.close)
+            accounts = []
+            for account in s.accounts:
+                if account.emulator:
+                    account = await self._start_emulator(account)
+                accounts.append(account)
+            for emu in self.emulators:
+                stack.push_async_callback(emu.stop)
+            if s.leader.enabled:
+                self.elector = make_elector(s.leader)
+            executor = self._executor()
+            self.executor = executor
+            for account in accounts:
+                rt = self._assemble(account, executor)
+                stack.push_async_callback(rt.client.close)
+                self.accounts.append(rt)
+            if self.once:
+                return await self._run_once()
+            server: HealthServer | None = None
+            if s.http.enabled:
+                server = HealthServer(s.http.host, s.http.port, self.metrics, self.health)
+                self.http_port = await server.start()
+                stack.push_async_callback(server.stop)
+            self._install_signals()
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            await self._serve(scheduler)
+        log.info("daemon_stopped")
+        return 0
+
+    async def _serve(self, scheduler: AsyncIOScheduler) -> None:
+        loops: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("reload", self._reload_loop),
+            ("retention", self._retention_loop),
+            ("metrics", self._metrics_loop),
+            ("notifier", self.notifier.run),
+            ("leader", self.elector.run),
+        ]
+        for rt in self.accounts:
+            tw = Waker(scheduler, f"triggers:{rt.account.name}", self.clock, self.speed)
+            sw = Waker(scheduler, f"schedules:{rt.account.name}", self.clock, self.speed)
+            loops += [
+                (f"watch:{rt.account.name}", lambda rt=rt: self._watch_loop(rt)),  # type: ignore[misc]
+                (f"triggers:{rt.account.name}", lambda rt=rt, w=tw: self._trigger_loop(rt, w)),  # type: ignore[misc]
+                (f"schedules:{rt.account.name}", lambda rt=rt, w=sw: self._schedule_loop(rt, w)),  # type: ignore[misc]
+            ]
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(supervised(name, body), name=name) for name, body in loops]
+                tasks.append(tg.create_task(sdnotify.watchdog_loop(self._healthy)))
+                tasks.append(tg.create_task(self._ready_when_reconciled()))
+                await self.stop_event.wait()
+                await self._drain()
+                for task in tasks:
+                    task.cancel()
+        except* asyncio.CancelledError:
+            pass
+
+    def _healthy(self) -> bool:
+        return self.health.healthy()
+
+    async def _drain(self) -> None:
+        """No new writes; give in-flight ones a bounded time to finish and be journaled."""
+        ex = self.executor
+        ex.stopping = True
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while ex.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if ex.in_flight:
+            log.warning("stopping_with_writes_in_flight", in_flight=ex.in_flight)
+
+    async def _run_once(self) -> int:
+        """One full pass (discover, poll every watched workflow, triggers, schedules)."""
+        now = self.clock.now()
+        failures = 0
+        for rt in self.accounts:
+            try:
+                await rt.watcher.discover()
+                await rt.watcher.poll_all()
+                b = self.bundle
+                await rt.triggers.reconcile(b.triggers, b.calendars, now)
+                await rt.schedules.tick(b.schedules, b.calendars, b.sources, now)
+            except CloudError as exc:
+                failures += 1
+                log.error(
+                    "once_failed",
+                    account=rt.account.name,
+                    error=type(exc).__name__,
+                    request_id=exc.request_id,
+                )
+        return 1 if failures else 0
+
+
+async def run_daemon(settings: Settings, *, dry_run: bool = False, once: bool = False) -> int:
+    daemon = Daemon(settings, dry_run=dry_run, once=once)
+    log.debug("daemon_boot", pid=os.getpid())
+    return await daemon.run()

@@ -1,0 +1,195 @@
+"""Turn one observed execution into journaled writes: the glue around pure ``decide``.
+
+Reads the journal's facts, records when a stopped node was first seen, asks ``decide``
+what to do, and sends each action through the executor (which owns exactly-once).
+Returns when to look at this execution again so the watcher can poll sooner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+
+from daemon.calendar.calendar import Calendar
+from daemon.clock import Clock
+from daemon.cloud.protocol import CloudClient
+from daemon.engine.executor import Executor, Resolution, WriteIntent, WriteReport
+from daemon.engine.notify import Notifier
+from daemon.engine.resolve import Fingerprint, resolve
+from daemon.facts import ExecutionFacts
+from daemon.model import Execution, Status, Workflow
+from daemon.policy.decide import Action, decide
+
+log = structlog.get_logger("aomd.decide")
+
+OPERATIONS = frozenset({"restart", "skip", "continue"})
+
+
+class FactsPort(Protocol):
+    async def facts(self, execution_id: str) -> ExecutionFacts: ...
+
+    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
+
+
+def stopped_node(execution: Execution) -> str | None:
+    """The node an execution waits on (failed or paused), if it waits at all."""
+    if execution.finished:
+        return None
+    for node in reversed(execution.nodes):
+        if node.status in (Status.FAIL, Status.PAUSING):
+            return node.node_id
+    return None
+
+
+class ExecutionHandler:
+    def __init__(
+        self,
+        *,
+        client: CloudClient,
+        journal: FactsPort,
+        executor: Executor,
+        clock: Clock,
+        notifier: Notifier | None,
+        rules: Callable[[], Sequence[Any]],
+        calendars: Callable[[], Mapping[str, Calendar]],
+        on_unhandled: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.executor = executor
+        self.clock = clock
+        self.notifier = notifier
+        self.rules = rules
+        self.calendars = calendars
+        self.on_unhandled = on_unhandled
+        self.unhandled: dict[tuple[str, str], datetime] = {}
+        """(execution, node) paused with no matching rule; logged once each."""
+        self.decisions = 0
+
+    async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
+        now = self.clock.now()
+        facts = await self.journal.facts(execution.execution_id)
+        node = stopped_node(execution)
+        if node is not None and node not in facts.first_seen:
+            await self.journal.saw(execution.execution_id, node, now)
+            facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
+        decision = decide(execution, workflow, self.rules(), facts, now, self.calendars())
+        self.decisions += 1
+        self._track_unhandled(workflow, execution, decision.unhandled_node, now)
+        for action in decision.actions:
+            report = await self._act(workflow, execution, action)
+            if report.outcome in ("refused", "unknown", "failed"):
+                # Look again soon: a refused or unresolved write is retried by the next
+                # level-triggered pass, never by a blind resend here.
+                soon = now + timedelta(seconds=1)
+                if decision.recheck_at is None or soon < decision.recheck_at:
+                    return soon
+        return decision.recheck_at
+
+    def _track_unhandled(
+        self, workflow: Workflow, execution: Execution, node: str | None, now: datetime
+    ) -> None:
+        key_prefix = execution.execution_id
+        for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] != node]:
+            del self.unhandled[key]
+        if node is not None and (key_prefix, node) not in self.unhandled:
+            self.unhandled[(key_prefix, node)] = now
+            log.warning(
+                "unhandled_pause",
+                workflow_id=workflow.id,
+                execution_id=execution.execution_id,
+                node_id=node,
+                reason="no rule matches this stopped node; left for a human",
+                outcome="unhandled",
+            )
+            if self.notifier is not None:
+                self.notifier.notify(
+                    "unhandled_pause",
+                    {
+                        "workflow_id": workflow.id,
+                        "workflow_name": workflow.name,
+                        "execution_id": execution.execution_id,
+                        "node_id": node,
+                    },
+                )
+        if self.on_unhandled is not None:
+            self.on_unhandled(len(self.unhandled))
+
+    def forget(self, execution_ids: set[str]) -> None:
+        """Drop unhandled entries of executions no longer active."""
+        for key in [k for k in self.unhandled if k[0] not in execution_ids]:
+            del self.unhandled[key]
+
+    async def _act(self, workflow: Workflow, execution: Execution, action: Action) -> WriteReport:
+        wid, eid = workflow.id, execution.execution_id
+        intent = WriteIntent(
+            key=action.key,
+            kind=action.kind,
+            workflow_id=wid,
+            execution_id=eid,
+            node_id=action.node_id,
+            attempt=action.attempt,
+            rule=action.rule,
+            reason=action.reason,
+            dry_run=action.dry_run,
+            observed=action.observed,
+        )
+        before = Fingerprint.loads(action.observed)
+
+        async def call() -> object:
+            if action.kind in OPERATIONS:
+                assert action.node_id is not None
+                return await self.client.operate(
+                    wid,
+                    eid,
+                    action.kind,  # type: ignore[arg-type]  # narrowed by OPERATIONS
+                    action.node_id,
+                )
+            if action.kind == "terminate":
+                return await self.client.terminate(wid, eid)
+            if action.kind == "notify":
+                if self.notifier is not None:
+                    self.notifier.notify(
+                        "gave_up",
+                        {
+                            "workflow_id": wid,
+                            "workflow_name": workflow.name,
+                            "execution_id": eid,
+                            "node_id": action.node_id,
+                            "rule": action.rule,
+                            "reason": action.reason,
+                        },
+                        getattr(action, "webhook", None),
+                    )
+                return None
+            raise ValueError(f"unknown action kind {action.kind!r}")
+
+        async def read_back() -> Resolution:
+            if before is None:
+                return "unknown"
+            after = await self.client.get_execution(wid, eid)
+            return resolve(action.kind, action.node_id, before, after)
+
+        report = await self.executor.write(
+            intent, call, read_back if action.kind != "notify" else None
+        )
+        if (
+            action.kind == "terminate"
+            and report.outcome in ("applied", "resolved_applied")
+            and self.notifier is not None
+        ):
+            self.notifier.notify(
+                "terminated",
+                {
+                    "workflow_id": wid,
+                    "workflow_name": workflow.name,
+                    "execution_id": eid,
+                    "rule": action.rule,
+                    "reason": action.reason,
+                },
+            )
+        return report

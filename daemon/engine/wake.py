@@ -1,0 +1,66 @@
+"""Wake a reconciler at an instant of (possibly emulated) time, via APScheduler.
+
+Why APScheduler rather than ``asyncio.sleep``: a calendar transition can be months away;
+a date job survives reloads (``replace_existing``) and wakes on wall-clock time even
+after the machine was suspended, where a monotonic sleep would oversleep. An emulated
+clock runs ``speed`` times faster, so the wall-clock delay is divided by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from daemon.clock import Clock
+
+#: APScheduler holds a date job for at most this long; later instants wake early and
+#: re-arm, which also bounds the damage of a wall clock that jumps.
+MAX_ARM = timedelta(days=1)
+
+
+class Waker:
+    """One named wake-up slot; ``arm`` replaces any earlier instant."""
+
+    def __init__(self, scheduler: AsyncIOScheduler, name: str, clock: Clock, speed: float) -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self.clock = clock
+        self.speed = speed if speed > 0 else 1.0
+        self.event = asyncio.Event()
+        self.armed_for: datetime | None = None
+
+    async def _fire(self) -> None:
+        # A coroutine job runs on the event loop itself (AsyncIOExecutor), so setting
+        # the event here is safe; a plain function would run in a worker thread.
+        self.event.set()
+
+    def arm(self, when: datetime | None) -> None:
+        self.armed_for = when
+        if when is None:
+            if self.scheduler.get_job(self.name) is not None:
+                self.scheduler.remove_job(self.name)
+            return
+        delay = (when - self.clock.now()).total_seconds() / self.speed
+        delay = max(0.0, min(delay, MAX_ARM.total_seconds()))
+        self.scheduler.add_job(
+            self._fire,
+            "date",
+            run_date=datetime.now(UTC) + timedelta(seconds=delay),
+            id=self.name,
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def wait(self, *others: asyncio.Event, timeout: float) -> None:
+        """Until this slot fires, one of ``others`` is set, or ``timeout`` real seconds."""
+        events = (self.event, *others)
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self.event.clear()
