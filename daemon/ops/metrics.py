@@ -1,0 +1,174 @@
+"""Prometheus metrics for aomd, on a registry owned by one ``Metrics`` object.
+
+Why a private ``CollectorRegistry``: the global default registry refuses a second
+metric of the same name, so tests (and an embedded demo next to a daemon) could create
+only one. Label values are restricted to short known vocabularies (operation names,
+action names, HTTP status, outcome) so nothing user- or secret-bearing ever becomes a
+label; anything else is folded into ``other``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+NAMESPACE = "aomd"
+
+# Latency buckets for cloud API calls: tens of ms to the 10 s call timeout.
+API_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+# A label value must look like an identifier-ish token; anything else (a URL, an error
+# text that might carry a credential) is replaced.
+_LABEL_OK = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+OTHER = "other"
+
+
+def safe_label(value: object) -> str:
+    """Clamp a label value to a short, safe token (never a secret-bearing free text)."""
+    text = str(value)
+    return text if _LABEL_OK.match(text) else OTHER
+
+
+class Metrics:
+    """All aomd metrics. The engine calls the methods; the health server calls ``render``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ns = NAMESPACE
+        self.writes_total = Counter(
+            "writes_total",
+            "Write calls decided by aomd, by action and outcome.",
+            ["action", "outcome"],
+            namespace=ns,
+            registry=r,
+        )
+        self.api_calls_total = Counter(
+            "api_calls_total",
+            "Cloud API calls by operation and HTTP status (or error class).",
+            ["operation", "status"],
+            namespace=ns,
+            registry=r,
+        )
+        self.api_latency_seconds = Histogram(
+            "api_latency_seconds",
+            "Cloud API call latency by operation.",
+            ["operation"],
+            namespace=ns,
+            registry=r,
+            buckets=API_BUCKETS,
+        )
+        self.poll_cycle_seconds = Histogram(
+            "poll_cycle_seconds",
+            "Duration of one watch/reconcile pass.",
+            namespace=ns,
+            registry=r,
+            buckets=CYCLE_BUCKETS,
+        )
+        self.executions_seen_total = Counter(
+            "executions_seen_total",
+            "Executions observed (first sighting of each).",
+            namespace=ns,
+            registry=r,
+        )
+        self.unhandled_pauses = Gauge(
+            "unhandled_pauses",
+            "Stopped executions no policy rule handles (a human must act).",
+            namespace=ns,
+            registry=r,
+        )
+        self.triggers_owned = Gauge(
+            "triggers_owned",
+            "Workflow triggers currently disabled by aomd (and so owned by it).",
+            namespace=ns,
+            registry=r,
+        )
+        self.blast_radius_tripped = Gauge(
+            "blast_radius_tripped",
+            "1 while the blast-radius write cap refuses writes.",
+            namespace=ns,
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "breaker_open",
+            "1 while the API circuit breaker is open.",
+            namespace=ns,
+            registry=r,
+        )
+        self.leader = Gauge(
+            "leader",
+            "1 while this replica may write (is the leader).",
+            namespace=ns,
+            registry=r,
+        )
+        self.policy_reloads_total = Counter(
+            "policy_reloads_total",
+            "Policy reload attempts by result (ok, rejected).",
+            ["result"],
+            namespace=ns,
+            registry=r,
+        )
+        self.last_reconcile_timestamp = Gauge(
+            "last_reconcile_timestamp_seconds",
+            "Unix time of the last completed reconcile pass.",
+            namespace=ns,
+            registry=r,
+        )
+
+    # -- updates ------------------------------------------------------------------
+    def write(self, action: str, outcome: str) -> None:
+        self.writes_total.labels(action=safe_label(action), outcome=safe_label(outcome)).inc()
+
+    def api_call(self, operation: str, status: int | str | None, seconds: float) -> None:
+        """Matches the client's ``on_call(operation, status, seconds)`` hook."""
+        op = safe_label(operation)
+        self.api_calls_total.labels(
+            operation=op, status=safe_label("none" if status is None else status)
+        ).inc()
+        self.api_latency_seconds.labels(operation=op).observe(max(0.0, seconds))
+
+    def poll_cycle(self, seconds: float) -> None:
+        self.poll_cycle_seconds.observe(max(0.0, seconds))
+
+    def execution_seen(self, count: int = 1) -> None:
+        self.executions_seen_total.inc(count)
+
+    def set_unhandled_pauses(self, count: int) -> None:
+        self.unhandled_pauses.set(count)
+
+    def set_triggers_owned(self, count: int) -> None:
+        self.triggers_owned.set(count)
+
+    def set_blast_radius_tripped(self, tripped: bool) -> None:
+        self.blast_radius_tripped.set(1 if tripped else 0)
+
+    def set_breaker_open(self, is_open: bool) -> None:
+        self.breaker_open.set(1 if is_open else 0)
+
+    def set_leader(self, is_leader: bool) -> None:
+        self.leader.set(1 if is_leader else 0)
+
+    def policy_reload(self, ok: bool) -> None:
+        self.policy_reloads_total.labels(result="ok" if ok else "rejected").inc()
+
+    def reconciled(self, unix_time: float) -> None:
+        self.last_reconcile_timestamp.set(unix_time)
+
+    # -- exposition ---------------------------------------------------------------
+    def render(self) -> tuple[bytes, str]:
+        """Prometheus text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """Current sample value (tests, the demo summary); ``None`` when absent."""
+        v = self.registry.get_sample_value(name, labels or {})
+        return None if v is None else float(v)
