@@ -1,0 +1,403 @@
+"""``AomClient``: the real ``CloudClient`` over aiohttp (one session per account).
+
+Each call goes: rate limit -> auth headers -> one HTTP attempt -> classify. Reads loop
+on temporary failures (``retry.py``); writes go out once unless the connection was never
+made. Everything else lives in small modules: ``wire`` (JSON -> model), ``errors``
+(status -> exception), ``auth`` (token / AK/SK), ``ratelimit``, ``retry``.
+
+Observability without secrets: a failed call logs one ``api_call_failed`` event with
+operation, status, error code, request id and attempt; every attempt bumps
+``stats[(operation, status)]`` and calls ``on_call(operation, status, seconds)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from yarl import URL
+
+from daemon.clock import Clock
+from daemon.cloud import errors as errmap
+from daemon.cloud import signer, wire
+from daemon.cloud.auth import AkSkAuth, Auth, NoAuth, TokenAuth, host_of
+from daemon.cloud.protocol import (
+    DataArtsAction,
+    ExecuteResult,
+    OperationAction,
+    WriteResult,
+)
+from daemon.cloud.ratelimit import TokenBucket
+from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
+from daemon.errors import CloudError, ConfigError, OutcomeUnknown, TemporaryCloudError
+from daemon.model import Execution, Workflow
+from daemon.settings import Account
+
+log = structlog.get_logger("aomd.cloud")
+
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+"""A guard against a server that never stops returning full pages."""
+
+OnCall = Callable[[str, str, float], None]
+
+
+def _seg(value: str) -> str:
+    """One path segment as sent: everything but RFC 3986 unreserved is percent-encoded."""
+    return quote(value, safe="~")
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return signer.canonical_query(pairs)
+
+
+class AomClient:
+    """AOM workflows + DataArts task actions for one account (implements ``CloudClient``)."""
+
+    def __init__(
+        self,
+        *,
+        aom_endpoint: str,
+        dataarts_endpoint: str,
+        project_id: str,
+        auth: Auth,
+        dataarts_auth: Auth | None = None,
+        name: str = "default",
+        requests_per_second: float = 10.0,
+        burst: int = 20,
+        max_concurrency: int = 16,
+        timeout_seconds: float = 10.0,
+        read_retries: int = 4,
+        backoff: Backoff | None = None,
+        session: aiohttp.ClientSession | None = None,
+        on_call: OnCall | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.name = name
+        self.project_id = project_id
+        self._aom = aom_endpoint.rstrip("/")
+        self._dataarts = dataarts_endpoint.rstrip("/")
+        self._auth = auth
+        self._dataarts_auth = dataarts_auth or auth
+        self._limiter = TokenBucket(requests_per_second, burst, monotonic=monotonic, sleep=sleep)
+        self._backoff = backoff or Backoff(retries=read_retries)
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, sock_connect=min(timeout_seconds, 5.0)
+        )
+        self._max_concurrency = max_concurrency
+        self._owns_session = session is None
+        self._session = session
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._rand = rand
+        self.on_call = on_call
+        self.stats: Counter[tuple[str, str]] = Counter()
+        """Attempts per ``(operation, status)``; status is the HTTP code or an error kind."""
+        prefix = f"/v1/{_seg(project_id)}/cms"
+        self._list_path = f"{prefix}/workflow-list"
+        self._wf_prefix = f"{prefix}/workflow/"
+        self._v3_prefix = f"/v3/{_seg(project_id)}/metadata/tasks/"
+
+    @classmethod
+    def from_account(
+        cls,
+        account: Account,
+        *,
+        aom_endpoint_override: str | None = None,
+        clock: Clock | None = None,
+        session: aiohttp.ClientSession | None = None,
+        on_call: OnCall | None = None,
+    ) -> AomClient:
+        """Build from settings; secrets are read (from value or file) here, once."""
+        aom = aom_endpoint_override or (
+            account.aom_endpoint() if (account.endpoints.aom or account.region) else None
+        )
+        if aom is None:
+            raise ConfigError(
+                f"account {account.name!r}: no AOM endpoint; set region or endpoints.aom "
+                "(or start the emulator and pass its URL)"
+            )
+        dataarts = aom_endpoint_override or account.dataarts_endpoint()
+        now: Callable[[], datetime] | None = clock.now if clock is not None else None
+        token, ak, sk = account.secret("token"), account.secret("ak"), account.secret("sk")
+        auth: Auth
+        dataarts_auth: Auth
+        if ak is not None and sk is not None:
+            auth = AkSkAuth(
+                project_id=account.project_id,
+                ak=ak.get_secret_value(),
+                sk=sk.get_secret_value(),
+                host=host_of(aom),
+                now=now,
+            )
+            dataarts_auth = AkSkAuth(
+                project_id=account.project_id,
+                ak=ak.get_secret_value(),
+                sk=sk.get_secret_value(),
+                host=host_of(dataarts),
+                now=now,
+            )
+        elif token is not None:
+            auth = dataarts_auth = TokenAuth(account.project_id, token.get_secret_value())
+        else:
+            auth = dataarts_auth = NoAuth(account.project_id)
+        kwargs: dict[str, Any] = {}
+        if clock is not None:
+            kwargs["monotonic"] = clock.monotonic
+        return cls(
+            aom_endpoint=aom,
+            dataarts_endpoint=dataarts,
+            project_id=account.project_id,
+            auth=auth,
+            dataarts_auth=dataarts_auth,
+            name=account.name,
+            requests_per_second=account.requests_per_second,
+            burst=account.burst,
+            max_concurrency=account.max_concurrency,
+            timeout_seconds=account.timeout_seconds,
+            read_retries=account.read_retries,
+            session=session,
+            on_call=on_call,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"AomClient(name={self.name!r}, endpoint={self._aom!r}, auth={self._auth.kind!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_concurrency, limit_per_host=self._max_concurrency
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+            self._session = session
+            self._owns_session = True
+        return session
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        self._http()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def list_workflows(
+        self, search: str | None = None, *, workflow_type: str | None = None
+    ) -> list[Workflow]:
+        """Every page of ListWorkflow (``page`` from 0, ``size`` 100)."""
+        found: list[Workflow] = []
+        seen: set[str] = set()
+        for page in range(MAX_PAGES):
+            params: dict[str, Any] = {"page": page, "size": PAGE_SIZE}
+            if search is not None:
+                params["search"] = search
+            if workflow_type is not None:
+                params["type"] = workflow_type
+            body = json.dumps(params, separators=(",", ":")).encode()
+            status, data, rid = await self._call(
+                "list_workflows", "POST", self._aom, self._list_path, "", body, write=False
+            )
+            try:
+                items, total = wire.workflow_page(wire.loads(data))
+            except wire.Malformed as exc:
+                raise self._malformed(exc, "list_workflows", status, rid) from None
+            for wf in items:  # a workflow created mid-walk can shift pages: keep the first
+                if wf.id not in seen:
+                    seen.add(wf.id)
+                    found.append(wf)
+            if len(items) < PAGE_SIZE or (total is not None and (page + 1) * PAGE_SIZE >= total):
+                break
+        return found
+
+    async def list_executions(self, workflow_id: str) -> list[Execution]:
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/executions"
+        status, data, rid = await self._call(
+            "list_executions", "GET", self._aom, path, "", b"", write=False
+        )
+        try:
+            return wire.executions(wire.loads(data), workflow_id)
+        except wire.Malformed as exc:
+            raise self._malformed(exc, "list_executions", status, rid) from None
+
+    async def get_execution(self, workflow_id: str, execution_id: str) -> Execution:
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/executions/{_seg(execution_id)}/status"
+        status, data, rid = await self._call(
+            "get_execution", "GET", self._aom, path, "", b"", write=False
+        )
+        try:
+            return wire.execution(wire.loads(data), workflow_id)
+        except wire.Malformed as exc:
+            raise self._malformed(exc, "get_execution", status, rid) from None
+
+    async def operate(
+        self, workflow_id: str, execution_id: str, action: OperationAction, node_id: str
+    ) -> WriteResult:
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/executions/{_seg(execution_id)}/operation"
+        query = _query([("action", action), ("node_id", node_id)])
+        _, data, rid = await self._call("operate", "POST", self._aom, path, query, b"", write=True)
+        return WriteResult(rid, wire.loads_lenient(data))
+
+    async def terminate(self, workflow_id: str, execution_id: str) -> WriteResult:
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/executions/{_seg(execution_id)}/terminate"
+        _, data, rid = await self._call("terminate", "POST", self._aom, path, "", b"", write=True)
+        return WriteResult(rid, wire.loads_lenient(data))
+
+    async def set_trigger(self, workflow_id: str, enable: bool) -> WriteResult:
+        """Any 2xx body is success: the documented body ``{"success"}`` is not JSON."""
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/trigger/action"
+        query = _query([("action", "enable" if enable else "disable")])
+        _, data, rid = await self._call(
+            "set_trigger", "PUT", self._aom, path, query, b"", write=True
+        )
+        return WriteResult(rid, wire.loads_lenient(data))
+
+    async def execute_workflow(
+        self, workflow_id: str, params: Mapping[str, Any] | None = None
+    ) -> ExecuteResult:
+        path = f"{self._wf_prefix}{_seg(workflow_id)}/executions"
+        body = json.dumps(dict(params), separators=(",", ":")).encode() if params else b""
+        status, data, rid = await self._call(
+            "execute_workflow", "POST", self._aom, path, "", body, write=True
+        )
+        try:
+            return ExecuteResult(rid, wire.execution_id(wire.loads(data)))
+        except wire.Malformed as exc:
+            # The write happened (2xx) but we cannot tell which execution: observe, not resend.
+            raise self._malformed(exc, "execute_workflow", status, rid) from None
+
+    async def dataarts_task_action(
+        self, task_id: str, action: DataArtsAction, workspace: str
+    ) -> WriteResult:
+        path = f"{self._v3_prefix}{_seg(task_id)}/action"
+        query = _query([("action", action)])
+        _, data, rid = await self._call(
+            "dataarts_task_action",
+            "POST",
+            self._dataarts,
+            path,
+            query,
+            b"",
+            write=True,
+            extra={"workspace": workspace},
+        )
+        return WriteResult(rid, wire.loads_lenient(data))
+
+    # -- the one HTTP path -----------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        base: str,
+        path: str,
+        query: str,
+        body: bytes,
+        *,
+        write: bool,
+        extra: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes, str | None]:
+        """Send with the retry rule of reads/writes; return ``(status, body, request_id)``."""
+        auth = self._dataarts_auth if base == self._dataarts and extra else self._auth
+        url = URL(f"{base}{path}?{query}" if query else f"{base}{path}", encoded=True)
+        session = self._http()
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._limiter.acquire()
+            headers = auth.headers(method, path, query, body, extra)
+            started = self._monotonic()
+            sent = True
+            cause = ""
+            try:
+                async with session.request(
+                    method, url, headers=headers, data=body or None, allow_redirects=False
+                ) as resp:
+                    data = await resp.read()
+                    status = resp.status
+                    rid = resp.headers.get("X-Request-Id")
+                    if 200 <= status < 300:
+                        self._observe(operation, str(status), started)
+                        return status, data, rid
+                    code, msg = wire.error_fields(data)
+                    error: CloudError = errmap.from_status(
+                        operation=operation,
+                        status=status,
+                        error_code=code,
+                        error_msg=msg,
+                        request_id=rid,
+                        retry_after_header=resp.headers.get("Retry-After"),
+                    )
+                    label = str(status)
+            except TRANSPORT as exc:
+                sent = not isinstance(exc, NOT_SENT)
+                cause = type(exc).__name__
+                error = errmap.transport(operation, exc)
+                label = "transport"
+            self._observe(operation, label, started)
+            if should_retry(
+                error, attempt=attempt, retries=self._backoff.retries, write=write, sent=sent
+            ):
+                self.stats[(operation, "retry")] += 1
+                delay = error.delay if isinstance(error, TemporaryCloudError) else None
+                await self._sleep(self._backoff.delay(attempt, delay, self._rand))
+                continue
+            if write and sent and label == "transport":
+                error = OutcomeUnknown(
+                    f"{operation}: request may have been applied; reply lost ({cause})",
+                    operation=operation,
+                )
+                self.stats[(operation, "outcome_unknown")] += 1
+            self._log_failure(error, attempt)
+            raise error
+
+    def _observe(self, operation: str, status: str, started: float) -> None:
+        self.stats[(operation, status)] += 1
+        if self.on_call is not None:
+            self.on_call(operation, status, self._monotonic() - started)
+
+    def _malformed(
+        self, exc: wire.Malformed, operation: str, status: int, rid: str | None
+    ) -> CloudError:
+        error = wire.malformed(exc, operation=operation, status=status, request_id=rid)
+        self.stats[(operation, "malformed")] += 1
+        self._log_failure(error, 1)
+        return error
+
+    def _log_failure(self, error: CloudError, attempt: int) -> None:
+        log.warning(
+            "api_call_failed",
+            account=self.name,
+            operation=error.operation,
+            status=error.status,
+            error_code=error.error_code,
+            error_msg=error.error_msg,
+            request_id=error.request_id,
+            attempt=attempt,
+            error=type(error).__name__,
+        )

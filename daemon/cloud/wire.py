@@ -1,0 +1,264 @@
+"""Wire JSON -> ``daemon.model`` values, tolerant by design.
+
+Why tolerant: API.md marks much of the response shape as *assumed*. A newer cloud that
+adds a field or a status must not break aomd, so unknown fields land in ``extra`` and an
+unknown status becomes ``Status.UNKNOWN`` (logged once per raw value, so a flood of polls
+does not flood the log). Only a body that is not the documented *shape* at all (not JSON,
+an object where a list belongs, no id) raises ``MalformedResponse``.
+
+Plain dict access and no pydantic: this runs on every poll (see ``bench/client.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from daemon.errors import MalformedResponse
+from daemon.model import Execution, NodeRun, Status, Workflow, WorkflowNode
+
+log = structlog.get_logger("aomd.cloud")
+
+_STATUS_BY_RAW: dict[str, Status] = {s.value: s for s in Status if s is not Status.UNKNOWN}
+_UNKNOWN_SEEN: set[str] = set()
+"""Raw status strings already logged as unknown (process-wide: log once, not per poll)."""
+
+_NODE_KEYS = frozenset(
+    {"node_id", "status", "begin_time", "end_time", "output", "function_execution_id"}
+)
+_EXEC_KEYS = frozenset(
+    {
+        "workflow_id",
+        "execution_id",
+        "status",
+        "begin_time",
+        "end_time",
+        "last_update_time",
+        "created_by",
+        "project_id",
+        "execution_result_list",
+    }
+)
+_WF_NODE_KEYS = frozenset({"id", "name", "category", "task_name", "ignore_error", "parent_node"})
+_WF_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "type",
+        "tags",
+        "status",
+        "trigger_id",
+        "trigger_status",
+        "nodes",
+        "last_execution_id",
+        "enterprise_project_id",
+    }
+)
+
+
+class Malformed(ValueError):
+    """Raised by the parsers below; the client turns it into ``MalformedResponse``."""
+
+
+def status(raw: object) -> Status:
+    """``Status`` for a wire value; an unseen unknown value is logged once."""
+    if isinstance(raw, str):
+        found = _STATUS_BY_RAW.get(raw)
+        if found is not None:
+            return found
+    parsed = Status.parse(raw)
+    if parsed is Status.UNKNOWN:
+        key = repr(raw)
+        if key not in _UNKNOWN_SEEN:
+            _UNKNOWN_SEEN.add(key)
+            log.warning("status_unknown", raw_status=str(raw)[:64])
+    return parsed
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _extra(data: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
+    if len(data) <= len(known) and known.issuperset(data):
+        return {}
+    return {k: v for k, v in data.items() if k not in known}
+
+
+def _object(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is {type(value).__name__}, expected an object")
+    return value
+
+
+def node_run(data: object) -> NodeRun:
+    d = _object(data, "execution_result_list entry")
+    raw = d.get("status")
+    output = d.get("output")
+    return NodeRun(
+        node_id=_str(d.get("node_id")) or "",
+        status=status(raw),
+        raw_status=raw if isinstance(raw, str) else "",
+        begin_time=_int(d.get("begin_time")),
+        end_time=_int(d.get("end_time")),
+        output=output if isinstance(output, dict) else {},
+        function_execution_id=_str(d.get("function_execution_id")),
+        extra=_extra(d, _NODE_KEYS),
+    )
+
+
+def execution(data: object, workflow_id: str | None = None) -> Execution:
+    """One brief or detail; ``workflow_id`` fills in when the body omits it."""
+    d = _object(data, "execution")
+    eid = d.get("execution_id")
+    if not eid:
+        raise Malformed("execution has no execution_id")
+    raw = d.get("status")
+    runs = d.get("execution_result_list") or ()
+    if not isinstance(runs, list | tuple):
+        raise Malformed("execution_result_list is not a list")
+    return Execution(
+        workflow_id=_str(d.get("workflow_id")) or workflow_id or "",
+        execution_id=str(eid),
+        status=status(raw),
+        raw_status=raw if isinstance(raw, str) else "",
+        begin_time=_int(d.get("begin_time")),
+        end_time=_int(d.get("end_time")),
+        last_update_time=_int(d.get("last_update_time")),
+        created_by=_str(d.get("created_by")),
+        project_id=_str(d.get("project_id")),
+        nodes=tuple(node_run(r) for r in runs),
+        extra=_extra(d, _EXEC_KEYS),
+    )
+
+
+def executions(data: object, workflow_id: str) -> list[Execution]:
+    """ListWorkflowExecutions: a JSON array (tolerates ``{"executions": [...]}`` too)."""
+    if isinstance(data, dict):
+        for key in ("executions", "elements", "body"):
+            if isinstance(data.get(key), list):
+                data = data[key]
+                break
+    if not isinstance(data, list):
+        raise Malformed(f"execution list is {type(data).__name__}, expected an array")
+    return [execution(item, workflow_id) for item in data]
+
+
+def workflow_node(data: object) -> WorkflowNode:
+    d = _object(data, "workflow node")
+    return WorkflowNode(
+        id=_str(d.get("id")) or "",
+        name=_str(d.get("name")) or "",
+        category=_str(d.get("category")) or "",
+        task_name=_str(d.get("task_name")) or "",
+        ignore_error=bool(d.get("ignore_error", False)),
+        parent_node=_str(d.get("parent_node")),
+        extra=_extra(d, _WF_NODE_KEYS),
+    )
+
+
+def workflow(data: object) -> Workflow:
+    d = _object(data, "workflow")
+    wid = d.get("id") or d.get("workflow_id")
+    if not wid:
+        raise Malformed("workflow has no id")
+    tags = d.get("tags")
+    nodes = d.get("nodes") or ()
+    if not isinstance(nodes, list | tuple):
+        raise Malformed("workflow nodes is not a list")
+    return Workflow(
+        id=str(wid),
+        name=_str(d.get("name")) or "",
+        type=_str(d.get("type")) or "",
+        tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {},
+        status=_str(d.get("status")) or "",
+        trigger_id=_str(d.get("trigger_id")),
+        trigger_status=_str(d.get("trigger_status")),
+        nodes=tuple(workflow_node(n) for n in nodes),
+        last_execution_id=_str(d.get("last_execution_id")),
+        enterprise_project_id=_str(d.get("enterprise_project_id")),
+        extra=_extra(d, _WF_KEYS),
+    )
+
+
+def workflow_page(data: object) -> tuple[list[Workflow], int | None]:
+    """One ListWorkflow page: its workflows and ``total_elements`` (None if absent)."""
+    d = _object(data, "workflow list")
+    elements = d.get("elements")
+    if elements is None:
+        elements = []
+    if not isinstance(elements, list):
+        raise Malformed("elements is not a list")
+    return [workflow(e) for e in elements], _int(d.get("total_elements"))
+
+
+def execution_id(data: object) -> str:
+    d = _object(data, "execute result")
+    eid = d.get("execution_id")
+    if not eid:
+        raise Malformed("execute result has no execution_id")
+    return str(eid)
+
+
+def loads(body: bytes) -> Any:
+    """``json.loads`` raising ``Malformed``."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise Malformed(f"body is not JSON: {exc.__class__.__name__}") from None
+
+
+def loads_lenient(body: bytes) -> Any:
+    """For bodies documented as not-JSON (trigger ``{"success"}``): the text if not JSON."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """``(error_code, error_msg)`` from an error body; ``http_code`` may be str or int."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    code = data.get("error_code") or data.get("code")
+    msg = data.get("error_msg") or data.get("message")
+    text = _str(msg)
+    return _str(code), text[:512] if text is not None else None
+
+
+def malformed(
+    exc: Malformed, *, operation: str, status: int, request_id: str | None
+) -> MalformedResponse:
+    """The error to raise for a 2xx body we cannot read (request id kept for the ticket)."""
+    return MalformedResponse(
+        f"{operation}: malformed response: {exc}",
+        operation=operation,
+        status=status,
+        request_id=request_id,
+    )
