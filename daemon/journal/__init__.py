@@ -1,1 +1,13 @@
+"""The journal: aomd's memory of what it meant to do and what came of it.
 
+``SqliteJournal`` is the store the daemon uses; ``MemoryJournal`` has the same semantics
+(one shared implementation in ``core``, one contract test suite) for tests and demos.
+"""
+
+from __future__ import annotations
+
+from daemon.journal.memory import MemoryJournal
+from daemon.journal.protocol import PENDING, HistoryRow, Journal
+from daemon.journal.sqlite import SqliteJournal
+
+__all__ = ["PENDING", "HistoryRow", "Journal", "MemoryJournal", "SqliteJournal"]

@@ -1,0 +1,214 @@
+"""The journal's semantics, written once for every backend.
+
+``JournalBase`` implements the whole ``Journal`` protocol on top of ``Tx``, a handful of
+dumb storage primitives (get/put a row, insert-or-ignore a sighting, ...). A backend
+only says how to run one ``Tx`` atomically: ``MemoryJournal`` calls it on dicts,
+``SqliteJournal`` runs it inside ``BEGIN IMMEDIATE`` on its worker thread. So the rules
+that matter (when a key may be sent again, what ``facts`` contains, what retention may
+delete) cannot drift between the real store and the test double.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol, Self, TypeVar
+
+from daemon.engine.executor import RETRYABLE_OUTCOMES, WriteIntent
+from daemon.errors import JournalError
+from daemon.facts import ExecutionFacts, PastWrite
+from daemon.journal.protocol import PENDING, HistoryRow
+
+T = TypeVar("T")
+
+
+def utc(at: datetime) -> datetime:
+    """Every stored instant is aware UTC; a naive one is taken to be UTC already."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def order(row: HistoryRow) -> tuple[datetime, str]:
+    """The one row order (oldest first, key breaks ties), used by every listing."""
+    return (row.at, row.key)
+
+
+class Tx(Protocol):
+    """Storage primitives of one atomic unit of work. No rules live here."""
+
+    def get_intent(self, key: str) -> HistoryRow | None: ...
+
+    def put_intent(self, row: HistoryRow) -> None:
+        """Insert or replace the row with ``row.key``."""
+        ...
+
+    def intents_of(self, execution_id: str) -> list[HistoryRow]: ...
+
+    def sightings_of(self, execution_id: str) -> dict[str, datetime]: ...
+
+    def add_sighting(self, execution_id: str, node_id: str, at: datetime) -> None:
+        """Insert or ignore: an existing sighting keeps its time."""
+        ...
+
+    def remove_sighting(self, execution_id: str, node_id: str) -> None: ...
+
+    def owned(self) -> set[str]: ...
+
+    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None: ...
+
+    def unset_owned(self, workflow_id: str) -> None: ...
+
+    def select_history(
+        self, since: datetime | None, workflow_id: str | None, limit: int | None
+    ) -> list[HistoryRow]:
+        """Rows with ``at >= since`` (and the workflow), the newest ``limit``, any order."""
+        ...
+
+    def prune(self, cutoff: datetime) -> int:
+        """Delete intents with ``finished_at < cutoff`` and sightings older than it."""
+        ...
+
+
+def row_from_intent(intent: WriteIntent, at: datetime, *, tries: int = 1) -> HistoryRow:
+    return HistoryRow(
+        at=utc(at),
+        key=intent.key,
+        kind=intent.kind,
+        workflow_id=intent.workflow_id,
+        execution_id=intent.execution_id,
+        node_id=intent.node_id,
+        attempt=intent.attempt,
+        rule=intent.rule,
+        reason=intent.reason,
+        outcome=PENDING,
+        request_id=None,
+        error=None,
+        dry_run=intent.dry_run,
+        finished_at=None,
+        observed=intent.observed,
+        tries=tries,
+    )
+
+
+def begin_in(tx: Tx, intent: WriteIntent, at: datetime) -> str | None:
+    """Record the intent unless its key exists. A key whose outcome proved nothing
+    happened (``RETRYABLE_OUTCOMES``) is reset to pending with the new intent's details
+    (reason, observed state, time) so that the next send is journaled like the first."""
+    existing = tx.get_intent(intent.key)
+    if existing is None:
+        tx.put_intent(row_from_intent(intent, at))
+        return None
+    if existing.outcome in RETRYABLE_OUTCOMES:
+        tx.put_intent(row_from_intent(intent, at, tries=existing.tries + 1))
+    return existing.outcome
+
+
+def finish_in(
+    tx: Tx, key: str, outcome: str, request_id: str | None, error: str | None, at: datetime
+) -> None:
+    """Record the outcome. Finishing twice overwrites (``unknown`` then ``resolved_*``)."""
+    if outcome == PENDING:
+        raise JournalError(f"cannot finish intent {key!r} with outcome {PENDING!r}")
+    existing = tx.get_intent(key)
+    if existing is None:
+        raise JournalError(f"cannot finish intent {key!r}: it was never begun (or was pruned)")
+    tx.put_intent(
+        dataclasses.replace(
+            existing, outcome=outcome, request_id=request_id, error=error, finished_at=utc(at)
+        )
+    )
+
+
+def facts_in(tx: Tx, execution_id: str) -> ExecutionFacts:
+    writes = tuple(
+        PastWrite(
+            key=r.key,
+            kind=r.kind,
+            node_id=r.node_id,
+            attempt=r.attempt,
+            rule=r.rule,
+            outcome=r.outcome,
+            at=r.at,
+            observed=r.observed,
+        )
+        for r in sorted(tx.intents_of(execution_id), key=order)
+    )
+    return ExecutionFacts(
+        execution_id=execution_id,
+        writes=writes,
+        first_seen=dict(sorted(tx.sightings_of(execution_id).items())),
+    )
+
+
+class JournalBase(ABC):
+    """Implements ``Journal`` given a way to run one ``Tx`` atomically."""
+
+    @abstractmethod
+    async def _run(self, op: Callable[[Tx], T]) -> T:
+        """Run ``op`` as one atomic unit; translate storage failures to ``JournalError``."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def begin(self, intent: WriteIntent, at: datetime) -> str | None:
+        return await self._run(lambda tx: begin_in(tx, intent, at))
+
+    async def finish(
+        self,
+        key: str,
+        outcome: str,
+        *,
+        request_id: str | None,
+        error: str | None,
+        at: datetime,
+    ) -> None:
+        await self._run(lambda tx: finish_in(tx, key, outcome, request_id, error, at))
+
+    async def owned_triggers(self) -> set[str]:
+        return await self._run(lambda tx: tx.owned())
+
+    async def set_trigger_owned(
+        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
+    ) -> None:
+        def op(tx: Tx) -> None:
+            if owned:
+                tx.set_owned(workflow_id, reason, utc(at))
+            else:
+                tx.unset_owned(workflow_id)
+
+        await self._run(op)
+
+    async def facts(self, execution_id: str) -> ExecutionFacts:
+        return await self._run(lambda tx: facts_in(tx, execution_id))
+
+    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None:
+        await self._run(lambda tx: tx.add_sighting(execution_id, node_id, utc(at)))
+
+    async def forget_seen(self, execution_id: str, node_id: str) -> None:
+        await self._run(lambda tx: tx.remove_sighting(execution_id, node_id))
+
+    async def history(
+        self,
+        since: datetime | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        cutoff = None if since is None else utc(since)
+        rows = await self._run(lambda tx: tx.select_history(cutoff, workflow_id, limit))
+        return sorted(rows, key=order)
+
+    async def prune(self, older_than: datetime) -> int:
+        return await self._run(lambda tx: tx.prune(utc(older_than)))
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

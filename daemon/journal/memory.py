@@ -1,0 +1,88 @@
+"""In-memory journal: the ``SqliteJournal`` semantics without a file.
+
+For unit tests and demo fast paths. All rules live in ``daemon.journal.core``; this
+module only stores rows in dicts. Every call runs to completion without awaiting, so
+each ``Tx`` is atomic with respect to other tasks. ``open()`` is optional here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from daemon.journal.core import JournalBase, Tx, order
+from daemon.journal.protocol import HistoryRow
+
+T = TypeVar("T")
+
+
+class _MemoryTx:
+    def __init__(self) -> None:
+        self.intents: dict[str, HistoryRow] = {}
+        self.sightings: dict[tuple[str, str], datetime] = {}
+        self.owned_by_us: dict[str, tuple[str, datetime]] = {}
+
+    def get_intent(self, key: str) -> HistoryRow | None:
+        return self.intents.get(key)
+
+    def put_intent(self, row: HistoryRow) -> None:
+        self.intents[row.key] = row
+
+    def intents_of(self, execution_id: str) -> list[HistoryRow]:
+        return [r for r in self.intents.values() if r.execution_id == execution_id]
+
+    def sightings_of(self, execution_id: str) -> dict[str, datetime]:
+        return {n: at for (e, n), at in self.sightings.items() if e == execution_id}
+
+    def add_sighting(self, execution_id: str, node_id: str, at: datetime) -> None:
+        self.sightings.setdefault((execution_id, node_id), at)
+
+    def remove_sighting(self, execution_id: str, node_id: str) -> None:
+        self.sightings.pop((execution_id, node_id), None)
+
+    def owned(self) -> set[str]:
+        return set(self.owned_by_us)
+
+    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None:
+        self.owned_by_us[workflow_id] = (reason, at)
+
+    def unset_owned(self, workflow_id: str) -> None:
+        self.owned_by_us.pop(workflow_id, None)
+
+    def select_history(
+        self, since: datetime | None, workflow_id: str | None, limit: int | None
+    ) -> list[HistoryRow]:
+        rows = sorted(
+            (
+                r
+                for r in self.intents.values()
+                if (since is None or r.at >= since)
+                and (workflow_id is None or r.workflow_id == workflow_id)
+            ),
+            key=order,
+        )
+        return rows if limit is None else rows[max(0, len(rows) - limit) :]
+
+    def prune(self, cutoff: datetime) -> int:
+        old = [
+            k
+            for k, r in self.intents.items()
+            if r.finished_at is not None and r.finished_at < cutoff
+        ]
+        stale = [k for k, at in self.sightings.items() if at < cutoff]
+        for key in old:
+            del self.intents[key]
+        for sighting in stale:
+            del self.sightings[sighting]
+        return len(old) + len(stale)
+
+
+class MemoryJournal(JournalBase):
+    """``Journal`` kept in process memory; lost on exit (by design)."""
+
+    def __init__(self) -> None:
+        self._tx = _MemoryTx()
+
+    async def _run(self, op: Callable[[Tx], T]) -> T:
+        return op(self._tx)

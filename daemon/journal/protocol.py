@@ -1,0 +1,86 @@
+"""What the engine may ask of the journal, and the one row type it hands back.
+
+The journal is the daemon's only memory across restarts: write intents and their
+outcomes (exactly-once effect), the triggers aomd itself disabled (ownership), and when a
+stopped node was first seen (delays before acting). Everything else is re-observed from
+the cloud on every pass, so nothing here is a cache that could go stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from daemon.engine.executor import JournalPort
+from daemon.engine.triggers import OwnershipPort
+from daemon.facts import ExecutionFacts
+
+PENDING = "pending"
+"""Outcome of an intent whose call has not been journaled as done (sent or not)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRow:
+    """One journaled intent as stored: what aomd meant to do, why, and what came of it."""
+
+    at: datetime
+    """When the intent was (last) journaled; a retryable intent sent again moves it."""
+    key: str
+    """Idempotency key (``exec/<execution>/<node or ->/<action>/<attempt>`` etc.)."""
+    kind: str
+    workflow_id: str
+    execution_id: str | None
+    node_id: str | None
+    attempt: int
+    rule: str
+    reason: str
+    outcome: str
+    """``pending`` until ``finish``; then the executor's outcome."""
+    request_id: str | None
+    error: str | None
+    dry_run: bool
+    finished_at: datetime | None
+    observed: str = ""
+    """Fingerprint of the state the decision was made on (to resolve a lost reply)."""
+    tries: int = 1
+    """How many times the key was begun: 1 + the resets after a retryable outcome."""
+
+
+class Journal(JournalPort, OwnershipPort, Protocol):
+    """The whole journal: the executor's and trigger reconciler's ports plus the reads
+    the watcher, ``aomd history`` and retention need. ``SqliteJournal`` and
+    ``MemoryJournal`` implement it with the same semantics (one contract test suite)."""
+
+    async def open(self) -> None:
+        """Make the store usable (create / migrate the schema). Idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def facts(self, execution_id: str) -> ExecutionFacts:
+        """All intents of the execution (oldest first) and its first sightings."""
+        ...
+
+    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None:
+        """Remember when a node was first seen stopped; later calls keep the first time."""
+        ...
+
+    async def forget_seen(self, execution_id: str, node_id: str) -> None:
+        """The node runs again: its next stop starts a new sighting."""
+        ...
+
+    async def history(
+        self,
+        since: datetime | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[HistoryRow]:
+        """Intents journaled at or after ``since``, oldest first; with ``limit`` the newest
+        ``limit`` of them (still oldest first)."""
+        ...
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete finished intents finished before ``older_than`` and sightings first seen
+        before it. Pending intents and owned triggers are never pruned. Returns rows deleted."""
+        ...

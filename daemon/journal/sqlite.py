@@ -1,0 +1,294 @@
+"""The journal in one SQLite file (WAL), the default store.
+
+Why these choices:
+
+- stdlib ``sqlite3`` on one connection owned by one worker thread
+  (``ThreadPoolExecutor(max_workers=1)``): calls are serialised without a lock, the event
+  loop never blocks on disk, and no new dependency is needed. A caller cancelled while
+  waiting does not cancel the statement: a begun intent is still committed, and the next
+  pass finds it ``pending`` and resolves it by observation, which is the safe direction.
+- ``journal_mode=WAL``: ``aomd history`` can read while the daemon writes.
+- ``synchronous=FULL``: an intent must be on disk *before* the API call it guards. In WAL
+  mode ``NORMAL`` survives a killed process but may lose the last commits on power loss,
+  which could make aomd resend a write after a reboot. FULL costs one fsync per commit;
+  writes are capped by the blast-radius limit (tens per minute) and a sighting that is
+  already known commits no pages, so the cost does not matter.
+- Every unit of work runs in ``BEGIN IMMEDIATE``: the read-then-write in ``begin`` holds
+  the write lock, so two processes sharing a file (a leader hand-over) cannot both claim
+  one key. ``busy_timeout`` makes them wait instead of failing.
+- Instants are ISO-8601 UTC strings with microseconds: readable with the ``sqlite3``
+  shell, and they sort as text in time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import structlog
+
+from daemon.errors import JournalError
+from daemon.journal import migrations
+from daemon.journal.core import JournalBase, Tx, utc
+from daemon.journal.protocol import HistoryRow
+
+T = TypeVar("T")
+log = structlog.get_logger("aomd.journal")
+
+_COLUMNS = (
+    "key, kind, workflow_id, execution_id, node_id, attempt, rule, reason, observed, "
+    "dry_run, outcome, request_id, error, created_at, finished_at, tries"
+)
+
+
+def _ts(at: datetime) -> str:
+    return utc(at).isoformat(timespec="microseconds")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _row(r: tuple[Any, ...]) -> HistoryRow:
+    return HistoryRow(
+        key=r[0],
+        kind=r[1],
+        workflow_id=r[2],
+        execution_id=r[3],
+        node_id=r[4],
+        attempt=int(r[5]),
+        rule=r[6],
+        reason=r[7],
+        observed=r[8],
+        dry_run=bool(r[9]),
+        outcome=r[10],
+        request_id=r[11],
+        error=r[12],
+        at=_parse(r[13]),
+        finished_at=None if r[14] is None else _parse(r[14]),
+        tries=int(r[15]),
+    )
+
+
+class _SqliteTx:
+    """``Tx`` on a connection already inside a transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get_intent(self, key: str) -> HistoryRow | None:
+        r = self.conn.execute(f"SELECT {_COLUMNS} FROM intents WHERE key = ?", (key,)).fetchone()
+        return None if r is None else _row(r)
+
+    def put_intent(self, row: HistoryRow) -> None:
+        self.conn.execute(
+            f"INSERT OR REPLACE INTO intents ({_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.key,
+                row.kind,
+                row.workflow_id,
+                row.execution_id,
+                row.node_id,
+                row.attempt,
+                row.rule,
+                row.reason,
+                row.observed,
+                int(row.dry_run),
+                row.outcome,
+                row.request_id,
+                row.error,
+                _ts(row.at),
+                None if row.finished_at is None else _ts(row.finished_at),
+                row.tries,
+            ),
+        )
+
+    def intents_of(self, execution_id: str) -> list[HistoryRow]:
+        cur = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM intents WHERE execution_id = ?", (execution_id,)
+        )
+        return [_row(r) for r in cur]
+
+    def sightings_of(self, execution_id: str) -> dict[str, datetime]:
+        cur = self.conn.execute(
+            "SELECT node_id, first_seen FROM sightings WHERE execution_id = ?", (execution_id,)
+        )
+        return {node: _parse(at) for node, at in cur}
+
+    def add_sighting(self, execution_id: str, node_id: str, at: datetime) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO sightings (execution_id, node_id, first_seen) VALUES (?, ?, ?)",
+            (execution_id, node_id, _ts(at)),
+        )
+
+    def remove_sighting(self, execution_id: str, node_id: str) -> None:
+        self.conn.execute(
+            "DELETE FROM sightings WHERE execution_id = ? AND node_id = ?", (execution_id, node_id)
+        )
+
+    def owned(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT workflow_id FROM owned_triggers")}
+
+    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO owned_triggers (workflow_id, reason, owned_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (workflow_id) DO UPDATE SET reason = excluded.reason, "
+            "owned_at = excluded.owned_at",
+            (workflow_id, reason, _ts(at)),
+        )
+
+    def unset_owned(self, workflow_id: str) -> None:
+        self.conn.execute("DELETE FROM owned_triggers WHERE workflow_id = ?", (workflow_id,))
+
+    def select_history(
+        self, since: datetime | None, workflow_id: str | None, limit: int | None
+    ) -> list[HistoryRow]:
+        where: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(_ts(since))
+        if workflow_id is not None:
+            where.append("workflow_id = ?")
+            params.append(workflow_id)
+        sql = f"SELECT {_COLUMNS} FROM intents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, key DESC LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        return [_row(r) for r in self.conn.execute(sql, params)]
+
+    def prune(self, cutoff: datetime) -> int:
+        at = _ts(cutoff)
+        intents = self.conn.execute(
+            "DELETE FROM intents WHERE finished_at IS NOT NULL AND finished_at < ?", (at,)
+        ).rowcount
+        sightings = self.conn.execute("DELETE FROM sightings WHERE first_seen < ?", (at,)).rowcount
+        return int(intents) + int(sightings)
+
+
+class SqliteJournal(JournalBase):
+    """``Journal`` in the SQLite file at ``path`` (created with its directory if missing).
+
+    ``readonly=True`` (for ``aomd history``) opens the file with ``mode=ro``: it never
+    creates, migrates or writes it, so an operator can read a journal owned by the
+    service user while the daemon runs.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, readonly: bool = False, busy_timeout: float = 10.0
+    ) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.busy_timeout = busy_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._conn is not None else "closed"
+        return f"SqliteJournal(path={str(self.path)!r}, readonly={self.readonly}, {state})"
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aomd-journal")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(pool, self._connect)
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+        self._conn, self._pool = conn, pool
+
+    async def close(self) -> None:
+        conn, pool = self._conn, self._pool
+        self._conn = self._pool = None
+        if conn is None or pool is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        except sqlite3.Error as exc:
+            raise self._error("close", exc) from exc
+        finally:
+            pool.shutdown(wait=True)
+
+    async def _run(self, op: Callable[[Tx], T]) -> T:
+        conn, pool = self._conn, self._pool
+        if conn is None or pool is None:
+            raise JournalError(f"journal {self.path} is not open")
+        return await asyncio.get_running_loop().run_in_executor(pool, self._transact, conn, op)
+
+    def _transact(self, conn: sqlite3.Connection, op: Callable[[Tx], T]) -> T:
+        try:
+            conn.execute("BEGIN" if self.readonly else "BEGIN IMMEDIATE")
+            try:
+                result = op(_SqliteTx(conn))
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error("transaction", exc) from exc
+        return result
+
+    def _error(self, what: str, exc: BaseException) -> JournalError:
+        return JournalError(f"journal {self.path}: {what} failed: {exc}")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.readonly:
+                return self._connect_readonly()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error("open", exc) from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = FULL")
+            found = migrations.version(conn)
+            now = migrations.migrate(conn, self.path)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("open", exc) from exc
+            raise
+        if mode != "wal":
+            log.warning("journal_not_wal", path=str(self.path), journal_mode=mode)
+        log.info("journal_opened", path=str(self.path), schema=now, migrated_from=found)
+        return conn
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            raise JournalError(f"journal {self.path} does not exist")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            found = migrations.version(conn)
+            migrations.check_known(found, self.path)
+            if found == 0:
+                # An empty file (never migrated): read it as an empty journal.
+                conn.close()
+                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                migrations.migrate(conn, ":memory:")
+            elif found < migrations.LATEST:
+                raise JournalError(
+                    f"journal {self.path} has schema version {found}, older than this aomd's "
+                    f"{migrations.LATEST}; start the daemon once to migrate it, then read it"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return conn

@@ -1,0 +1,64 @@
+"""One journal fixture, two stores: every contract test runs on SQLite and in memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.engine.executor import WriteIntent
+from daemon.journal import Journal, MemoryJournal, SqliteJournal
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+IntentFactory = Callable[..., WriteIntent]
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+@pytest.fixture
+def t0() -> Callable[[float], datetime]:
+    """``t0(n)``: n minutes after a fixed instant (tests never read the clock)."""
+    return minutes
+
+
+@pytest.fixture
+def intent() -> IntentFactory:
+    """``intent(execution, node, attempt, **overrides)`` with the engine's key format."""
+
+    def make(
+        execution: str = "e1", node: str | None = "n1", attempt: int = 1, **kw: Any
+    ) -> WriteIntent:
+        kind = kw.pop("kind", "restart")
+        fields: dict[str, Any] = {
+            "key": f"exec/{execution}/{node or '-'}/{kind}/{attempt}",
+            "kind": kind,
+            "workflow_id": f"wf-{execution}",
+            "execution_id": execution,
+            "node_id": node,
+            "attempt": attempt,
+            "rule": "retry-failed",
+            "reason": "node failed",
+            "observed": f"fp-{attempt}",
+        }
+        fields.update(kw)
+        return WriteIntent(**fields)
+
+    return make
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+    store: Journal = (
+        SqliteJournal(tmp_path / "state" / "journal.sqlite3")
+        if request.param == "sqlite"
+        else MemoryJournal()
+    )
+    await store.open()
+    yield store
+    await store.close()
