@@ -1,0 +1,98 @@
+"""``aomd plan``: every trigger change and scheduled run in a period, without writing.
+
+Without ``--live`` no cloud is called: workflows are unknown, so each trigger rule is
+shown once for its selector (``<rule>``), which is what the rule will do to every
+workflow it selects. ``--live`` lists the real workflows (read-only calls) and marks the
+triggers whose current state differs from what the plan wants at the start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from daemon.calendar.plan import PlanItem, plan, render_plan_table
+from daemon.calendar.spec import TriggerRuleSpec
+from daemon.engine.bundle import Bundle, load_bundle
+from daemon.engine.connect import connect
+from daemon.model import Workflow
+from daemon.settings import Settings
+
+
+def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
+    """One stand-in per rule, built from its selector so the rule selects it."""
+    out = []
+    for rule in rules:
+        sel = rule.select
+        out.append(
+            Workflow(
+                id=sel.ids[0] if sel.ids else f"<{rule.name}>",
+                name=sel.names[0] if sel.names else f"<{rule.name}>",
+                type="cron",
+                tags={k: v for k, v in sel.tags.items()},
+                trigger_status=None,
+            )
+        )
+    return out
+
+
+async def live_workflows(settings: Settings) -> list[Workflow]:
+    async with contextlib.AsyncExitStack() as stack:
+        cloud = await connect(settings, stack)
+        found: list[Workflow] = []
+        for acc in cloud.accounts:
+            found.extend(await acc.client.list_workflows())
+        return found
+
+
+def compute_plan(
+    bundle: Bundle, workflows: Sequence[Workflow], start: datetime, end: datetime
+) -> list[PlanItem]:
+    return plan(
+        bundle.calendars,
+        bundle.triggers,
+        bundle.schedules,
+        workflows,
+        start,
+        end,
+        schedule_sources=bundle.sources,
+    )
+
+
+def mark_live(items: list[PlanItem], workflows: Sequence[Workflow]) -> list[PlanItem]:
+    """Keep initial-state lines only where the trigger's current state differs."""
+    state = {wf.id: wf.trigger_enabled for wf in workflows}
+    out = []
+    for item in items:
+        if item.kind == "trigger" and item.initial and item.workflow_id in state:
+            current = state[item.workflow_id]
+            if current == item.enable:
+                continue
+            item = item._replace(
+                reason=f"now {'enabled' if current else 'disabled'}; "
+                f"aomd would {'enable' if item.enable else 'disable'} it at once"
+            )
+        out.append(item)
+    return out
+
+
+async def print_plan(
+    settings: Settings, start: datetime, end: datetime, *, as_json: bool, live: bool
+) -> int:
+    bundle = load_bundle(settings.policies_dir)
+    if live:
+        workflows = await live_workflows(settings)
+        items = mark_live(compute_plan(bundle, workflows, start, end), workflows)
+    else:
+        workflows = placeholder_workflows(bundle.triggers)
+        items = compute_plan(bundle, workflows, start, end)
+    if as_json:
+        for item in items:
+            print(json.dumps(item.to_dict()))
+    else:
+        print(render_plan_table(items))
+        if not live:
+            print("(workflows shown as their rule's selector; add --live to list real ones)")
+    return 0
