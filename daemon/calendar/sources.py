@@ -51,15 +51,58 @@ def cron_times(expr: str, tz: tzinfo, start: datetime, end: datetime) -> Iterato
     """
     base = start.astimezone(tz).replace(tzinfo=None) - _SLACK
     fields = _simple_fields(expr)
-    naive_times = _walk(fields, base) if fields is not None else _croniter_walk(expr, base)
+    if fields is not None:
+        yield from _fast_times(fields, tz, base, start, end)
+        return
     last: datetime | None = None
-    for naive in naive_times:
+    for naive in _croniter_walk(expr, base):
         at = localize(naive, tz)
         if at >= end:
             return
         if at >= start and at != last:
             last = at
             yield at
+
+
+def _fast_times(
+    fields: _Fields, tz: tzinfo, base: datetime, start: datetime, end: datetime
+) -> Iterator[datetime]:
+    """``cron_times`` for plain expressions: on a day without an offset change every wall
+    time converts with that day's offset (one subtraction); only the one or two DST days a
+    year go through ``localize``. Same answers, about 5x faster (bench/plan.py)."""
+    last: datetime | None = None
+    day: date | None = None
+    off: timedelta | None = None
+    for naive in _walk(fields, base):
+        if day is None or naive.day != day.day or naive.date() != day:  # cheap check first
+            day = naive.date()
+            off = _steady_offset(tz, day)
+        at = naive.replace(tzinfo=UTC) - off if off is not None else localize(naive, tz)
+        if at >= end:
+            return
+        if at >= start and at != last:
+            last = at
+            yield at
+
+
+@lru_cache(maxsize=8192)
+def _steady_offset(tz: tzinfo, day: date) -> timedelta | None:
+    """The UTC offset of ``tz`` all day long on ``day``, or None if it changes that day."""
+    if tz is UTC:
+        return timedelta(0)
+    midnight = datetime.combine(day, time())
+    offsets = {(midnight + timedelta(hours=h)).replace(tzinfo=tz).utcoffset() for h in (0, 12, 24)}
+    if len(offsets) != 1:
+        return None
+    off = offsets.pop()
+    # A transition that goes and comes back within one day does not exist in tzdata; still,
+    # check that midnight round-trips, which also rules out midnight being in a gap.
+    if (
+        off is None
+        or (midnight - off).replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None) != midnight
+    ):
+        return None
+    return off
 
 
 _Fields = tuple[

@@ -195,3 +195,31 @@ def test_fast_cron_walk_equals_croniter(expr: str, start: datetime) -> None:
     while (t := it.get_next(datetime).replace(tzinfo=UTC)) < end:
         theirs.append(t)
     assert ours == theirs
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    expr=st.sampled_from([*CRONS, "*/20 0-4 * * *", "0,30 1,2,3 * * *"]),
+    zone=st.sampled_from(ZONES),
+    start=instants,
+)
+def test_fast_offset_path_equals_localize_everywhere(expr: str, zone: str, start: datetime) -> None:
+    """The per-day offset shortcut gives exactly what ``localize`` gives for every wall
+    time, DST days included (the plan benchmark depends on the shortcut)."""
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    from daemon.calendar.sources import cron_times
+    from daemon.calendar.window import localize
+
+    tz = ZoneInfo(zone)
+    start = start.replace(month=3, day=1)  # cover the spring-forward and fall-back days
+    end = start + timedelta(days=245)  # through early November
+    ours = list(cron_times(expr, tz, start, end))
+    it = croniter(expr, start.astimezone(tz).replace(tzinfo=None) - timedelta(days=2))
+    theirs: list[datetime] = []
+    while (at := localize(it.get_next(datetime), tz)) < end:
+        if at >= start and (not theirs or theirs[-1] != at):
+            theirs.append(at)
+    assert ours == theirs
