@@ -114,3 +114,13 @@ class MalformedResponse(PermanentCloudError):
 
 class OutcomeUnknown(CloudError):
     """A write may have been applied but its reply was lost. Re-read state; do not resend."""
+
+
+class PolicyError(ConfigError):
+    """Policy files are invalid; ``errors`` lists every problem as ``file:line: field: message``."""
+
+    def __init__(self, errors: tuple[str, ...] | list[str], *, source: str | None = None) -> None:
+        self.errors = tuple(errors)
+        count = len(self.errors)
+        header = f"{count} problem{'s' if count != 1 else ''} in policy files:"
+        super().__init__("\n".join((header, *self.errors)), source=source)

@@ -1,1 +1,44 @@
+"""Execution policies: policy files (pydantic), loading with file:line errors, and ``decide``.
 
+Import surface for the rest of aomd::
+
+    from daemon.policy import (PolicySet, Rule, Action, Decision, decide, load_policy_dir,
+                               load_policy_paths, validate_paths, json_schema)
+"""
+
+from daemon.policy.decide import (
+    RECHECK_SOON,
+    Action,
+    Decision,
+    decide,
+    execution_key,
+    stopped_node,
+)
+from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
+from daemon.policy.observe import observed
+from daemon.policy.policyset import PolicySet
+from daemon.policy.rule import Backoff, Rule
+from daemon.policy.spec import PolicyFile, RuleSpec
+
+Policy = PolicySet
+"""Alias used by ``daemon.engine.policyref``."""
+
+__all__ = [
+    "RECHECK_SOON",
+    "Action",
+    "Backoff",
+    "Decision",
+    "Policy",
+    "PolicyFile",
+    "PolicySet",
+    "Rule",
+    "RuleSpec",
+    "decide",
+    "execution_key",
+    "json_schema",
+    "load_policy_dir",
+    "load_policy_paths",
+    "observed",
+    "stopped_node",
+    "validate_paths",
+]

@@ -1,0 +1,488 @@
+"""``decide``: one observed execution + rules + journal facts + now -> actions or a time to look again.
+
+Pure: no I/O, no clock, no randomness (backoff jitter is derived from a hash of the
+idempotency key, so every replica and every replay computes the same time). The engine
+calls it on every poll (level-triggered) and hands the actions to the executor, which
+journals each under its key before the API call.
+
+How the past is counted (``facts.writes`` for the stopped node, matched by key segment
+``exec/<execution>/<node>/<action>/<attempt>``):
+
+* An attempt is *used* when its outcome could have had an effect or was a real answer:
+  ``pending``, ``applied``, ``unknown``, ``resolved_applied``, ``rejected``, ``moot``.
+* ``failed`` and ``resolved_not_applied`` (the executor's RETRYABLE_OUTCOMES) are not
+  used: the same key is sent again (the executor re-opens it), after ``backoff.initial``.
+* ``dry_run`` outcomes count like real ones when this decision is itself a dry run (so a
+  dry-run daemon logs each step once instead of on every poll); when acting for real they
+  are ignored, except that their attempt numbers are never reused (the executor would
+  report the key as a duplicate).
+* If the latest counted write for the node was decided on exactly the state we see now
+  (``observed`` fingerprint), the cloud has not moved since we acted: no action, look
+  again soon. A ``pending`` one is listed in ``Decision.pending_keys`` so the engine can
+  resolve it (the executor does that when it is handed the same key).
+* The fallback (``skip``/``terminate``/``leave``) is keyed ``fallback-<kind>`` with
+  attempt 1 and fires exactly once; ``leave`` is a ``notify`` action for a human.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from daemon.calendar.calendar import Calendar
+from daemon.facts import ExecutionFacts, PastWrite
+from daemon.model import Execution, NodeRun, Status, Workflow
+from daemon.policy.observe import observed as observe
+from daemon.policy.rule import Rule
+
+__all__ = [
+    "RECHECK_SOON",
+    "RETRYABLE_OUTCOMES",
+    "Action",
+    "Decision",
+    "decide",
+    "execution_key",
+    "stopped_node",
+]
+
+RECHECK_SOON = timedelta(seconds=10)
+"""How soon to look again after acting, or while waiting for the cloud to reflect a write."""
+RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
+"""Same as ``daemon.engine.executor.RETRYABLE_OUTCOMES`` (the core may not import the engine)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    """One write (or notification) that ``decide`` asks the executor for."""
+
+    kind: str
+    """restart | skip | continue | terminate (API writes) or notify (webhook only)."""
+    workflow_id: str
+    execution_id: str
+    node_id: str
+    attempt: int
+    """Part of the idempotency key: a retry is a new attempt, never a resend."""
+    rule: str
+    reason: str
+    key: str
+    """``exec/<execution_id>/<node_id>/<restart|...|fallback-skip>/<attempt>``."""
+    observed: str
+    """Node fingerprint (``resolve.fingerprint(...).dumps()``) at decision time."""
+    dry_run: bool = False
+    notify: bool = False
+    """Send a notification about this action (to ``webhook`` or the global one)."""
+    webhook: str | None = None
+    fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    actions: tuple[Action, ...] = ()
+    recheck_at: datetime | None = None
+    """Look at this execution again no later than this (None: no time-based reason to)."""
+    unhandled_node: str | None = None
+    """A stopped node no rule matches: log once, count, notify."""
+    reasons: tuple[str, ...] = ()
+    """Why nothing (more) was done, for logs and ``aomd plan``."""
+    node_id: str | None = None
+    rule: str | None = None
+    pending_keys: tuple[str, ...] = field(default=())
+    """Writes with no outcome whose state has not moved: the engine should resolve them."""
+
+    @property
+    def unhandled(self) -> bool:
+        return self.unhandled_node is not None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.reasons
+
+
+def execution_key(execution_id: str, node_id: str, action: str, attempt: int) -> str:
+    return f"exec/{execution_id}/{node_id}/{action}/{attempt}"
+
+
+def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
+    """The node the execution waits on: ``(node, "failed" | "paused")`` or None.
+
+    A node failed while the execution is pausing, or a pause node is pausing. Only the
+    latest run of each node counts (a restarted node appears again in the list).
+    """
+    seen: set[str] = set()
+    for node in reversed(execution.nodes):
+        if node.node_id in seen:
+            continue
+        seen.add(node.node_id)
+        if node.status is Status.PAUSING:
+            return node, "paused"
+        if node.status is Status.FAIL and execution.status is Status.PAUSING:
+            return node, "failed"
+    return None
+
+
+def decide(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None = None,
+    *,
+    dry_run: bool = False,
+) -> Decision:
+    """What to do about ``execution`` at ``now``; ``dry_run`` is the daemon's global mode."""
+    if execution.finished:
+        return Decision(reasons=(f"execution is {execution.status.value}: nothing to do",))
+    found = stopped_node(execution)
+    if found is None:
+        return Decision(reasons=("no failed or paused node",))
+    node, state = found
+    begin = _ms(execution.begin_time)
+    age = now - begin if begin is not None else None
+    later: list[datetime] = []
+    for rule in rules:
+        matched, at = _matches(rule, workflow, execution, node, state, begin, age)
+        if at is not None and at > now:
+            later.append(at)
+        if matched:
+            return _Apply(
+                rule, execution, workflow, node, state, facts, now, calendars or {}, dry_run, begin
+            ).run()
+    label = _label(workflow, node.node_id)
+    return Decision(
+        recheck_at=min(later) if later else None,
+        unhandled_node=node.node_id,
+        reasons=(f"node {label} {state}: no rule matches",),
+        node_id=node.node_id,
+    )
+
+
+def _ms(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def _node_name(workflow: Workflow | None, node_id: str) -> str | None:
+    if workflow is None:
+        return None
+    for wn in workflow.nodes:
+        if wn.id == node_id:
+            return wn.name or None
+    return None
+
+
+def _label(workflow: Workflow | None, node_id: str) -> str:
+    name = _node_name(workflow, node_id)
+    return f"{name} ({node_id})" if name and name != node_id else node_id
+
+
+def _output_text(output: Mapping[str, object]) -> str:
+    parts = []
+    for value in output.values():
+        parts.append(value if isinstance(value, str) else json.dumps(value, default=str))
+    return "\n".join(parts)
+
+
+def _matches(
+    rule: Rule,
+    workflow: Workflow | None,
+    execution: Execution,
+    node: NodeRun,
+    state: str,
+    begin: datetime | None,
+    age: timedelta | None,
+) -> tuple[bool, datetime | None]:
+    """(matches now, the time it starts to match if only ``min_age`` is missing)."""
+    if state not in rule.status:
+        return False, None
+    if rule.workflow_ids and execution.workflow_id not in rule.workflow_ids:
+        return False, None
+    if rule.workflow_name is not None and (
+        workflow is None or not fnmatch.fnmatchcase(workflow.name, rule.workflow_name)
+    ):
+        return False, None
+    for key, pattern in rule.workflow_tags:
+        value = workflow.tags.get(key) if workflow is not None else None
+        if value is None or not fnmatch.fnmatchcase(value, pattern):
+            return False, None
+    if rule.node_id is not None and node.node_id != rule.node_id:
+        return False, None
+    if rule.node_name is not None:
+        name = _node_name(workflow, node.node_id)
+        if name is None or not fnmatch.fnmatchcase(name, rule.node_name):
+            return False, None
+    if rule.output_regex is not None and not rule.output_regex.search(_output_text(node.output)):
+        return False, None
+    if rule.min_age is not None or rule.max_age is not None:
+        if age is None or begin is None:
+            return False, None
+        if rule.max_age is not None and age > rule.max_age:
+            return False, None
+        if rule.min_age is not None and age < rule.min_age:
+            return False, begin + rule.min_age
+    return True, None
+
+
+def _split_key(write: PastWrite) -> tuple[str, int]:
+    """(action segment, attempt) of a journaled key; falls back to kind/attempt."""
+    parts = write.key.rsplit("/", 2)
+    if len(parts) == 3 and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return write.kind, write.attempt
+
+
+def _jitter_unit(key: str) -> float:
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _fmt(td: timedelta) -> str:
+    total = round(td.total_seconds())
+    if total <= 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out.append(f"{total // size}{unit}")
+            total %= size
+    return "".join(out)
+
+
+class _Apply:
+    """Applying one matched rule to the stopped node (a class only to share the inputs)."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        execution: Execution,
+        workflow: Workflow | None,
+        node: NodeRun,
+        state: str,
+        facts: ExecutionFacts,
+        now: datetime,
+        calendars: Mapping[str, Calendar],
+        global_dry_run: bool,
+        begin: datetime | None,
+    ) -> None:
+        self.rule = rule
+        self.execution = execution
+        self.node = node
+        self.state = state
+        self.facts = facts
+        self.now = now
+        self.calendars = calendars
+        self.dry = global_dry_run or rule.dry_run
+        self.fp = observe(execution, node.node_id)
+        self.label = _label(workflow, node.node_id)
+        self.deadline_at = begin + rule.deadline if begin and rule.deadline else None
+        self.age = now - begin if begin is not None else None
+        self.writes = facts.writes_for(node.node_id)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _visible(self, w: PastWrite) -> bool:
+        return w.outcome != "dry_run" or self.dry
+
+    def _done(self, why: str, recheck: datetime | None = None) -> Decision:
+        return Decision(
+            recheck_at=self._clamp(recheck),
+            reasons=(why,),
+            node_id=self.node.node_id,
+            rule=self.rule.name,
+        )
+
+    def _clamp(self, at: datetime | None) -> datetime | None:
+        if at is None:
+            return None
+        return at if at > self.now else self.now + RECHECK_SOON
+
+    def _soonest(self, *times: datetime | None) -> datetime | None:
+        real = [t for t in times if t is not None and t > self.now]
+        return min(real) if real else None
+
+    def _gate(self) -> tuple[bool, datetime | None, str]:
+        """(open now, next change, description)."""
+        name = self.rule.gate
+        if name is None:
+            return True, None, ""
+        cal = self.calendars.get(name)
+        if cal is None:
+            return False, None, f"calendar {name!r} is unknown"
+        inside = self.rule.gate_inside is not None
+        active = cal.active_at(self.now)
+        nxt = cal.next_transition(self.now)
+        if active == inside:
+            return True, None, ""
+        where = "inside" if inside else "outside"
+        return False, nxt, f"waiting to be {where} calendar {name!r}"
+
+    def _action(
+        self, kind: str, segment: str, attempt: int, reason: str, *, fallback: bool
+    ) -> Decision:
+        is_open, nxt, why = self._gate()
+        if not is_open:
+            return self._done(
+                f"node {self.label} {self.state}: {segment} {why}",
+                self._soonest(nxt, None if fallback else self.deadline_at),
+            )
+        notify = self.rule.notify
+        if notify is None:
+            notify = kind in ("terminate", "notify")
+        action = Action(
+            kind=kind,
+            workflow_id=self.execution.workflow_id,
+            execution_id=self.execution.execution_id,
+            node_id=self.node.node_id,
+            attempt=attempt,
+            rule=self.rule.name,
+            reason=reason,
+            key=execution_key(self.execution.execution_id, self.node.node_id, segment, attempt),
+            observed=self.fp,
+            dry_run=self.dry,
+            notify=notify,
+            webhook=self.rule.webhook,
+            fallback=fallback,
+        )
+        return Decision(
+            actions=(action,),
+            recheck_at=self.now + RECHECK_SOON,
+            node_id=self.node.node_id,
+            rule=self.rule.name,
+        )
+
+    # -- the decision ------------------------------------------------------------------
+    def run(self) -> Decision:
+        rule = self.rule
+        segs = [(w, *_split_key(w)) for w in self.writes]
+        visible = [(w, s, n) for w, s, n in segs if self._visible(w)]
+
+        fallback = [(w, s, n) for w, s, n in visible if s.startswith("fallback-")]
+        for w, s, _ in fallback:
+            if w.outcome not in RETRYABLE_OUTCOMES:
+                return self._done(
+                    f"node {self.label} {self.state}: fallback {s[9:]} already sent "
+                    f"({w.outcome}); nothing more to do"
+                )
+        main: list[tuple[PastWrite, str, int]] = [
+            (w, s, n) for w, s, n in visible if s == rule.action
+        ]
+        used = [(w, n) for w, _, n in main if w.outcome not in RETRYABLE_OUTCOMES]
+        if rule.action == "notify" and used:
+            return self._done(f"node {self.label} {self.state}: already notified")
+
+        counted = [w for w, _, _ in visible if w.outcome not in RETRYABLE_OUTCOMES]
+        if counted:
+            latest = max(counted, key=lambda w: w.at)
+            if latest.observed == self.fp:
+                return Decision(
+                    recheck_at=self.now + RECHECK_SOON,
+                    reasons=(
+                        f"node {self.label} {self.state}: unchanged since {_split_key(latest)[0]} "
+                        f"attempt {_split_key(latest)[1]} ({latest.outcome}); waiting for it to "
+                        "take effect",
+                    ),
+                    node_id=self.node.node_id,
+                    rule=rule.name,
+                    pending_keys=(latest.key,) if latest.outcome == "pending" else (),
+                )
+
+        retry_fb = [(w, s, n) for w, s, n in fallback if w.outcome in RETRYABLE_OUTCOMES]
+        limit = 1 if rule.action == "notify" else rule.max_attempts
+        past_deadline = self.deadline_at is not None and self.now >= self.deadline_at
+        if retry_fb or len(used) >= limit or past_deadline:
+            return self._fallback(len(used), limit, past_deadline, retry_fb, segs)
+        return self._main(main, used, limit, segs)
+
+    def _fallback(
+        self,
+        used: int,
+        limit: int,
+        past_deadline: bool,
+        retry: list[tuple[PastWrite, str, int]],
+        segs: list[tuple[PastWrite, str, int]],
+    ) -> Decision:
+        rule = self.rule
+        segment = f"fallback-{rule.fallback}"
+        kind: str = "notify" if rule.fallback == "leave" else rule.fallback
+        if retry:
+            w, segment, attempt = max(retry, key=lambda x: x[0].at)
+            kind = w.kind
+            wait_until = w.at + rule.backoff.initial
+            if wait_until > self.now:
+                return self._done(
+                    f"node {self.label} {self.state}: resending {segment} after {w.outcome} "
+                    f"at {wait_until.isoformat()}",
+                    wait_until,
+                )
+            why = f"resending after outcome {w.outcome}"
+        else:
+            attempt = 1 + max((n for _, s, n in segs if s == segment), default=0)
+            if past_deadline and self.age is not None:
+                assert rule.deadline is not None
+                why = (
+                    f"deadline {_fmt(rule.deadline)} passed (execution age {_fmt(self.age)}, "
+                    f"{used} of {limit} attempts used)"
+                )
+            else:
+                why = f"{used} of {limit} attempts used"
+        what = {
+            "skip": "fallback: skip the node",
+            "terminate": "fallback: terminate the execution",
+            "leave": "fallback: leave it for a human",
+        }[rule.fallback]
+        reason = f"node {self.label} {self.state}, {why}; {what}"
+        return self._action(kind, segment, attempt, reason, fallback=True)
+
+    def _main(
+        self,
+        main: list[tuple[PastWrite, str, int]],
+        used: list[tuple[PastWrite, int]],
+        limit: int,
+        segs: list[tuple[PastWrite, str, int]],
+    ) -> Decision:
+        rule = self.rule
+        now = self.now
+        latest = max(main, key=lambda x: x[0].at)[0] if main else None
+        waits: list[tuple[datetime, str]] = []
+        notes: list[str] = []
+        if latest is not None and latest.outcome in RETRYABLE_OUTCOMES:
+            attempt = _split_key(latest)[1]
+            waits.append((latest.at + rule.backoff.initial, f"resend after {latest.outcome}"))
+            notes.append(f"resending after outcome {latest.outcome}")
+        else:
+            attempt = 1 + max((n for _, s, n in segs if s == rule.action), default=0)
+        key = execution_key(self.execution.execution_id, self.node.node_id, rule.action, attempt)
+        if used:
+            last = max((w for w, _ in used), key=lambda w: w.at)
+            wait = rule.backoff.wait(len(used), _jitter_unit(key))
+            waits.append((last.at + wait, f"backoff {_fmt(wait)}"))
+            notes.append(f"backoff {_fmt(wait)} elapsed")
+        if rule.delay > timedelta(0):
+            first = self.facts.first_seen.get(self.node.node_id, now)
+            waits.append((first + rule.delay, f"delay {_fmt(rule.delay)}"))
+            stopped_for = now - first
+            notes.append(f"{self.state} for {_fmt(stopped_for)} (delay {_fmt(rule.delay)})")
+        pending = [(t, what) for t, what in waits if t > now]
+        if pending:
+            ready, what = max(pending)
+            return self._done(
+                f"node {self.label} {self.state}: {rule.action} attempt {len(used) + 1} of "
+                f"{limit} waits for {what} until {ready.isoformat()}",
+                self._soonest(ready, self.deadline_at),
+            )
+        verb = {
+            "restart": "restart",
+            "skip": "skip",
+            "continue": "continue",
+            "terminate": "terminate the execution",
+            "notify": "notify",
+        }[rule.action]
+        tail = f", {', '.join(notes)}" if notes else ""
+        reason = (
+            f"node {self.label} {self.state} (attempt {len(used) + 1} of {limit}){tail}; {verb}"
+        )
+        return self._action(rule.action, rule.action, attempt, reason, fallback=False)

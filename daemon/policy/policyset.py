@@ -1,0 +1,74 @@
+"""``PolicySet``: every policy file merged into one immutable snapshot.
+
+The engine swaps whole snapshots on reload (``daemon.engine.policyref``), so everything
+derived from the files (runtime calendars, parsed schedule iCalendars, frozen rules) is
+built once here and a half-valid policy can never be in force.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.calendar.calendar import Calendar
+from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.triggers import selector_matches
+from daemon.model import Workflow
+from daemon.policy.rule import Rule
+from daemon.policy.spec import NotifySpec, RuleSpec
+
+__all__ = ["PolicySet"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicySet:
+    """Files merged in sorted file-name order; rules keep file order (first match wins)."""
+
+    rules: tuple[Rule, ...] = ()
+    rule_specs: tuple[RuleSpec, ...] = ()
+    calendars: Mapping[str, CalendarSpec] = field(default_factory=dict)
+    """Calendar specs by name (``ics`` paths made absolute)."""
+    triggers: tuple[TriggerRuleSpec, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()
+    notify: NotifySpec = field(default_factory=NotifySpec)
+    built_calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    """Runtime calendars (``daemon.calendar.build_calendars``) for ``decide`` and triggers."""
+    schedule_sources: Mapping[str, Any] = field(default_factory=dict)
+    """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
+    files: tuple[Path, ...] = ()
+
+    @property
+    def webhook(self) -> str | None:
+        """The global notification webhook, if any."""
+        return self.notify.webhook
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.rules)} rules, {len(self.calendars)} calendars, "
+            f"{len(self.triggers)} trigger rules, {len(self.schedules)} schedules"
+        )
+
+    def watches(self, workflow: Workflow) -> bool:
+        """Could an execution rule apply to this workflow? (Scopes the watcher's polling.)"""
+        return any(_workflow_matches(rule, workflow) for rule in self.rules)
+
+    def manages_trigger(self, workflow: Workflow) -> bool:
+        """Does a trigger rule select this workflow?"""
+        return any(selector_matches(t.select, workflow) for t in self.triggers)
+
+
+def _workflow_matches(rule: Rule, workflow: Workflow) -> bool:
+    if rule.workflow_ids and workflow.id not in rule.workflow_ids:
+        return False
+    if rule.workflow_name is not None and not fnmatch.fnmatchcase(
+        workflow.name, rule.workflow_name
+    ):
+        return False
+    for key, pattern in rule.workflow_tags:
+        value = workflow.tags.get(key)
+        if value is None or not fnmatch.fnmatchcase(value, pattern):
+            return False
+    return True

@@ -1,0 +1,308 @@
+"""Pydantic models of a policy file: ``rules``, ``calendars``, ``triggers``, ``schedules``, ``notify``.
+
+Text enters aomd here and only here. Every model rejects unknown keys (a typo such as
+``max_attempt`` must be an error, not a silently ignored setting) and every validator says
+what it expected, because these messages and the field descriptions (which feed
+``aomd schema`` and editor completion) are what an operator sees. The calendar, trigger
+and schedule sections reuse the models of ``daemon.calendar.spec``. ``daemon.policy.rule``
+turns ``RuleSpec`` into the frozen ``Rule`` that ``decide`` sees, so the pure core never
+touches pydantic.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from daemon.calendar.spec import (
+    CalendarName,
+    CalendarSpec,
+    Duration,
+    ScheduleSpec,
+    TriggerRuleSpec,
+    parse_duration,
+)
+
+__all__ = [
+    "BackoffSpec",
+    "CalendarGateSpec",
+    "MatchSpec",
+    "NodeMatchSpec",
+    "NotifySpec",
+    "PolicyFile",
+    "RuleSpec",
+    "WorkflowMatchSpec",
+]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+ActionKind = Literal["restart", "skip", "continue", "terminate", "notify"]
+FallbackKind = Literal["skip", "terminate", "leave"]
+NodeState = Literal["failed", "paused"]
+
+
+def _non_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("duration must not be negative; expected e.g. '0s', '10m'")
+    return value
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(
+            f"invalid regular expression {value!r} ({exc}); expected a Python 're' pattern "
+            "such as 'disk (full|quota)'"
+        ) from exc
+    return value
+
+
+def _check_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(
+            f"invalid webhook URL {value!r}; expected an http:// or https:// URL such as "
+            "'https://hooks.example.com/aomd'"
+        )
+    return value
+
+
+def _as_tuple(value: Any) -> Any:
+    """Accept a single value where a list is expected (``status: failed``)."""
+    if isinstance(value, str):
+        return (value,)
+    return value
+
+
+NonNegativeDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_non_negative),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "examples": ["0s", "10m", "1h30m", "PT10M"]},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: '10m', '1h30m', '2d', '90s', ISO 8601 or seconds.",
+        }
+    ),
+]
+Regex = Annotated[str, AfterValidator(_check_regex)]
+WebhookUrl = Annotated[str, AfterValidator(_check_url)]
+RuleName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
+
+
+class WorkflowMatchSpec(BaseModel):
+    """Which workflows a rule applies to; every criterion given must match."""
+
+    model_config = _FROZEN
+
+    ids: tuple[str, ...] = Field(default=(), description="Workflow ids; any one may match.")
+    name: str | None = Field(
+        default=None,
+        description="Shell-style glob on the workflow name (case-sensitive).",
+        examples=["patch-*"],
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags the workflow must all carry; values are shell-style globs.",
+        examples=[{"team": "ops", "env": "prod*"}],
+    )
+
+
+class NodeMatchSpec(BaseModel):
+    """Which node of the execution; every criterion given must match."""
+
+    model_config = _FROZEN
+
+    id: str | None = Field(default=None, description="Exact node id.")
+    name: str | None = Field(
+        default=None,
+        description="Shell-style glob on the node name from the workflow definition.",
+        examples=["patch-*"],
+    )
+
+
+class MatchSpec(BaseModel):
+    """When a rule applies to a stopped node. Omitted criteria match everything."""
+
+    model_config = _FROZEN
+
+    workflow: WorkflowMatchSpec = Field(
+        default_factory=WorkflowMatchSpec, description="Workflow criteria."
+    )
+    node: NodeMatchSpec = Field(default_factory=NodeMatchSpec, description="Node criteria.")
+    status: Annotated[tuple[NodeState, ...], BeforeValidator(_as_tuple)] = Field(
+        default=("failed", "paused"),
+        min_length=1,
+        description="Node state: 'failed' (a node failed and the execution waits) and/or "
+        "'paused' (a pause node waits for 'continue'). A single value or a list.",
+        examples=["failed", ["failed", "paused"]],
+    )
+    output_regex: Regex | None = Field(
+        default=None,
+        description="Python regular expression searched in the node's output values.",
+        examples=["(?i)timeout|connection reset"],
+    )
+    min_age: NonNegativeDuration | None = Field(
+        default=None, description="Only executions at least this old (since their start)."
+    )
+    max_age: NonNegativeDuration | None = Field(
+        default=None, description="Only executions at most this old (since their start)."
+    )
+
+    @model_validator(mode="after")
+    def _ages(self) -> MatchSpec:
+        if self.min_age is not None and self.max_age is not None and self.max_age < self.min_age:
+            raise ValueError("max_age is shorter than min_age; expected min_age <= max_age")
+        return self
+
+
+class BackoffSpec(BaseModel):
+    """Wait between attempts: ``initial * factor**(n-1)`` capped at ``max``, plus jitter."""
+
+    model_config = _FROZEN
+
+    initial: Duration = Field(
+        default=timedelta(seconds=30), description="Wait before the 2nd attempt."
+    )
+    factor: float = Field(default=2.0, gt=0, description="Multiplier per further attempt.")
+    max: Duration = Field(default=timedelta(minutes=10), description="Cap of the wait.")
+    jitter: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Extra wait of up to this fraction of the wait; derived deterministically "
+        "from the idempotency key, so every replica computes the same time.",
+    )
+
+
+class CalendarGateSpec(BaseModel):
+    """Act only while a named calendar is active (``inside``) or inactive (``outside``)."""
+
+    model_config = _FROZEN
+
+    inside: CalendarName | None = Field(
+        default=None, description="Act only while this calendar is active."
+    )
+    outside: CalendarName | None = Field(
+        default=None, description="Act only while this calendar is not active."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CalendarGateSpec:
+        if (self.inside is None) == (self.outside is None):
+            raise ValueError("give exactly one of 'inside' or 'outside' (a calendar name)")
+        return self
+
+    @property
+    def name(self) -> str:
+        name = self.inside if self.inside is not None else self.outside
+        assert name is not None  # guaranteed by _exactly_one
+        return name
+
+
+class RuleSpec(BaseModel):
+    """What to do with a failed or paused node. Rules are tried in file order; first match wins."""
+
+    model_config = _FROZEN
+
+    name: RuleName = Field(description="Unique rule name; appears in logs, keys and the journal.")
+    description: str | None = Field(default=None, description="Free text for people.")
+    match: MatchSpec = Field(default_factory=MatchSpec, description="When this rule applies.")
+    action: ActionKind = Field(
+        description="restart (retry the failed node), skip (skip it), continue (resume a pause "
+        "node), terminate (stop the execution) or notify (only tell a human)."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, description="How many times the action may be sent per node."
+    )
+    backoff: BackoffSpec = Field(default_factory=BackoffSpec, description="Wait between attempts.")
+    delay: NonNegativeDuration = Field(
+        default=timedelta(0),
+        description="Act only once the node has been stopped this long (e.g. continue a pause "
+        "node after 10m).",
+    )
+    deadline: Duration | None = Field(
+        default=None,
+        description="Execution age (since its start) after which no more attempts are made "
+        "and the fallback applies.",
+    )
+    fallback: FallbackKind = Field(
+        default="leave",
+        description="When attempts or the deadline run out: skip the node, terminate the "
+        "execution, or leave it for a human (sends a notification once).",
+    )
+    dry_run: bool = Field(default=False, description="Decide and log, but never write.")
+    notify: bool | WebhookUrl | None = Field(
+        default=None,
+        description="Notifications: unset = when giving up, terminating or notify actions (to "
+        "the global webhook); true = for every action; false = never; a URL = every action, "
+        "to this webhook.",
+    )
+    calendar: CalendarGateSpec | None = Field(
+        default=None, description="Act only inside or outside a named calendar."
+    )
+
+
+class NotifySpec(BaseModel):
+    """Global notification settings."""
+
+    model_config = _FROZEN
+
+    webhook: WebhookUrl | None = Field(
+        default=None, description="Generic JSON POST target for every notification."
+    )
+
+
+class PolicyFile(BaseModel):
+    """One policy file (YAML or TOML). A directory of files is merged in file-name order."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="aomd policy file", use_attribute_docstrings=False
+    )
+
+    description: str | None = Field(default=None, description="Free text for people.")
+    rules: tuple[RuleSpec, ...] = Field(
+        default=(), description="Execution rules, tried in order; the first match wins."
+    )
+    calendars: dict[CalendarName, CalendarSpec] = Field(
+        default_factory=dict, description="Named calendars (sets of time windows)."
+    )
+    triggers: tuple[TriggerRuleSpec, ...] = Field(
+        default=(), description="Cron-trigger rules: enable/disable triggers on a calendar."
+    )
+    schedules: tuple[ScheduleSpec, ...] = Field(
+        default=(),
+        description="Scheduled runs: a list, or a mapping of name -> schedule (without name).",
+    )
+    notify: NotifySpec | None = Field(default=None, description="Global notification settings.")
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_mapping(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = []
+            for name, body in value.items():
+                if isinstance(body, dict):
+                    if "name" in body and body["name"] != name:
+                        raise ValueError(
+                            f"schedule {name!r} has name {body['name']!r}; expected the same "
+                            "name as its key (or no 'name')"
+                        )
+                    body = {"name": name, **body}
+                out.append(body)
+            return out
+        return value
