@@ -10,7 +10,9 @@ Quirks reproduced on purpose (read from huaweicloudsdkcore 3.1.x ``signer.py``):
   with only ``~`` (and RFC 3986 unreserved) kept, always end in ``/``;
 * canonical query: ``(key, value)`` pairs sorted as tuples, both encoded the same way;
 * signed headers: every header name without ``_``, lower-cased, sorted; values stripped;
-* body hash: empty body hashes to ``e3b0...``; ``X-Sdk-Content-Sha256`` replaces the hash.
+* body hash: empty body hashes to ``e3b0...``; ``X-Sdk-Content-Sha256`` replaces the hash;
+* a ``Content-Type`` other than ``application/json``/``application/bson`` makes the SDK
+  add ``X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`` (signed) before signing.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ def sign(
     ``host`` must be what goes on the wire: ``name`` or ``name:port`` for a non-default port.
     """
     date = headers.setdefault(HEADER_DATE, format_date(now))
+    content_type = headers.get("Content-Type")  # exact case, as the SDK looks it up
+    if content_type and not content_type.startswith(("application/json", "application/bson")):
+        headers[HEADER_CONTENT_HASH] = "UNSIGNED-PAYLOAD"
     if not any(name.lower() == "host" for name in headers):
         headers["Host"] = host
     names = signed_header_names(headers)
