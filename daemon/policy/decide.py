@@ -139,6 +139,8 @@ def decide(
         return Decision(reasons=(f"execution is {execution.status.value}: nothing to do",))
     found = stopped_node(execution)
     if found is None:
+        found = _running_node(execution) if any("running" in r.status for r in rules) else None
+    if found is None:
         return Decision(reasons=("no failed or paused node",))
     node, state = found
     begin = _ms(execution.begin_time)
@@ -155,10 +157,17 @@ def decide(
     label = _label(workflow, node.node_id)
     return Decision(
         recheck_at=min(later) if later else None,
-        unhandled_node=node.node_id,
+        unhandled_node=node.node_id if state != "running" else None,
         reasons=(f"node {label} {state}: no rule matches",),
         node_id=node.node_id,
     )
+
+
+def _running_node(execution: Execution) -> tuple[NodeRun, str] | None:
+    """The node a running execution is at (for opt-in ``status: running`` rules)."""
+    if execution.status is not Status.EXECUTING or not execution.nodes:
+        return None
+    return execution.nodes[-1], "running"
 
 
 def _ms(value: int | None) -> datetime | None:

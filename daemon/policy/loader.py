@@ -243,6 +243,8 @@ def _expected(err: Mapping[str, Any], loc: PathKey) -> str:
             "less_than_equal": "<=",
         }[kind]
         bound = next(iter(ctx.values()), "?")
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         return f"expected a number {op} {bound}"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '?')}"
@@ -265,10 +267,31 @@ def _format_error(src: _Source, err: Mapping[str, Any], prefix: PathKey = ()) ->
             msg = msg[len(strip) :]
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
+    elif err["type"] == "literal_error":
+        msg = f"invalid value {err.get('input')!r}"
     expected = _expected(err, loc)
     if expected and "expected" not in msg:
         msg = f"{msg} ({expected})"
     return f"{src.where(loc)}: {_dotted(loc)}: {msg}"
+
+
+def _format_errors(src: _Source, exc: ValidationError) -> list[str]:
+    """One line per problem, sorted by line. Of the errors a union field produces (one
+    per member type), only our own explanations (``value_error``) are kept when present:
+    ``notify: ftp://x`` should say "invalid webhook URL", not also "not a boolean"."""
+    by_loc: dict[PathKey, list[Any]] = {}
+    for err in exc.errors():
+        by_loc.setdefault(_data_loc(src.data, err["loc"]), []).append(err)
+    lines: list[tuple[int, str]] = []
+    for loc, errs in by_loc.items():
+        if len({e["loc"] for e in errs}) > 1:
+            own = [e for e in errs if e["type"] == "value_error"]
+            errs = own or errs
+        for err in errs:
+            where = src.where(loc)
+            line = int(where.rsplit(":", 1)[1]) if src.lines is not None else 0
+            lines.append((line, _format_error(src, err)))
+    return [text for _, text in sorted(lines, key=lambda x: x[0])]
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -329,7 +352,7 @@ def load_policy_paths(paths: Iterable[Path | str]) -> PolicySet:
         try:
             parsed.append((src, PolicyFile.model_validate(src.data)))
         except ValidationError as exc:
-            errors.extend(_format_error(src, e) for e in exc.errors())
+            errors.extend(_format_errors(src, exc))
     policy = _merge(parsed, errors, files)
     if errors:
         raise PolicyError(errors, source=", ".join(str(f) for f in files) or None)

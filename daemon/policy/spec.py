@@ -49,7 +49,7 @@ __all__ = [
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 ActionKind = Literal["restart", "skip", "continue", "terminate", "notify"]
 FallbackKind = Literal["skip", "terminate", "leave"]
-NodeState = Literal["failed", "paused"]
+NodeState = Literal["failed", "paused", "running"]
 
 
 def _non_negative(value: timedelta) -> timedelta:
@@ -148,7 +148,9 @@ class MatchSpec(BaseModel):
         default=("failed", "paused"),
         min_length=1,
         description="Node state: 'failed' (a node failed and the execution waits) and/or "
-        "'paused' (a pause node waits for 'continue'). A single value or a list.",
+        "'paused' (a pause node waits for 'continue'); 'running' (opt-in, only with action "
+        "terminate or notify) matches a still running execution, e.g. with min_age to stop "
+        "overlong runs. A single value or a list.",
         examples=["failed", ["failed", "paused"]],
     )
     output_regex: Regex | None = Field(
@@ -255,6 +257,20 @@ class RuleSpec(BaseModel):
     calendar: CalendarGateSpec | None = Field(
         default=None, description="Act only inside or outside a named calendar."
     )
+
+    @model_validator(mode="after")
+    def _running_actions(self) -> RuleSpec:
+        if "running" in self.match.status and self.action not in ("terminate", "notify"):
+            raise ValueError(
+                f"match.status 'running' cannot be combined with action {self.action!r}; "
+                "expected action terminate or notify for running executions"
+            )
+        if "running" in self.match.status and self.delay > timedelta(0):
+            raise ValueError(
+                "delay applies to stopped nodes; expected match.min_age instead of delay for "
+                "'running' rules"
+            )
+        return self
 
 
 class NotifySpec(BaseModel):
