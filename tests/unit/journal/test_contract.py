@@ -29,7 +29,12 @@ async def test_final_outcomes_are_returned_and_never_reset(journal, intent, t0, 
     await journal.finish(intent().key, outcome, request_id="req-1", error=None, at=t0(1))
     assert await journal.begin(intent(reason="again"), t0(2)) == outcome
     [row] = await journal.history()
-    assert (row.outcome, row.request_id, row.reason, row.tries) == (outcome, "req-1", "node failed", 1)
+    assert (row.outcome, row.request_id, row.reason, row.tries) == (
+        outcome,
+        "req-1",
+        "node failed",
+        1,
+    )
     assert row.finished_at == t0(1)
 
 
