@@ -22,6 +22,7 @@ from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import LedgerEntry
 from daemon.emulator.state import Behaviour, NodeSpec
 from daemon.emulator.thread import EmulatorThread
+from daemon.emulator.workflows import Incident, Population
 
 __all__ = [
     "Behaviour",
@@ -29,6 +30,8 @@ __all__ = [
     "EmulatorThread",
     "Fault",
     "FaultSet",
+    "Incident",
     "LedgerEntry",
     "NodeSpec",
+    "Population",
 ]

@@ -3,12 +3,18 @@ emulator from another process — the CLI-run emulator has no Python handle.
 
 GET ledger?since=N -> {"entries": [...], "last_seq": N}; GET state; GET/POST/DELETE faults
 (POST takes one fault object or a list); POST speed {"speed": N}; POST advance
-{"seconds": N}; POST scenario (a scenario as JSON) -> {"workflow_ids": [...]}.
+{"seconds": N}; POST scenario (a scenario as JSON) -> {"workflow_ids": [...]};
+POST populate {"workflows", "executions_per_workflow", "seed", "incidents", "within",
+"pause_share", "fail_times", "quiet"} -> {"workflow_ids": [...], "incidents": [...]};
+POST executions {"workflow_id", "at": ISO time or null} -> {"execution_id"}.
+Every admin response carries an ``X-Request-Id`` too.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -20,9 +26,26 @@ if TYPE_CHECKING:
     from daemon.emulator.emulator import Emulator
 
 
+POPULATE_FIELDS = frozenset(
+    {
+        "workflows",
+        "executions_per_workflow",
+        "seed",
+        "incidents",
+        "within",
+        "pause_share",
+        "fail_times",
+        "quiet",
+    }
+)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
-        status=status, body=json.dumps(data).encode(), content_type="application/json"
+        status=status,
+        body=json.dumps(data).encode(),
+        content_type="application/json",
+        headers={"X-Request-Id": uuid.uuid4().hex},
     )
 
 
@@ -91,6 +114,34 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
             return _bad(str(exc))
         return _json({"workflow_ids": ids})
 
+    async def populate(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request) or {}
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            unknown = set(data) - POPULATE_FIELDS
+            if unknown:
+                raise ValueError(f"unknown fields {sorted(unknown)}")
+            population = emu.populate(**data)
+        except (ValueError, TypeError) as exc:
+            return _bad(f"invalid populate request: {exc}")
+        return _json(population.to_json())
+
+    async def execution(request: web.Request) -> web.Response:
+        try:
+            data = await _body(request)
+            wid = str(data["workflow_id"])
+            at = data.get("at")
+            when = datetime.fromisoformat(at) if at else None
+            if when is not None and when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            if wid not in emu.world.workflows:
+                return _json({"error_code": "EMU.404", "error_msg": f"no workflow {wid}"}, 404)
+            eid = emu.start_execution(wid, at=when)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _bad(f"expected {{'workflow_id': ID, 'at': ISO time or null}}: {exc}")
+        return _json({"execution_id": eid})
+
     app.router.add_get("/_emulator/ledger", ledger)
     app.router.add_get("/_emulator/state", state)
     app.router.add_get("/_emulator/faults", faults_get)
@@ -99,3 +150,5 @@ def add_admin_routes(app: web.Application, emu: Emulator) -> None:
     app.router.add_post("/_emulator/speed", speed)
     app.router.add_post("/_emulator/advance", advance)
     app.router.add_post("/_emulator/scenario", scenario)
+    app.router.add_post("/_emulator/populate", populate)
+    app.router.add_post("/_emulator/executions", execution)

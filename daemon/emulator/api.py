@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -80,6 +81,7 @@ class Api:
         faults: FaultSet,
         creds: Credentials,
         closing: asyncio.Event,
+        before_request: Callable[[], object] | None = None,
     ) -> None:
         self.world = world
         self.clock = clock
@@ -87,6 +89,8 @@ class Api:
         self.faults = faults
         self.creds = creds
         self.closing = closing
+        self.before_request = before_request
+        """Called before an authenticated request is served (the emulator's ``tick``)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         rid = uuid.uuid4().hex
@@ -139,6 +143,8 @@ class Api:
             reply = error(401, outcome.error_code, outcome.error_msg or "authentication failed")
         else:
             try:
+                if self.before_request is not None:
+                    self.before_request()
                 reply = self.dispatch(
                     method, request.rel_url.raw_path, query, body, request.headers
                 )

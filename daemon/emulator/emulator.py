@@ -23,11 +23,11 @@ from daemon.emulator.admin import add_admin_routes
 from daemon.emulator.api import Api
 from daemon.emulator.auth import Credentials
 from daemon.emulator.clock import EmuClock, ms_to_datetime
-from daemon.emulator.faults import FaultSet
+from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import Ledger, LedgerEntry
 from daemon.emulator.scenario import parse_node, read_scenario
 from daemon.emulator.state import Execution, NodeSpec
-from daemon.emulator.workflows import Workflow, World
+from daemon.emulator.workflows import Population, Workflow, World
 
 log = structlog.get_logger("daemon.emulator")
 
@@ -71,6 +71,7 @@ class Emulator:
             faults=self.faults,
             creds=self._creds,
             closing=self._closing,
+            before_request=self.tick,
         )
 
     def __repr__(self) -> str:
@@ -160,8 +161,26 @@ class Emulator:
         self.tick()
 
     def tick(self) -> int:
-        """Fire every due cron trigger now; returns how many executions started."""
+        """Fire every due cron trigger and scheduled start now; returns how many executions
+        started. Also run before each API request, so a read never misses a start that is
+        already due but not yet noticed by the ticker."""
         now_ms = self.clock.now_ms()
+        started = self.world.start_due(now_ms)
+        for ex in started:
+            self._ledger.append(
+                time=ms_to_datetime(ex.begin_ms),
+                method="START",
+                path=f"/_start/{ex.workflow_id}",
+                query={},
+                auth="none",
+                status=None,
+                request_id=f"start-{ex.execution_id}",
+                change={
+                    "kind": "scheduled_start",
+                    "workflow_id": ex.workflow_id,
+                    "execution_id": ex.execution_id,
+                },
+            )
         fired = self.world.fire_due(now_ms)
         for ex in fired:
             self._ledger.append(
@@ -178,7 +197,7 @@ class Emulator:
                     "execution_id": ex.execution_id,
                 },
             )
-        return len(fired)
+        return len(started) + len(fired)
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -210,12 +229,17 @@ class Emulator:
         )
         return wf.id
 
-    def start_execution(self, workflow_id: str) -> str:
-        """Start an execution now, as ExecuteWorkflow would (not recorded in the ledger)."""
+    def start_execution(self, workflow_id: str, at: datetime | None = None) -> str:
+        """Start an execution now, as ExecuteWorkflow would (not recorded in the ledger),
+        or at emulated time ``at`` if that is in the future (then a ``scheduled_start``
+        ledger entry marks the moment). Returns its execution id either way."""
         wf = self.world.workflows[workflow_id]
-        return self.world.start_execution(
-            wf, at_ms=self.clock.now_ms(), created_by="emulator"
-        ).execution_id
+        now_ms = self.clock.now_ms()
+        if at is not None:
+            at_ms = int(at.timestamp() * 1000)
+            if at_ms > now_ms:
+                return self.world.schedule_execution(wf, at_ms)
+        return self.world.start_execution(wf, at_ms=now_ms, created_by="emulator").execution_id
 
     def set_trigger(self, workflow_id: str, enabled: bool) -> None:
         """Enable/disable a trigger as UpdateWorkflowTriggerStatus would (not in the ledger)."""
@@ -245,15 +269,45 @@ class Emulator:
         return ids
 
     def populate(
-        self, workflows: int = 2000, executions_per_workflow: int = 5, seed: int = 0
-    ) -> list[str]:
-        """Bulk-add workflows with mostly finished executions (benchmarks)."""
+        self,
+        workflows: int = 2000,
+        executions_per_workflow: int = 5,
+        seed: int = 0,
+        *,
+        incidents: int = 0,
+        within: float = 3600.0,
+        pause_share: float = 0.5,
+        fail_times: int | None = 1,
+        quiet: bool = False,
+    ) -> Population:
+        """Bulk-add workflows with executions (benchmarks); see ``World.populate``.
+
+        ``incidents`` workflows get one execution starting at a random emulated time within
+        ``within`` seconds from now whose node ``work`` fails (``fail_times`` attempts,
+        None = always) or node ``approve`` pauses (``pause_share`` of them); the returned
+        ``Population.incidents`` lists each with the emulated instant it happens.
+        """
         return self.world.populate(
             workflows=workflows,
             executions_per_workflow=executions_per_workflow,
             seed=seed,
             now_ms=self.clock.now_ms(),
+            incidents=incidents,
+            within_ms=int(within * 1000),
+            pause_share=pause_share,
+            fail_times=fail_times,
+            quiet=quiet,
         )
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Arm faults for the following API requests (first matching fault wins)."""
+        for fault in faults:
+            self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
 
     # -- inspection ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -451,6 +451,49 @@ async def test_admin_endpoints(emu: Emulator, http: aiohttp.ClientSession) -> No
         assert resp.status == 200
     assert len(emu.faults) == 0
     assert all(not e.path.startswith("/_emulator") for e in emu.ledger)
+
+
+async def test_admin_populate_and_scheduled_execution(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    """What a benchmark driving a CLI-run emulator uses: populate with incidents, then
+    watch them appear through the ordinary API."""
+    emu.set_speed(0)
+    request = {"workflows": 50, "executions_per_workflow": 2, "seed": 1, "incidents": 4}
+    request |= {"within": 120, "quiet": True, "pause_share": 0.5}
+    async with http.post(f"{emu.url}/_emulator/populate", json=request) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-Request-Id"]
+        pop = await resp.json()
+    assert len(pop["workflow_ids"]) == 50
+    assert len(pop["incidents"]) == 4
+    async with http.post(f"{emu.url}/_emulator/populate", json={"bogus": 1}) as resp:
+        assert resp.status == 400
+    last = pop["incidents"][-1]
+    seconds = (datetime.fromisoformat(last["at"]) - emu.now()).total_seconds()
+    async with http.post(f"{emu.url}/_emulator/advance", json={"seconds": seconds}) as resp:
+        assert resp.status == 200
+    for inc in pop["incidents"]:
+        path = f"{BASE}/{inc['workflow_id']}/executions/{inc['execution_id']}/status"
+        status, detail, _ = await call(http, emu, "GET", path)
+        assert status == 200
+        assert detail["status"] == "pausing"
+        node = next(r for r in detail["execution_result_list"] if r["node_id"] == inc["node_id"])
+        assert node["status"] == ("fail" if inc["kind"] == "fail" else "pausing")
+
+    wid = pop["workflow_ids"][0]
+    later = (emu.now() + timedelta(seconds=30)).isoformat()
+    payload = {"workflow_id": wid, "at": later}
+    async with http.post(f"{emu.url}/_emulator/executions", json=payload) as resp:
+        assert resp.status == 200
+        eid = (await resp.json())["execution_id"]
+    status, _, _ = await call(http, emu, "GET", f"{BASE}/{wid}/executions/{eid}/status")
+    assert status == 404  # not started yet
+    emu.advance(30)
+    status, _, _ = await call(http, emu, "GET", f"{BASE}/{wid}/executions/{eid}/status")
+    assert status == 200
+    async with http.post(f"{emu.url}/_emulator/executions", json={"workflow_id": "x"}) as resp:
+        assert resp.status == 404
 
 
 async def test_cron_fires_in_emulated_time_only_while_enabled(
