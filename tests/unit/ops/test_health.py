@@ -1,0 +1,73 @@
+"""HealthState on a fake clock: stale loops, readiness reasons, roles."""
+
+from __future__ import annotations
+
+from daemon.ops.health import HealthState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_no_loops_is_alive() -> None:
+    assert HealthState().liveness().ok
+
+
+def test_stale_loop_is_named() -> None:
+    clock = Clock()
+    h = HealthState(clock=clock)
+    h.register("watcher", max_age=10)
+    h.register("triggers", max_age=100)
+    clock.t += 5
+    h.beat("watcher")
+    assert h.alive()
+    clock.t += 11
+    probe = h.liveness()
+    assert not probe.ok
+    assert probe.body["stale"] == ["watcher"]
+    assert probe.body["loops"]["triggers"]["stale"] is False
+    h.beat("watcher")
+    assert h.alive()
+
+
+def test_loop_that_never_beats_goes_stale_from_registration() -> None:
+    clock = Clock()
+    h = HealthState(clock=clock)
+    h.register("stuck", max_age=3)
+    clock.t += 4
+    assert h.stale_loops() == ["stuck"]
+    h.unregister("stuck")
+    assert h.alive()
+
+
+def test_readiness_needs_all_three_facts() -> None:
+    clock = Clock()
+    h = HealthState(clock=clock, cloud_stale_after=60)
+    probe = h.readiness()
+    assert not probe.ok
+    assert probe.body["role"] == "unknown"
+    assert len(probe.body["reasons"]) == 3
+    h.set_ready(policies_loaded=True)
+    h.cloud_ok()
+    assert not h.readiness().ok
+    h.set_ready(leader=False)
+    probe = h.readiness()
+    assert probe.ok
+    assert probe.body["role"] == "follower"
+    assert probe.body["reasons"] == []
+    h.set_ready(leader=True)
+    assert h.readiness().body["role"] == "leader"
+    clock.t += 61
+    probe = h.readiness()
+    assert not probe.ok
+    assert probe.body["reasons"] == ["no successful cloud call in the last 60 seconds"]
+    h.set_ready(cloud_reachable=True)
+    assert h.readiness().ok
+    h.set_ready(cloud_reachable=False, detail="journal read-only")
+    probe = h.readiness()
+    assert not probe.ok
+    assert probe.body["detail"] == "journal read-only"

@@ -1,0 +1,75 @@
+"""Metrics on a private registry: many instances, stable names, safe labels."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.ops.metrics import OTHER, Metrics, safe_label
+
+
+def _names(m: Metrics) -> set[str]:
+    body, _ = m.render()
+    return {f.name for f in text_string_to_metric_families(body.decode())}
+
+
+def test_many_instances_do_not_clash() -> None:
+    a, b = Metrics(), Metrics()
+    a.write("retry", "ok")
+    assert a.value("aomd_writes_total", {"action": "retry", "outcome": "ok"}) == 1.0
+    assert b.value("aomd_writes_total", {"action": "retry", "outcome": "ok"}) is None
+
+
+def test_every_metric_is_exposed() -> None:
+    m = Metrics()
+    m.write("skip", "ok")
+    m.api_call("list_executions", 200, 0.05)
+    m.poll_cycle(0.3)
+    m.execution_seen(3)
+    m.set_unhandled_pauses(2)
+    m.set_triggers_owned(4)
+    m.set_blast_radius_tripped(True)
+    m.set_breaker_open(False)
+    m.set_leader(True)
+    m.policy_reload(ok=False)
+    m.reconciled(1_700_000_000.0)
+    body, ctype = m.render()
+    assert ctype.startswith("text/plain")
+    assert {
+        "aomd_writes",
+        "aomd_api_calls",
+        "aomd_api_latency_seconds",
+        "aomd_poll_cycle_seconds",
+        "aomd_executions_seen",
+        "aomd_unhandled_pauses",
+        "aomd_triggers_owned",
+        "aomd_blast_radius_tripped",
+        "aomd_breaker_open",
+        "aomd_leader",
+        "aomd_policy_reloads",
+        "aomd_last_reconcile_timestamp_seconds",
+    } <= _names(m)
+    assert m.value("aomd_api_calls_total", {"operation": "list_executions", "status": "200"}) == 1
+    assert m.value("aomd_api_latency_seconds_count", {"operation": "list_executions"}) == 1
+    assert m.value("aomd_executions_seen_total") == 3
+    assert m.value("aomd_blast_radius_tripped") == 1
+    assert m.value("aomd_leader") == 1
+    assert m.value("aomd_policy_reloads_total", {"result": "rejected"}) == 1
+    assert b"aomd_triggers_owned 4.0" in body
+
+
+def test_free_text_never_becomes_a_label() -> None:
+    m = Metrics()
+    secretish = "https://x/?sk=SKabc def"
+    m.api_call(secretish, "AOM.31001302 bad token=abc", 0.1)
+    m.write("retry", None)  # type: ignore[arg-type]
+    body, _ = m.render()
+    assert b"SKabc" not in body
+    assert b"token=abc" not in body
+    assert m.value("aomd_api_calls_total", {"operation": OTHER, "status": OTHER}) == 1
+
+
+def test_safe_label() -> None:
+    assert safe_label("set_trigger") == "set_trigger"
+    assert safe_label(429) == "429"
+    assert safe_label("a b") == OTHER
+    assert safe_label("x" * 65) == OTHER
