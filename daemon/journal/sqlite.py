@@ -247,9 +247,7 @@ class SqliteJournal(JournalBase):
             if self.readonly:
                 return self._connect_readonly()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise self._error("open", exc) from exc
         try:
@@ -272,16 +270,14 @@ class SqliteJournal(JournalBase):
         if not self.path.exists():
             raise JournalError(f"journal {self.path} does not exist")
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
         try:
             found = migrations.version(conn)
             migrations.check_known(found, self.path)
             if found == 0:
                 # An empty file (never migrated): read it as an empty journal.
                 conn.close()
-                conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(":memory:", isolation_level=None)
                 migrations.migrate(conn, ":memory:")
             elif found < migrations.LATEST:
                 raise JournalError(
