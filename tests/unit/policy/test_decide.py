@@ -1,0 +1,307 @@
+"""Scenario tests of ``decide``: one stopped node, the journal's facts, and time moving on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from daemon.calendar import build_calendars
+from daemon.calendar.spec import CalendarSpec
+from daemon.model import Status
+from daemon.policy import RECHECK_SOON, decide, observed
+from tests.unit.policy.helpers import T0, WORKFLOW, execution, facts, rule, written
+
+S = timedelta(seconds=1)
+
+
+def test_finished_execution_gets_nothing() -> None:
+    for status in (Status.SUCCESS, Status.FAIL, Status.CANCEL, Status.APPROVAL_FAILED):
+        d = decide(execution(status=status), WORKFLOW, [rule()], facts(), T0)
+        assert d.actions == ()
+        assert d.recheck_at is None
+        assert d.unhandled_node is None
+
+
+def test_running_execution_without_running_rules_gets_nothing() -> None:
+    d = decide(execution(state="running"), WORKFLOW, [rule()], facts(), T0)
+    assert d.actions == ()
+    assert d.unhandled_node is None
+
+
+def test_retry_with_backoff_then_fallback_skip() -> None:
+    r = rule(
+        match={"node": {"name": "apply-*"}, "status": "failed"},
+        max_attempts=3,
+        backoff={"initial": "30s", "factor": 2, "max": "10m"},
+        fallback="skip",
+    )
+    now = T0 + timedelta(minutes=5)
+    ex = execution(run=0)
+    d = decide(ex, WORKFLOW, [r], facts(), now)
+    (a,) = d.actions
+    assert (a.kind, a.node_id, a.attempt, a.rule) == ("restart", "patch", 1, "r")
+    assert a.key == "exec/ex-1/patch/restart/1"
+    assert a.observed == observed(ex, "patch")
+    assert a.reason == "node apply-patch (patch) failed (attempt 1 of 3); restart"
+    assert not a.dry_run
+    assert not a.notify
+    assert d.recheck_at == now + RECHECK_SOON
+    w1 = written(a, at=now)
+
+    # Same state again: the restart has not shown yet -> nothing, look again soon.
+    d = decide(ex, WORKFLOW, [r], facts(w1), now + 5 * S)
+    assert d.actions == ()
+    assert d.recheck_at == now + 5 * S + RECHECK_SOON
+
+    # The node ran again and failed again: attempt 2 only after 30 s of backoff.
+    ex2 = execution(run=1)
+    d = decide(ex2, WORKFLOW, [r], facts(w1), now + 10 * S)
+    assert d.actions == ()
+    assert d.recheck_at == now + 30 * S
+    d = decide(ex2, WORKFLOW, [r], facts(w1), now + 30 * S)
+    (a2,) = d.actions
+    assert a2.key == "exec/ex-1/patch/restart/2"
+    assert a2.reason == (
+        "node apply-patch (patch) failed (attempt 2 of 3), backoff 30s elapsed; restart"
+    )
+    w2 = written(a2, at=now + 30 * S)
+
+    # Third attempt waits 60 s (30 s * 2).
+    ex3 = execution(run=2)
+    d = decide(ex3, WORKFLOW, [r], facts(w1, w2), now + 60 * S)
+    assert d.recheck_at == now + 90 * S
+    (a3,) = decide(ex3, WORKFLOW, [r], facts(w1, w2), now + 90 * S).actions
+    assert a3.attempt == 3
+    w3 = written(a3, at=now + 90 * S)
+
+    # Attempts exhausted: the fallback skips the node, exactly once.
+    ex4 = execution(run=3)
+    (fb,) = decide(ex4, WORKFLOW, [r], facts(w1, w2, w3), now + 100 * S).actions
+    assert (fb.kind, fb.key, fb.fallback) == ("skip", "exec/ex-1/patch/fallback-skip/1", True)
+    assert "3 of 3 attempts used" in fb.reason
+    wf = written(fb, at=now + 100 * S)
+    for later in (ex4, execution(run=4)):
+        d = decide(later, WORKFLOW, [r], facts(w1, w2, w3, wf), now + 200 * S)
+        assert d.actions == ()
+        assert d.recheck_at is None
+
+
+def test_backoff_is_capped_and_jitter_is_deterministic() -> None:
+    r = rule(max_attempts=5, backoff={"initial": "1m", "factor": 10, "max": "5m", "jitter": 0.5})
+    first = decide(execution(run=0), WORKFLOW, [r], facts(), T0).actions[0]
+    w1 = written(first, at=T0)
+    w2 = written(
+        decide(execution(run=1), WORKFLOW, [r], facts(w1), T0 + timedelta(hours=1)).actions[0],
+        at=T0 + timedelta(hours=1),
+    )
+    d = decide(execution(run=2), WORKFLOW, [r], facts(w1, w2), T0 + timedelta(hours=1, seconds=1))
+    assert d.recheck_at is not None
+    wait = d.recheck_at - (T0 + timedelta(hours=1))
+    assert timedelta(minutes=5) <= wait <= timedelta(minutes=7, seconds=30)
+    again = decide(
+        execution(run=2), WORKFLOW, [r], facts(w1, w2), T0 + timedelta(hours=1, seconds=1)
+    )
+    assert again == d
+
+
+def test_retryable_outcome_resends_the_same_key_after_initial_backoff() -> None:
+    r = rule(backoff={"initial": "20s"})
+    (a,) = decide(execution(), WORKFLOW, [r], facts(), T0).actions
+    w = written(a, outcome="failed", at=T0)
+    d = decide(execution(), WORKFLOW, [r], facts(w), T0 + 5 * S)
+    assert d.actions == ()
+    assert d.recheck_at == T0 + 20 * S
+    (again,) = decide(execution(), WORKFLOW, [r], facts(w), T0 + 20 * S).actions
+    assert again.key == a.key
+    assert "resending after outcome failed" in again.reason
+
+
+def test_pending_write_on_unchanged_state_is_listed_for_resolution() -> None:
+    (a,) = decide(execution(), WORKFLOW, [rule()], facts(), T0).actions
+    d = decide(execution(), WORKFLOW, [rule()], facts(written(a, "pending")), T0 + S)
+    assert d.actions == ()
+    assert d.pending_keys == (a.key,)
+
+
+def test_continue_pause_after_delay() -> None:
+    r = rule(action="continue", match={"status": "paused"}, delay="10m")
+    ex = execution(state="paused", node_id="approve")
+    # Never seen before: the engine records `saw` now; look again when the delay is over.
+    d = decide(ex, WORKFLOW, [r], facts(), T0)
+    assert d.actions == ()
+    assert d.recheck_at == T0 + timedelta(minutes=10)
+    seen = {"approve": T0}
+    d = decide(ex, WORKFLOW, [r], facts(first_seen=seen), T0 + timedelta(minutes=9))
+    assert d.actions == ()
+    assert d.recheck_at == T0 + timedelta(minutes=10)
+    (a,) = decide(ex, WORKFLOW, [r], facts(first_seen=seen), T0 + timedelta(minutes=10)).actions
+    assert a.kind == "continue"
+    assert a.key == "exec/ex-1/approve/continue/1"
+    assert a.reason == (
+        "node approve paused (attempt 1 of 3), paused for 10m (delay 10m); continue"
+    )
+
+
+def test_deadline_passed_applies_fallback_terminate_and_notifies() -> None:
+    r = rule(deadline="2h", fallback="terminate")
+    now = T0 + timedelta(hours=2, minutes=5)
+    (a,) = decide(execution(), WORKFLOW, [r], facts(), now).actions
+    assert (a.kind, a.key) == ("terminate", "exec/ex-1/patch/fallback-terminate/1")
+    assert a.notify
+    assert "deadline 2h passed (execution age 2h5m, 0 of 3 attempts used)" in a.reason
+
+
+def test_deadline_bounds_the_backoff_wait() -> None:
+    r = rule(deadline="10m", backoff={"initial": "1h", "max": "1h"}, fallback="terminate")
+    (a,) = decide(execution(run=0), WORKFLOW, [r], facts(), T0 + timedelta(minutes=2)).actions
+    w = written(a, at=T0 + timedelta(minutes=2))
+    d = decide(execution(run=1), WORKFLOW, [r], facts(w), T0 + timedelta(minutes=3))
+    assert d.actions == ()
+    assert d.recheck_at == T0 + timedelta(minutes=10)
+
+
+def test_leave_fallback_is_one_notification() -> None:
+    r = rule(max_attempts=1)
+    (a,) = decide(execution(run=0), WORKFLOW, [r], facts(), T0).actions
+    w = written(a, at=T0)
+    (n,) = decide(execution(run=1), WORKFLOW, [r], facts(w), T0 + timedelta(minutes=1)).actions
+    assert (n.kind, n.key, n.notify) == ("notify", "exec/ex-1/patch/fallback-leave/1", True)
+    assert n.reason.endswith("fallback: leave it for a human")
+    d = decide(
+        execution(run=1), WORKFLOW, [r], facts(w, written(n, at=T0)), T0 + timedelta(hours=1)
+    )
+    assert d.actions == ()
+    assert d.recheck_at is None
+
+
+def test_notify_rule_notifies_once() -> None:
+    r = rule(action="notify")
+    (a,) = decide(execution(), WORKFLOW, [r], facts(), T0).actions
+    assert (a.kind, a.notify) == ("notify", True)
+    d = decide(execution(run=5), WORKFLOW, [r], facts(written(a)), T0 + timedelta(hours=1))
+    assert d.actions == ()
+    assert d.unhandled_node is None
+
+
+def test_rule_notify_settings() -> None:
+    url = "https://hooks.example.com/x"
+    (a,) = decide(execution(), WORKFLOW, [rule(notify=url)], facts(), T0).actions
+    assert (a.notify, a.webhook) == (True, url)
+    (b,) = decide(
+        execution(), WORKFLOW, [rule(notify=False, action="terminate")], facts(), T0
+    ).actions
+    assert not b.notify
+    (c,) = decide(execution(), WORKFLOW, [rule(notify=True)], facts(), T0).actions
+    assert (c.notify, c.webhook) == (True, None)
+
+
+def test_calendar_gate_waits_for_the_next_transition() -> None:
+    cals = build_calendars(
+        {
+            "work": CalendarSpec.model_validate(
+                {"recurring": [{"cron": "0 9 * * *", "duration": "8h"}]}
+            )
+        },
+        Path(),
+    )
+    inside = rule(calendar={"inside": "work"})
+    outside = rule(calendar={"outside": "work"})
+    evening = T0.replace(hour=20)
+    d = decide(execution(), WORKFLOW, [inside], facts(), evening, cals)
+    assert d.actions == ()
+    assert d.recheck_at == (T0 + timedelta(days=1)).replace(hour=9)
+    assert "inside calendar 'work'" in d.reasons[0]
+    assert decide(execution(), WORKFLOW, [outside], facts(), evening, cals).actions
+    assert decide(execution(), WORKFLOW, [inside], facts(), T0.replace(hour=10), cals).actions
+    d = decide(execution(), WORKFLOW, [outside], facts(), T0.replace(hour=10), cals)
+    assert d.recheck_at == T0.replace(hour=17)
+    # An unknown calendar (impossible after validation) closes the gate, never crashes.
+    assert decide(execution(), WORKFLOW, [inside], facts(), evening, {}).actions == ()
+
+
+def test_unmatched_stop_is_unhandled() -> None:
+    r = rule(match={"node": {"id": "other"}})
+    d = decide(execution(state="paused", node_id="approve"), WORKFLOW, [r], facts(), T0)
+    assert d.actions == ()
+    assert d.unhandled_node == "approve"
+    assert d.unhandled
+    assert d.reasons == ("node approve paused: no rule matches",)
+
+
+def test_first_matching_rule_wins_in_order() -> None:
+    a = rule(name="a", action="skip", match={"workflow": {"name": "patch-*"}})
+    b = rule(name="b", action="restart")
+    assert decide(execution(), WORKFLOW, [a, b], facts(), T0).actions[0].rule == "a"
+    assert decide(execution(), WORKFLOW, [b, a], facts(), T0).actions[0].rule == "b"
+
+
+def test_match_criteria() -> None:
+    ex = execution(output={"stderr": "Connection reset by peer", "code": 7})
+    hits = [
+        {"workflow": {"ids": ["wf-patch"]}},
+        {"workflow": {"name": "patch-*", "tags": {"env": "prod*"}}},
+        {"node": {"id": "patch", "name": "apply-*"}},
+        {"status": ["failed"]},
+        {"output_regex": "(?i)connection reset"},
+        {"output_regex": "(?m)^7$"},
+        {"max_age": "1h"},
+    ]
+    misses = [
+        {"workflow": {"ids": ["other"]}},
+        {"workflow": {"name": "backup-*"}},
+        {"workflow": {"tags": {"team": "db"}}},
+        {"workflow": {"tags": {"missing": "*"}}},
+        {"node": {"name": "pre*"}},
+        {"status": "paused"},
+        {"output_regex": "disk full"},
+        {"max_age": "1m"},
+    ]
+    now = T0 + timedelta(minutes=5)
+    for match in hits:
+        assert decide(ex, WORKFLOW, [rule(match=match)], facts(), now).actions, match
+    for match in misses:
+        d = decide(ex, WORKFLOW, [rule(match=match)], facts(), now)
+        assert d.unhandled_node == "patch", match
+    # Without the workflow definition, name/tag criteria cannot match (ids still can).
+    assert decide(ex, None, [rule(match=hits[0])], facts(), now).actions
+    assert decide(ex, None, [rule(match=hits[1])], facts(), now).unhandled
+
+
+def test_min_age_rechecks_when_it_would_match() -> None:
+    r = rule(match={"min_age": "30m"})
+    d = decide(execution(), WORKFLOW, [r], facts(), T0 + timedelta(minutes=10))
+    assert d.unhandled_node == "patch"
+    assert d.recheck_at == T0 + timedelta(minutes=30)
+    assert decide(execution(), WORKFLOW, [r], facts(), T0 + timedelta(minutes=30)).actions
+
+
+def test_terminate_overlong_running_execution() -> None:
+    r = rule(action="terminate", match={"status": "running", "min_age": "2h"})
+    d = decide(execution(state="running"), WORKFLOW, [r], facts(), T0 + timedelta(hours=1))
+    assert d.actions == ()
+    assert d.unhandled_node is None
+    assert d.recheck_at == T0 + timedelta(hours=2)
+    (a,) = decide(
+        execution(state="running"), WORKFLOW, [r], facts(), T0 + timedelta(hours=2)
+    ).actions
+    assert (a.kind, a.key) == ("terminate", "exec/ex-1/patch/terminate/1")
+
+
+def test_dry_run_rule_logs_once_then_real_mode_uses_a_fresh_key() -> None:
+    dry = rule(dry_run=True)
+    (a,) = decide(execution(), WORKFLOW, [dry], facts(), T0).actions
+    assert a.dry_run
+    w = written(a, outcome="dry_run", at=T0)
+    # Dry-run mode: the simulated write counts, so it is not repeated on every poll.
+    assert decide(execution(), WORKFLOW, [dry], facts(w), T0 + timedelta(hours=1)).actions == ()
+    assert decide(execution(), WORKFLOW, [rule()], facts(w), T0, dry_run=True).actions == ()
+    # Real mode: the dry run did nothing, act now, but under a key the journal has not seen.
+    (real,) = decide(execution(), WORKFLOW, [rule()], facts(w), T0 + timedelta(hours=1)).actions
+    assert not real.dry_run
+    assert real.key == "exec/ex-1/patch/restart/2"
+    assert "(attempt 1 of 3)" in real.reason
+
+
+def test_global_dry_run_marks_actions() -> None:
+    (a,) = decide(execution(), WORKFLOW, [rule()], facts(), T0, dry_run=True).actions
+    assert a.dry_run
