@@ -239,15 +239,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(cfg)), source=str(cfg)) from None
-    if not cfg.is_absolute():
-        base = cfg.resolve().parent if cfg.exists() else Path.cwd()
-        updates: dict[str, Any] = {}
-        if not settings.state_dir.is_absolute():
-            updates["state_dir"] = base / settings.state_dir
-        if not settings.policies_dir.is_absolute():
-            updates["policies_dir"] = base / settings.policies_dir
-        if updates:
-            settings = settings.model_copy(update=updates)
+    # Relative dirs are relative to the settings file, wherever it is.
+    base = cfg.resolve().parent if cfg.exists() else Path.cwd()
+    updates: dict[str, Any] = {}
+    if not settings.state_dir.is_absolute():
+        updates["state_dir"] = base / settings.state_dir
+    if not settings.policies_dir.is_absolute():
+        updates["policies_dir"] = base / settings.policies_dir
+    if updates:
+        settings = settings.model_copy(update=updates)
     return settings
 
 

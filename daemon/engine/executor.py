@@ -169,7 +169,8 @@ class Executor:
         self._refusal_logged.pop(intent.key, None)
         now = self.clock.now()
         existing = await self.journal.begin(intent, now)
-        if existing == "pending":
+        if existing in ("pending", "unknown"):
+            # Sent before (or maybe sent) and never resolved: read state, never resend.
             if resolve is None:
                 return WriteReport("unknown")
             return await self._resolve(intent, resolve, bound)

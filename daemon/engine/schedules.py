@@ -20,7 +20,13 @@ from daemon.calendar.calendar import Calendar
 from daemon.calendar.schedules import Fire, ScheduleSources, fire_times
 from daemon.calendar.spec import ScheduleSpec
 from daemon.cloud.protocol import CloudClient
-from daemon.engine.executor import Executor, JournalPort, Resolution, WriteIntent
+from daemon.engine.executor import (
+    RETRYABLE_OUTCOMES,
+    Executor,
+    JournalPort,
+    Resolution,
+    WriteIntent,
+)
 
 log = structlog.get_logger("aomd.schedules")
 
@@ -122,7 +128,7 @@ class ScheduleRunner:
             reason=reason,
         )
         existing = await self.journal.begin(intent, fire.time)
-        if existing is not None:
+        if existing is not None and existing not in RETRYABLE_OUTCOMES:
             return FireResult(spec.name, fire.time, "duplicate")
         await self.journal.finish(intent.key, outcome, request_id=None, error=None, at=fire.time)
         log.info(
