@@ -88,3 +88,53 @@ async def test_cli_sigint_and_bad_scenario() -> None:
     assert proc.returncode == 2
     assert out == b""
     assert b"nonexistent.yaml" in err
+
+
+async def test_aomd_emulator_subcommand_with_every_flag() -> None:
+    """``aomd emulator`` (daemon/cli.py) forwards to the same entry point, flags included."""
+    aomd = Path(sys.executable).parent / "aomd"
+    cmd = (
+        [str(aomd)]
+        if aomd.exists()
+        else [sys.executable, "-c", "from daemon.cli import main; raise SystemExit(main())"]
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        "emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--project-id",
+        PID,
+        "--access-key",
+        "AKCLI",
+        "--secret-key",
+        "SKCLI",
+        "--token",
+        "tok-cli",
+        "--scenario",
+        str(DEMO),
+        "--speed",
+        "30",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("listening on http://127.0.0.1:")
+        url = line.split()[-1]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            path = f"{url}/v1/{PID}/cms/workflow-list"
+            async with http.post(path, headers={"X-Auth-Token": "tok-cli"}, json={}) as resp:
+                assert resp.status == 200
+            async with http.post(path, headers={"X-Auth-Token": "nope"}, json={}) as resp:
+                assert resp.status == 401
+                assert (await resp.json())["error_code"] == "AOM.31009003"
+                assert resp.headers["X-Request-Id"]
+            async with http.get(f"{url}/_emulator/state") as resp:
+                assert (await resp.json())["speed"] == 30
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
