@@ -1,0 +1,43 @@
+"""``daemon.policy.observed`` must always equal ``resolve.fingerprint(...).dumps()``.
+
+The pure core may not import the engine (import contract), so the fingerprint is computed
+twice; if the two ever differ, "state did not move since our write" breaks silently.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.engine.resolve import fingerprint
+from daemon.model import Execution, NodeRun, Status
+from daemon.policy import observed
+
+statuses = st.sampled_from(list(Status))
+times = st.none() | st.integers(0, 2**41)
+outputs = st.dictionaries(
+    st.text(max_size=5), st.none() | st.integers() | st.text(max_size=8) | st.lists(st.integers())
+)
+nodes = st.builds(
+    NodeRun,
+    node_id=st.sampled_from(["a", "b", "c"]),
+    status=statuses,
+    raw_status=st.sampled_from(["", "fail", "PAUSING"]),
+    begin_time=times,
+    end_time=times,
+    output=outputs,
+)
+executions = st.builds(
+    Execution,
+    workflow_id=st.just("w"),
+    execution_id=st.just("e"),
+    status=statuses,
+    raw_status=st.sampled_from(["", "pausing", "Executing"]),
+    nodes=st.lists(nodes, max_size=5).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(executions, st.none() | st.sampled_from(["a", "b", "c", "zz"]))
+def test_observed_equals_engine_fingerprint(execution: Execution, node_id: str | None) -> None:
+    assert observed(execution, node_id) == fingerprint(execution, node_id).dumps()
