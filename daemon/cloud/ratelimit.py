@@ -60,9 +60,16 @@ class TokenBucket:
     def __repr__(self) -> str:
         return f"TokenBucket(rate={self.rate}, burst={self.burst:g})"
 
+    def take(self) -> float:
+        """Reserve a token now; the caller must wait the returned seconds before sending.
+
+        Synchronous so the common no-wait case costs no coroutine (hot path).
+        """
+        return reserve(self._state, self._monotonic(), self.rate, self.burst)
+
     async def acquire(self) -> float:
         """Wait for a token; returns the seconds waited (0 on the fast path)."""
-        wait = reserve(self._state, self._monotonic(), self.rate, self.burst)
+        wait = self.take()
         if wait > 0:
             await self._sleep(wait)
         return wait
