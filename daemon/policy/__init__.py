@@ -15,6 +15,7 @@ from daemon.policy.decide import (
     stopped_node,
 )
 from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
+from daemon.policy.match import in_scope
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
@@ -35,6 +36,7 @@ __all__ = [
     "RuleSpec",
     "decide",
     "execution_key",
+    "in_scope",
     "json_schema",
     "load_policy_dir",
     "load_policy_paths",

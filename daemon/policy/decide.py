@@ -18,8 +18,8 @@ How the past is counted (``facts.writes`` for the stopped node, matched by key s
   report the key as a duplicate).
 * If the latest counted write for the node was decided on exactly the state we see now
   (``observed`` fingerprint), the cloud has not moved since we acted: no action, look
-  again soon. A ``pending`` one is listed in ``Decision.pending_keys`` so the engine can
-  resolve it (the executor does that when it is handed the same key).
+  again soon. A ``pending``/``unknown`` one is listed in ``Decision.pending_keys`` so the
+  engine can resolve it by reading state.
 * The fallback (``skip``/``terminate``/``leave``) is keyed ``fallback-<kind>`` with
   attempt 1 and fires exactly once; ``leave`` is a ``notify`` action for a human.
 """
@@ -53,6 +53,7 @@ RECHECK_SOON = timedelta(seconds=10)
 """How soon to look again after acting, or while waiting for the cloud to reflect a write."""
 RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
 """Same as ``daemon.engine.executor.RETRYABLE_OUTCOMES`` (the core may not import the engine)."""
+_UNRESOLVED = frozenset({"pending", "unknown"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +92,10 @@ class Decision:
     node_id: str | None = None
     rule: str | None = None
     pending_keys: tuple[str, ...] = field(default=())
-    """Writes with no outcome whose state has not moved: the engine should resolve them."""
+    """The latest write for the node is ``pending`` or ``unknown`` and the state has not
+    moved since: decide will not act again until it is resolved, so the engine should
+    resolve it by reading the execution (``resolve.resolve``) and journal
+    ``resolved_not_applied`` (then decide re-sends the same key) or ``resolved_applied``."""
 
     @property
     def unhandled(self) -> bool:
@@ -396,7 +400,7 @@ class _Apply:
                     ),
                     node_id=self.node.node_id,
                     rule=rule.name,
-                    pending_keys=(latest.key,) if latest.outcome == "pending" else (),
+                    pending_keys=(latest.key,) if latest.outcome in _UNRESOLVED else (),
                 )
 
         retry_fb = [(w, s, n) for w, s, n in fallback if w.outcome in RETRYABLE_OUTCOMES]

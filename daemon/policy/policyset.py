@@ -7,7 +7,6 @@ built once here and a half-valid policy can never be in force.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from daemon.calendar.calendar import Calendar
 from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
 from daemon.calendar.triggers import selector_matches
 from daemon.model import Workflow
+from daemon.policy.match import in_scope
 from daemon.policy.rule import Rule
 from daemon.policy.spec import NotifySpec, RuleSpec
 
@@ -53,22 +53,8 @@ class PolicySet:
 
     def watches(self, workflow: Workflow) -> bool:
         """Could an execution rule apply to this workflow? (Scopes the watcher's polling.)"""
-        return any(_workflow_matches(rule, workflow) for rule in self.rules)
+        return in_scope(self.rules, workflow)
 
     def manages_trigger(self, workflow: Workflow) -> bool:
         """Does a trigger rule select this workflow?"""
         return any(selector_matches(t.select, workflow) for t in self.triggers)
-
-
-def _workflow_matches(rule: Rule, workflow: Workflow) -> bool:
-    if rule.workflow_ids and workflow.id not in rule.workflow_ids:
-        return False
-    if rule.workflow_name is not None and not fnmatch.fnmatchcase(
-        workflow.name, rule.workflow_name
-    ):
-        return False
-    for key, pattern in rule.workflow_tags:
-        value = workflow.tags.get(key)
-        if value is None or not fnmatch.fnmatchcase(value, pattern):
-            return False
-    return True

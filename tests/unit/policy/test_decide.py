@@ -305,3 +305,16 @@ def test_dry_run_rule_logs_once_then_real_mode_uses_a_fresh_key() -> None:
 def test_global_dry_run_marks_actions() -> None:
     (a,) = decide(execution(), WORKFLOW, [rule()], facts(), T0, dry_run=True).actions
     assert a.dry_run
+
+
+def test_in_scope_uses_workflow_criteria_only() -> None:
+    from dataclasses import replace
+
+    from daemon.policy import in_scope
+
+    assert in_scope([rule(match={"workflow": {"name": "patch-*"}})], WORKFLOW)
+    assert in_scope([rule(match={"node": {"name": "nothing-like-it"}})], WORKFLOW)
+    assert not in_scope([rule(match={"workflow": {"tags": {"team": "db"}}})], WORKFLOW)
+    assert not in_scope([], WORKFLOW)
+    other = replace(WORKFLOW, id="x", name="backup")
+    assert not in_scope([rule(match={"workflow": {"ids": ["wf-patch"]}})], other)
