@@ -282,6 +282,7 @@ class Api:
         if not ex.finished:
             wf.active[eid] = ex
         wf.invalidate()
+        change["status"] = ex.status  # the execution's state right after the change
         return Reply(200, RESULT_SUCCESS, change)
 
     @staticmethod

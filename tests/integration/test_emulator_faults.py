@@ -156,6 +156,7 @@ async def test_applied_then_lost(emu: Emulator, http: aiohttp.ClientSession) -> 
         "execution_id": eid,
         "node_id": "a",
         "action": "skip",
+        "status": "executing",  # the skip moved the execution on to the next node
     }
     # A blind resend is now refused: exactly the hazard the client must avoid.
     async with http.post(f"{url}/{eid}/operation?action=skip&node_id=a") as resp:

@@ -268,6 +268,7 @@ async def test_aksk_signature_checks(emu: Emulator, http: aiohttp.ClientSession)
         "execution_id": eid,
         "node_id": "n 1~x",
         "action": "skip",
+        "status": "success",
     }
 
 
