@@ -71,6 +71,24 @@ def _query(pairs: list[tuple[str, str]]) -> str:
     return signer.canonical_query(pairs)
 
 
+def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth | None]:
+    """Re-read ``token_file`` after a 401: whoever renews the IAM token rewrites the file."""
+    last = [current]
+
+    def refresh() -> Auth | None:
+        try:
+            secret = account.secret("token")
+        except ConfigError as exc:  # keep the 401 as the error; say why no refresh
+            log.warning("token_refresh_failed", account=account.name, error=str(exc))
+            return None
+        if secret is None or secret.get_secret_value() == last[0]:
+            return None
+        last[0] = secret.get_secret_value()
+        return TokenAuth(account.project_id, last[0])
+
+    return refresh
+
+
 class AomClient:
     """AOM workflows + DataArts task actions for one account (implements ``CloudClient``)."""
 
@@ -95,6 +113,7 @@ class AomClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         parse_cache_size: int = PARSE_CACHE_SIZE,
+        refresh_auth: Callable[[], Auth | None] | None = None,
     ) -> None:
         self.name = name
         self.project_id = project_id
@@ -102,6 +121,8 @@ class AomClient:
         self._dataarts = dataarts_endpoint.rstrip("/")
         self._auth = auth
         self._dataarts_auth = dataarts_auth or auth
+        self._refresh_auth = refresh_auth
+        """Returns new credentials after a 401 (token re-read from its file), else None."""
         self._limiter = TokenBucket(requests_per_second, burst, monotonic=monotonic, sleep=sleep)
         self._backoff = backoff or Backoff(retries=read_retries)
         self._timeout = aiohttp.ClientTimeout(
@@ -147,6 +168,7 @@ class AomClient:
         token, ak, sk = account.secret("token"), account.secret("ak"), account.secret("sk")
         auth: Auth
         dataarts_auth: Auth
+        refresh_auth: Callable[[], Auth | None] | None = None
         if ak is not None and sk is not None:
             auth = AkSkAuth(
                 project_id=account.project_id,
@@ -164,6 +186,8 @@ class AomClient:
             )
         elif token is not None:
             auth = dataarts_auth = TokenAuth(account.project_id, token.get_secret_value())
+            if account.token is None and account.token_file is not None:
+                refresh_auth = _token_file_refresher(account, token.get_secret_value())
         else:
             auth = dataarts_auth = NoAuth(account.project_id)
         kwargs: dict[str, Any] = {}
@@ -183,6 +207,7 @@ class AomClient:
             read_retries=account.read_retries,
             session=session,
             on_call=on_call,
+            refresh_auth=refresh_auth,
             **kwargs,
         )
 
@@ -361,6 +386,7 @@ class AomClient:
         url = URL(f"{base}{path}?{query}" if query else f"{base}{path}", encoded=True)
         session = self._http()
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
             wait = self._limiter.take()
@@ -396,6 +422,14 @@ class AomClient:
                 error = errmap.transport(operation, exc)
                 label = "transport"
             self._observe(operation, label, started)
+            if label == "401" and not refreshed and self._refresh_auth is not None:
+                refreshed = True  # once per call: a second 401 is a real AuthError
+                fresh = self._refresh_auth()
+                if fresh is not None:
+                    self._auth = self._dataarts_auth = auth = fresh
+                    self.stats[(operation, "auth_refreshed")] += 1
+                    attempt -= 1  # a rejected request was not applied: resend, uncounted
+                    continue
             if should_retry(
                 error, attempt=attempt, retries=self._backoff.retries, write=write, sent=sent
             ):

@@ -350,7 +350,7 @@ async def test_bad_credentials_are_auth_errors_without_secrets(
 async def test_secrets_never_in_repr_or_errors_from_account(emu: Emulator, tmp_path: Any) -> None:
     sk_file = tmp_path / "sk"
     sk_file.write_text(SK + "\n")
-    account = Account(project_id=PID, region="cn-north-4", ak=AK, sk_file=sk_file)
+    account = Account(project_id=PID, region="cn-north-4", ak=AK, sk_file=sk_file, read_retries=0)
     client = AomClient.from_account(account, aom_endpoint_override=emu.url)
     try:
         await client.list_workflows()  # the file secret works
@@ -362,3 +362,26 @@ async def test_secrets_never_in_repr_or_errors_from_account(emu: Emulator, tmp_p
     text = " ".join([repr(client), str(info.value), repr(info.value), repr(logs)])
     assert SK not in text
     assert AK not in text
+
+
+async def test_token_file_reread_once_after_401(emu: Emulator, tmp_path: Any) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("expired-token\n")
+    account = Account(project_id=PID, region="cn-north-4", token_file=token_file)
+    async with AomClient.from_account(account, aom_endpoint_override=emu.url) as client:
+        token_file.write_text(TOKEN + "\n")  # the renewer rewrote the file
+        wid, eid = failing_workflow(emu)
+        await client.operate(wid, eid, "restart", "patch")
+        assert [e.status for e in emu.ledger] == [401, 200]
+        assert len(emu.changes("operation")) == 1
+        token_file.write_text("revoked\n")
+        emu_token_rejected = Emulator(project_id=PID, token="other", speed=0)
+        url = await emu_token_rejected.start()
+        try:
+            other = AomClient.from_account(account, aom_endpoint_override=url)
+            async with other:
+                with pytest.raises(AuthError):
+                    await other.list_workflows()
+            assert len(emu_token_rejected.ledger) == 1  # file unchanged since start: no resend
+        finally:
+            await emu_token_rejected.stop()
