@@ -50,6 +50,11 @@ _FROZEN = ConfigDict(extra="forbid", frozen=True)
 ActionKind = Literal["restart", "skip", "continue", "terminate", "notify"]
 FallbackKind = Literal["skip", "terminate", "leave"]
 NodeState = Literal["failed", "paused", "running"]
+_DEFAULT_STATUS: dict[str, tuple[str, ...]] = {
+    "restart": ("failed",),
+    "skip": ("failed",),
+    "continue": ("paused",),
+}
 
 
 def _non_negative(value: timedelta) -> timedelta:
@@ -150,7 +155,8 @@ class MatchSpec(BaseModel):
         description="Node state: 'failed' (a node failed and the execution waits) and/or "
         "'paused' (a pause node waits for 'continue'); 'running' (opt-in, only with action "
         "terminate or notify) matches a still running execution, e.g. with min_age to stop "
-        "overlong runs. A single value or a list.",
+        "overlong runs. A single value or a list. Default by action: restart/skip -> failed, "
+        "continue -> paused, terminate/notify -> failed and paused.",
         examples=["failed", ["failed", "paused"]],
     )
     output_regex: Regex | None = Field(
@@ -258,6 +264,18 @@ class RuleSpec(BaseModel):
         default=None, description="Act only inside or outside a named calendar."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_status(cls, data: Any) -> Any:
+        """``restart``/``skip`` only make sense for failed nodes, ``continue`` only for pause
+        nodes (API.md), so an omitted ``match.status`` follows the action."""
+        if isinstance(data, dict) and isinstance(data.get("action"), str):
+            match = data.get("match", {})
+            if isinstance(match, dict) and "status" not in match:
+                status = _DEFAULT_STATUS.get(data["action"], ("failed", "paused"))
+                data = {**data, "match": {**match, "status": status}}
+        return data
+
     @model_validator(mode="after")
     def _running_actions(self) -> RuleSpec:
         if "running" in self.match.status and self.action not in ("terminate", "notify"):
@@ -265,7 +283,22 @@ class RuleSpec(BaseModel):
                 f"match.status 'running' cannot be combined with action {self.action!r}; "
                 "expected action terminate or notify for running executions"
             )
-        if "running" in self.match.status and self.delay > timedelta(0):
+        status = self.match.status
+        if self.action in ("restart", "skip") and "paused" in status:
+            raise ValueError(
+                f"action {self.action!r} applies to failed nodes only (a pause node can only "
+                "be continued); expected match.status: failed"
+            )
+        if self.action == "continue" and "failed" in status:
+            raise ValueError(
+                "action 'continue' applies to pause nodes only; expected match.status: paused"
+            )
+        if self.fallback == "skip" and "paused" in status:
+            raise ValueError(
+                "fallback 'skip' applies to failed nodes only; expected fallback terminate or "
+                "leave for rules matching paused nodes"
+            )
+        if "running" in status and self.delay > timedelta(0):
             raise ValueError(
                 "delay applies to stopped nodes; expected match.min_age instead of delay for "
                 "'running' rules"

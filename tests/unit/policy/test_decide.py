@@ -252,7 +252,6 @@ def test_match_criteria() -> None:
         {"workflow": {"tags": {"team": "db"}}},
         {"workflow": {"tags": {"missing": "*"}}},
         {"node": {"name": "pre*"}},
-        {"status": "paused"},
         {"output_regex": "disk full"},
         {"max_age": "1m"},
     ]
@@ -262,6 +261,8 @@ def test_match_criteria() -> None:
     for match in misses:
         d = decide(ex, WORKFLOW, [rule(match=match)], facts(), now)
         assert d.unhandled_node == "patch", match
+    paused_only = rule(action="terminate", match={"status": "paused"})
+    assert decide(ex, WORKFLOW, [paused_only], facts(), now).unhandled
     # Without the workflow definition, name/tag criteria cannot match (ids still can).
     assert decide(ex, None, [rule(match=hits[0])], facts(), now).actions
     assert decide(ex, None, [rule(match=hits[1])], facts(), now).unhandled
@@ -305,6 +306,14 @@ def test_dry_run_rule_logs_once_then_real_mode_uses_a_fresh_key() -> None:
 def test_global_dry_run_marks_actions() -> None:
     (a,) = decide(execution(), WORKFLOW, [rule()], facts(), T0, dry_run=True).actions
     assert a.dry_run
+
+
+def test_status_defaults_follow_the_action() -> None:
+    assert rule(action="restart").status == ("failed",)
+    assert rule(action="skip").status == ("failed",)
+    assert rule(action="continue").status == ("paused",)
+    assert rule(action="terminate").status == ("failed", "paused")
+    assert rule(action="notify", match={"node": {"id": "x"}}).status == ("failed", "paused")
 
 
 def test_in_scope_uses_workflow_criteria_only() -> None:

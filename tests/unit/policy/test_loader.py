@@ -294,3 +294,26 @@ def test_json_schema_is_json_and_describes_rules() -> None:
         "jitter",
     }
     assert "CalendarSpec" in schema["$defs"]
+
+
+def test_action_and_status_must_fit(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "fit.yaml",
+        """
+        rules:
+          - {name: a, action: restart, match: {status: paused}}
+          - {name: b, action: continue, match: {status: [failed, paused]}}
+          - {name: c, action: continue, fallback: skip}
+          - {name: d, action: continue, fallback: terminate}
+        """,
+    )
+    errs = errors_of(f)
+    assert [e.split(": ", 2)[:2] for e in errs] == [
+        [f"{f}:2", "rules[0]"],
+        [f"{f}:3", "rules[1]"],
+        [f"{f}:4", "rules[2]"],
+    ]
+    assert "expected match.status: failed" in errs[0]
+    assert "expected match.status: paused" in errs[1]
+    assert "expected fallback terminate or leave" in errs[2]

@@ -35,8 +35,17 @@ RETRYABLE = {"failed", "resolved_not_applied"}
 
 @st.composite
 def rules(draw: st.DrawFn) -> Rule:
+    """Any valid rule for a failed or a paused node (``rule.status[0]`` is the state)."""
+    state = draw(st.sampled_from(["failed", "paused"]))
+    if state == "failed":
+        action = draw(st.sampled_from(["restart", "skip", "terminate", "notify"]))
+        fallback = draw(st.sampled_from(["skip", "terminate", "leave"]))
+    else:
+        action = draw(st.sampled_from(["continue", "terminate", "notify"]))
+        fallback = draw(st.sampled_from(["terminate", "leave"]))
     body: dict[str, Any] = {
-        "action": draw(st.sampled_from(["restart", "skip", "continue", "terminate", "notify"])),
+        "action": action,
+        "match": {"status": state},
         "max_attempts": draw(st.integers(1, 4)),
         "backoff": {
             "initial": draw(st.integers(1, 300)),
@@ -45,7 +54,7 @@ def rules(draw: st.DrawFn) -> Rule:
             "jitter": draw(st.floats(0.0, 1.0)),
         },
         "delay": draw(st.integers(0, 600)),
-        "fallback": draw(st.sampled_from(["skip", "terminate", "leave"])),
+        "fallback": fallback,
         "dry_run": draw(st.booleans()),
     }
     if draw(st.booleans()):
@@ -79,7 +88,8 @@ class Story:
     inputs: list[tuple[Execution, ExecutionFacts]]
 
 
-def play(r: Rule, story: list[Step], *, state: str, global_dry: bool) -> Story:
+def play(r: Rule, story: list[Step], *, global_dry: bool, state: str | None = None) -> Story:
+    state = state or r.status[0]
     now = T0 + timedelta(minutes=1)
     run = 0
     first_seen = {"patch": now}
@@ -118,22 +128,20 @@ def segment(key: str) -> str:
 
 
 @PROPS
-@given(rules(), steps, st.sampled_from(["failed", "paused"]), st.booleans())
+@given(rules(), steps, st.booleans())
 def test_never_more_than_max_attempts_per_node(
-    r: Rule, story: list[Step], state: str, global_dry: bool
+    r: Rule, story: list[Step], global_dry: bool
 ) -> None:
-    result = play(r, story, state=state, global_dry=global_dry)
+    result = play(r, story, global_dry=global_dry)
     main = [k for k in result.journal if segment(k) == r.action]
     limit = 1 if r.action == "notify" else r.max_attempts
     assert len(main) <= limit
 
 
 @PROPS
-@given(rules(), steps, st.sampled_from(["failed", "paused"]), st.booleans())
-def test_fallback_fires_exactly_once(
-    r: Rule, story: list[Step], state: str, global_dry: bool
-) -> None:
-    result = play(r, story, state=state, global_dry=global_dry)
+@given(rules(), steps, st.booleans())
+def test_fallback_fires_exactly_once(r: Rule, story: list[Step], global_dry: bool) -> None:
+    result = play(r, story, global_dry=global_dry)
     fallbacks = [k for k in result.journal if segment(k).startswith("fallback-")]
     assert len(fallbacks) <= 1
     # Once the fallback has a final outcome nothing more is ever done.
@@ -148,11 +156,9 @@ def test_fallback_fires_exactly_once(
 
 
 @PROPS
-@given(rules(), steps, st.sampled_from(["failed", "paused"]), st.booleans())
-def test_recheck_is_never_in_the_past(
-    r: Rule, story: list[Step], state: str, global_dry: bool
-) -> None:
-    for now, d in play(r, story, state=state, global_dry=global_dry).decisions:
+@given(rules(), steps, st.booleans())
+def test_recheck_is_never_in_the_past(r: Rule, story: list[Step], global_dry: bool) -> None:
+    for now, d in play(r, story, global_dry=global_dry).decisions:
         assert d.recheck_at is None or d.recheck_at > now
         assert len(d.actions) <= 1
 
@@ -176,10 +182,10 @@ def test_nothing_is_done_to_a_finished_execution(
 
 
 @PROPS
-@given(rules(), steps, st.sampled_from(["failed", "paused"]), st.booleans())
-def test_same_input_same_output(r: Rule, story: list[Step], state: str, global_dry: bool) -> None:
-    first = play(r, story, state=state, global_dry=global_dry)
-    second = play(replace(r), story, state=state, global_dry=global_dry)
+@given(rules(), steps, st.booleans())
+def test_same_input_same_output(r: Rule, story: list[Step], global_dry: bool) -> None:
+    first = play(r, story, global_dry=global_dry)
+    second = play(replace(r), story, global_dry=global_dry)
     assert first.decisions == second.decisions
     assert first.journal == second.journal
 
@@ -188,17 +194,16 @@ def test_same_input_same_output(r: Rule, story: list[Step], state: str, global_d
 @given(
     rules(),
     steps,
-    st.sampled_from(["failed", "paused"]),
     st.booleans(),
     st.integers(0, 3600),
     st.sampled_from([o for o in OUTCOMES if o not in RETRYABLE]),
 )
 def test_observing_the_same_state_twice_adds_no_action(
-    r: Rule, story: list[Step], state: str, global_dry: bool, later: int, outcome: str
+    r: Rule, story: list[Step], global_dry: bool, later: int, outcome: str
 ) -> None:
     """Whenever decide acted, the same state again (at any later time) gets no new action
     while that write is pending or has a final outcome."""
-    played = play(r, story, state=state, global_dry=global_dry)
+    played = play(r, story, global_dry=global_dry)
     for (now, d), (ex, facts) in zip(played.decisions, played.inputs, strict=True):
         if not d.actions:
             continue
