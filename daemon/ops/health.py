@@ -124,6 +124,19 @@ class HealthState:
         """Record a successful cloud call (any operation)."""
         self._cloud_ok_at = self._clock()
 
+    # short forms the engine uses
+    def mark_cloud_ok(self) -> None:
+        self.cloud_ok()
+
+    def set_policy_loaded(self, loaded: bool) -> None:
+        self.policies_loaded = loaded
+
+    def set_leader(self, leader: bool | None) -> None:
+        self.leader = leader
+
+    def healthy(self) -> bool:
+        return self.alive()
+
     def cloud_reachable(self) -> bool:
         if self._cloud_ok_at is None:
             return False

@@ -456,3 +456,8 @@ def elector_from_settings(
     if not settings.enabled:
         return AlwaysLeader()
     return LeaseElector.from_settings(settings, on_change=on_change)
+
+
+# names the engine imports
+Elector = LeaderElector
+make_elector = elector_from_settings

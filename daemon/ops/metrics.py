@@ -74,19 +74,19 @@ class Metrics:
             registry=r,
             buckets=CYCLE_BUCKETS,
         )
-        self.executions_seen_total = Counter(
+        self._executions_seen_total = Counter(
             "executions_seen_total",
             "Executions observed (first sighting of each).",
             namespace=ns,
             registry=r,
         )
-        self.unhandled_pauses = Gauge(
+        self._unhandled_pauses = Gauge(
             "unhandled_pauses",
             "Stopped executions no policy rule handles (a human must act).",
             namespace=ns,
             registry=r,
         )
-        self.triggers_owned = Gauge(
+        self._triggers_owned = Gauge(
             "triggers_owned",
             "Workflow triggers currently disabled by aomd (and so owned by it).",
             namespace=ns,
@@ -104,7 +104,7 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
-        self.leader = Gauge(
+        self._leader = Gauge(
             "leader",
             "1 while this replica may write (is the leader).",
             namespace=ns,
@@ -117,6 +117,7 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self._seen_total = 0
         self.last_reconcile_timestamp = Gauge(
             "last_reconcile_timestamp_seconds",
             "Unix time of the last completed reconcile pass.",
@@ -140,13 +141,35 @@ class Metrics:
         self.poll_cycle_seconds.observe(max(0.0, seconds))
 
     def execution_seen(self, count: int = 1) -> None:
-        self.executions_seen_total.inc(count)
+        self._executions_seen_total.inc(count)
+        self._seen_total += count
+
+    def executions_seen(self, total: int) -> None:
+        """Publish a running total (the watchers' counters): the counter moves by the
+        increase since the last call; a smaller total (a watcher restarted) is ignored."""
+        if total > self._seen_total:
+            self._executions_seen_total.inc(total - self._seen_total)
+            self._seen_total = total
+
+    def unhandled(self, count: int) -> None:
+        """Same as ``set_unhandled_pauses`` (the handler's ``on_unhandled`` hook)."""
+        self._unhandled_pauses.set(count)
+
+    def triggers_owned(self, count: int) -> None:
+        self._triggers_owned.set(count)
+
+    def leader(self, is_leader: bool) -> None:
+        self._leader.set(1 if is_leader else 0)
+
+    def safety(self, blast_radius_tripped: bool, breaker_open: bool) -> None:
+        self.set_blast_radius_tripped(blast_radius_tripped)
+        self.set_breaker_open(breaker_open)
 
     def set_unhandled_pauses(self, count: int) -> None:
-        self.unhandled_pauses.set(count)
+        self._unhandled_pauses.set(count)
 
     def set_triggers_owned(self, count: int) -> None:
-        self.triggers_owned.set(count)
+        self._triggers_owned.set(count)
 
     def set_blast_radius_tripped(self, tripped: bool) -> None:
         self.blast_radius_tripped.set(1 if tripped else 0)
@@ -155,7 +178,7 @@ class Metrics:
         self.breaker_open.set(1 if is_open else 0)
 
     def set_leader(self, is_leader: bool) -> None:
-        self.leader.set(1 if is_leader else 0)
+        self._leader.set(1 if is_leader else 0)
 
     def policy_reload(self, ok: bool) -> None:
         self.policy_reloads_total.labels(result="ok" if ok else "rejected").inc()

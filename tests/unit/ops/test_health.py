@@ -71,3 +71,14 @@ def test_readiness_needs_all_three_facts() -> None:
     probe = h.readiness()
     assert not probe.ok
     assert probe.body["detail"] == "journal read-only"
+
+
+def test_engine_short_forms() -> None:
+    h = HealthState()
+    h.set_policy_loaded(True)
+    h.mark_cloud_ok()
+    h.set_leader(True)
+    assert h.readiness().ok
+    assert h.healthy()
+    h.set_leader(None)
+    assert h.readiness().body["role"] == "unknown"

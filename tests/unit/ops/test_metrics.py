@@ -73,3 +73,21 @@ def test_safe_label() -> None:
     assert safe_label(429) == "429"
     assert safe_label("a b") == OTHER
     assert safe_label("x" * 65) == OTHER
+
+
+def test_engine_short_forms() -> None:
+    m = Metrics()
+    m.unhandled(3)
+    m.triggers_owned(2)
+    m.leader(True)
+    m.safety(False, True)
+    m.executions_seen(5)
+    m.executions_seen(7)
+    m.executions_seen(4)  # a restarted watcher's smaller total is ignored
+    m.execution_seen()
+    assert m.value("aomd_unhandled_pauses") == 3
+    assert m.value("aomd_triggers_owned") == 2
+    assert m.value("aomd_leader") == 1
+    assert m.value("aomd_blast_radius_tripped") == 0
+    assert m.value("aomd_breaker_open") == 1
+    assert m.value("aomd_executions_seen_total") == 8
