@@ -15,6 +15,16 @@ Typical test use::
 speed makes it run (crons fire via a background ticker). Python-side setup calls
 (``start_execution``, ``set_trigger``) are not written to the ledger; HTTP requests are.
 Synchronous callers (the official SDK, benchmarks) use ``EmulatorThread``.
+
+Benchmarks fill it in bulk and plant incidents at known emulated times::
+
+    pop = emu.populate(2000, 5, seed=1, incidents=50, within=3600, quiet=True)
+    for inc in pop.incidents:   # Incident(workflow_id, execution_id, node_id, kind, start_at, at)
+        ...                     # inc.kind "fail": node ``work`` fails at inc.at; "pause":
+                                # node ``approve`` starts pausing at inc.at
+
+(also ``POST /_emulator/populate`` with the same fields as JSON, for a CLI-run emulator).
+Faults: ``emu.inject(Fault(kind="throttle", path="executions$", times=3, retry_after=2))``.
 """
 
 from daemon.emulator.emulator import Emulator

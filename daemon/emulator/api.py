@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +93,7 @@ class Api:
         """Called before an authenticated request is served (the emulator's ``tick``)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()  # uuid4().hex without the UUID object (hot path)
         method = request.method
         path = request.path
         pairs = parse_query(request.rel_url.raw_query_string)
