@@ -354,7 +354,8 @@ class World:
         execution scheduled at a random emulated time in ``[now, now + within_ms)`` with a
         node that fails (``fail_times`` attempts, None = always) or pauses at a known
         instant; ``Population.incidents`` says which and when, so a benchmark can measure
-        how long aomd takes to react. ``quiet`` settles every past execution (failures
+        how long aomd takes to react (incident workflows are ``manual``, so no cron adds
+        more failing executions). ``quiet`` settles every past execution (failures
         skipped, pauses continued, in the past) so only the incidents need attention.
         Everything is drawn from ``seed``.
         """
@@ -374,8 +375,10 @@ class World:
         ids: list[str] = []
         planned: list[Incident] = []
         for i in range(workflows):
-            kind = WORKFLOW_TYPES[i % 3]
             incident = incident_kind.get(i)
+            # An incident workflow is manual: a cron fire would start more executions that
+            # fail or pause too, and the benchmark would see more incidents than announced.
+            kind = WORKFLOW_TYPES[i % 3] if incident is None else "manual"
             if incident is not None:
                 nodes = _incident_nodes(incident, fail_times)
             else:

@@ -73,6 +73,17 @@ def test_incidents_happen_at_the_announced_emulated_time() -> None:
     assert len(started) == 20
     assert {c["execution_id"] for c in started} == {i.execution_id for i in pop.incidents}
 
+    # A day later (crons have fired) the incidents are still the only executions waiting.
+    emu.advance(86_400)
+    waiting_ids = {
+        ex.execution_id
+        for wid in pop
+        for ex in emu.workflow(wid).executions.values()
+        if ex.status == "pausing"
+    }
+    assert waiting_ids == {i.execution_id for i in pop.incidents}
+    assert len(emu.changes("cron_fired")) > 0
+
 
 def test_fail_times_one_recovers_on_restart_and_none_fails_always() -> None:
     emu = _emu()
