@@ -326,10 +326,9 @@ class _Apply:
         if cal is None:
             return False, None, f"calendar {name!r} is unknown"
         inside = self.rule.gate_inside is not None
-        active = cal.active_at(self.now)
-        nxt = cal.next_transition(self.now)
-        if active == inside:
+        if cal.active_at(self.now) == inside:
             return True, None, ""
+        nxt = cal.next_transition(self.now)
         where = "inside" if inside else "outside"
         return False, nxt, f"waiting to be {where} calendar {name!r}"
 
