@@ -265,6 +265,12 @@ class LeaseElector:
                 raise ConfigError(
                     "leader.enabled needs the Kubernetes client: pip install 'aomd[k8s]'"
                 ) from None
+            except Exception as exc:  # kubernetes_asyncio's ConfigException and kin
+                raise ConfigError(
+                    "leader.enabled = true but no in-cluster Kubernetes credentials were "
+                    f"found ({exc}); leader election runs only inside a pod - set "
+                    "leader.enabled = false for a single replica"
+                ) from None
         return cls(
             api,
             name=settings.lease_name,

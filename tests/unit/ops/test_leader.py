@@ -166,3 +166,11 @@ async def test_always_leader() -> None:
     assert e.may_write()
     assert e.is_leader
     await e.run()
+
+
+def test_enabled_outside_a_pod_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("kubernetes_asyncio")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+    with pytest.raises(ConfigError, match=r"leader\.enabled"):
+        elector_from_settings(LeaderSettings(enabled=True))
