@@ -249,6 +249,11 @@ def _split_key(write: PastWrite) -> tuple[str, int]:
     return write.kind, write.attempt
 
 
+def _latest(writes: Sequence[PastWrite]) -> PastWrite:
+    """The most recent write; on equal times the later one in journal order."""
+    return max(enumerate(writes), key=lambda iw: (iw[1].at, iw[0]))[1]
+
+
 def _jitter_unit(key: str) -> float:
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
@@ -388,7 +393,7 @@ class _Apply:
 
         counted = [w for w, _, _ in visible if w.outcome not in RETRYABLE_OUTCOMES]
         if counted:
-            latest = max(counted, key=lambda w: w.at)
+            latest = _latest(counted)
             if latest.observed == self.fp:
                 return Decision(
                     recheck_at=self.now + RECHECK_SOON,
@@ -421,7 +426,7 @@ class _Apply:
         segment = f"fallback-{rule.fallback}"
         kind: str = "notify" if rule.fallback == "leave" else rule.fallback
         if retry:
-            w, segment, attempt = max(retry, key=lambda x: x[0].at)
+            w, segment, attempt = max(retry, key=lambda x: (x[0].at, x[2]))
             kind = w.kind
             wait_until = w.at + rule.backoff.initial
             if wait_until > self.now:
@@ -458,7 +463,7 @@ class _Apply:
     ) -> Decision:
         rule = self.rule
         now = self.now
-        latest = max(main, key=lambda x: x[0].at)[0] if main else None
+        latest = max(main, key=lambda x: (x[0].at, x[2]))[0] if main else None
         waits: list[tuple[datetime, str]] = []
         notes: list[str] = []
         if latest is not None and latest.outcome in RETRYABLE_OUTCOMES:
@@ -469,7 +474,7 @@ class _Apply:
             attempt = 1 + max((n for _, s, n in segs if s == rule.action), default=0)
         key = execution_key(self.execution.execution_id, self.node.node_id, rule.action, attempt)
         if used:
-            last = max((w for w, _ in used), key=lambda w: w.at)
+            last = _latest([w for w, _ in used])
             wait = rule.backoff.wait(len(used), _jitter_unit(key))
             waits.append((last.at + wait, f"backoff {_fmt(wait)}"))
             notes.append(f"backoff {_fmt(wait)} elapsed")
