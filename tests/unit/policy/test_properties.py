@@ -232,3 +232,34 @@ def test_observing_the_same_state_twice_adds_no_action(
             dry_run=global_dry,
         )
         assert again.actions == ()
+
+
+@PROPS
+@given(rules(), steps, steps)
+def test_dry_run_then_real_never_reuses_a_dry_run_key(
+    r: Rule, dry_story: list[Step], real_story: list[Step]
+) -> None:
+    """Switching a daemon from dry-run to real mode: the executor treats a key journaled as
+    ``dry_run`` as a duplicate, so real actions must use keys the dry run did not."""
+    dry = play(r, dry_story, global_dry=True)
+    journal = dict(dry.journal)
+    now = T0 + timedelta(days=1)
+    run = 100
+    for step in real_story:
+        now += timedelta(seconds=step.seconds)
+        run += int(step.rerun)
+        ex = execution(state=r.status[0], run=run)
+        facts = ExecutionFacts(execution_id="ex-1", writes=tuple(journal.values()))
+        for a in decide(ex, WORKFLOW, [r], facts, now, {}).actions:
+            previous = journal.get(a.key)
+            assert previous is None or previous.outcome != "dry_run"
+            journal[a.key] = PastWrite(
+                key=a.key,
+                kind=a.kind,
+                node_id=a.node_id,
+                attempt=a.attempt,
+                rule=a.rule,
+                outcome="dry_run" if a.dry_run else step.outcome,
+                at=now,
+                observed=a.observed,
+            )
