@@ -190,16 +190,17 @@ def main() -> None:
     sources = build_schedule_sources(scheds, Path("."))
     t_build = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     items = plan(cals, rules, scheds, wfs, start, end, schedule_sources=sources)
-    t_cold = time.perf_counter() - t0
+    t_cold, c_cold = time.perf_counter() - t0, time.process_time() - c0
 
-    warm = []
+    warm: list[tuple[float, float]] = []
     for _ in range(args.repeat):
         cals = build_calendars(specs, Path("."))  # fresh calendars: no memo from earlier runs
-        t0 = time.perf_counter()
+        items = []  # free the previous plan outside the timed region
+        t0, c0 = time.perf_counter(), time.process_time()
         items = plan(cals, rules, scheds, wfs, start, end, schedule_sources=sources)
-        warm.append(time.perf_counter() - t0)
+        warm.append((time.perf_counter() - t0, time.process_time() - c0))
 
     cals = build_calendars(specs, Path("."))
     tracemalloc.start()
@@ -215,12 +216,17 @@ def main() -> None:
     )
     print(f"items={len(items)} trigger_changes={triggers} runs={runs} skipped_runs={skipped}")
     print(f"build_calendars: {t_build * 1000:.1f} ms (includes spec validation)")
-    print(f"plan first run (lazy holidays imports, cold memo): {t_cold * 1000:.1f} ms")
     print(
-        f"plan fresh calendars x{args.repeat}: best {min(warm) * 1000:.1f} ms, worst {max(warm) * 1000:.1f} ms"
+        f"plan first run (lazy holidays imports, cold memo): {t_cold * 1000:.1f} ms "
+        f"(CPU {c_cold * 1000:.1f} ms)"
+    )
+    best, worst = min(warm), max(warm)
+    print(
+        f"plan fresh calendars x{args.repeat}: best {best[0] * 1000:.1f} ms "
+        f"(CPU {best[1] * 1000:.1f} ms), worst {worst[0] * 1000:.1f} ms"
     )
     print(f"peak traced memory during plan: {peak / 2**20:.1f} MiB")
-    verdict = "met" if max(t_cold, min(warm)) < 1.0 else "NOT met"
+    verdict = "met" if max(t_cold, best[0]) < 1.0 else "NOT met"
     print(f"goal plan < 1 s (first run and best fresh run): {verdict}")
     print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
 

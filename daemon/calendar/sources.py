@@ -67,22 +67,40 @@ def cron_times(expr: str, tz: tzinfo, start: datetime, end: datetime) -> Iterato
 def _fast_times(
     fields: _Fields, tz: tzinfo, base: datetime, start: datetime, end: datetime
 ) -> Iterator[datetime]:
-    """``cron_times`` for plain expressions: on a day without an offset change every wall
-    time converts with that day's offset (one subtraction); only the one or two DST days a
-    year go through ``localize``. Same answers, about 5x faster (bench/plan.py)."""
+    """``cron_times`` for plain expressions: on a day without an offset change every fire
+    time is that day's UTC midnight plus a precomputed delta; only the one or two DST days a
+    year (and the first day, which needs the ``base`` cut) go through ``localize``. Same
+    answers (property-tested), about 10x faster (bench/plan.py)."""
+    minutes, hours, doms, months, dows = fields
+    deltas = [timedelta(hours=h, minutes=m) for h in hours for m in minutes]
     last: datetime | None = None
-    day: date | None = None
-    off: timedelta | None = None
-    for naive in _walk(fields, base):
-        if day is None or naive.day != day.day or naive.date() != day:  # cheap check first
-            day = naive.date()
-            off = _steady_offset(tz, day)
-        at = naive.replace(tzinfo=UTC) - off if off is not None else localize(naive, tz)
-        if at >= end:
-            return
-        if at >= start and at != last:
-            last = at
-            yield at
+    day = first = base.date()
+    one_day = timedelta(days=1)
+    for _ in range(366 * 400):  # bounded: a valid expression matches within 28 years
+        if _day_matches(day, doms, months, dows):
+            off = _steady_offset(tz, day) if day != first else None
+            if off is not None:
+                midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - off
+                times = [midnight + d for d in deltas]
+                if times[0] >= start and times[-1] < end:  # the common case: all of the day
+                    yield from times
+                    last = times[-1]
+                    day += one_day
+                    continue
+            else:
+                times = []
+                for h in hours:
+                    for m in minutes:
+                        naive = datetime(day.year, day.month, day.day, h, m)
+                        if naive > base:
+                            times.append(localize(naive, tz))
+            for at in times:
+                if at >= end:
+                    return
+                if at >= start and at != last:
+                    last = at
+                    yield at
+        day += one_day
 
 
 @lru_cache(maxsize=8192)
