@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -128,6 +129,9 @@ class AkSkAuth:
         self._host = host
         self._project_id = project_id
         self._now = now or _utcnow
+        self._cache_date = now is None
+        """Only the real clock is cached: an injected one (tests) is read every time."""
+        self._date_until = 0.0
         self._mac = hmac.new(sk.encode("utf-8"), digestmod=hashlib.sha256)
         self._canon_prefix = (
             f"content-type:{CONTENT_TYPE}\nhost:{host}\nx-project-id:{project_id}\nx-sdk-date:"
@@ -140,6 +144,16 @@ class AkSkAuth:
         return f"AkSkAuth(host={self._host!r}, ak=***, sk=***)"
 
     def _date(self) -> str:
+        if self._cache_date:
+            # One datetime + strftime per second instead of per request: the text only
+            # changes when the second does, and monotonic() is far cheaper than now().
+            tick = time.monotonic()
+            if tick < self._date_until:
+                return self._date_text
+            moment = self._now()
+            self._date_text = signer.format_date(moment)
+            self._date_until = tick + 1.0 - moment.microsecond / 1e6
+            return self._date_text
         moment = self._now()
         key = int(moment.timestamp())
         if key != self._date_key:

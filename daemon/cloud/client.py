@@ -5,6 +5,11 @@ on temporary failures (``retry.py``); writes go out once unless the connection w
 made. Everything else lives in small modules: ``wire`` (JSON -> model), ``errors``
 (status -> exception), ``auth`` (token / AK/SK), ``ratelimit``, ``retry``.
 
+aiohttp itself resends an *idempotent* request (GET, PUT) once when a reused keep-alive
+connection turns out to be dead; for POST (operate, terminate, execute, DataArts) it never
+does, so the write rule above holds. The one PUT (trigger enable/disable) sets a state
+and is naturally idempotent, so that resend cannot double-apply anything.
+
 Observability without secrets: a failed call logs one ``api_call_failed`` event with
 operation, status, error code, request id and attempt; every attempt bumps
 ``stats[(operation, status)]`` and calls ``on_call(operation, status, seconds)``.
@@ -136,6 +141,7 @@ class AomClient:
         self._rand = rand
         self.on_call = on_call
         self._parsed: dict[tuple[str, str, bytes], Any] = {}
+        self._urls: dict[str, URL] = {}
         self._parse_cache_size = parse_cache_size
         self.stats: Counter[tuple[str, str]] = Counter()
         """Attempts per ``(operation, status)``; status is the HTTP code or an error kind."""
@@ -383,7 +389,12 @@ class AomClient:
     ) -> tuple[int, bytes, str | None]:
         """Send with the retry rule of reads/writes; return ``(status, body, request_id)``."""
         auth = self._dataarts_auth if base == self._dataarts and extra else self._auth
-        url = URL(f"{base}{path}?{query}" if query else f"{base}{path}", encoded=True)
+        text = f"{base}{path}?{query}" if query else f"{base}{path}"
+        url = self._urls.get(text)
+        if url is None:  # parsing a URL costs more than signing; polls repeat the same ones
+            if len(self._urls) >= PARSE_CACHE_SIZE:
+                del self._urls[next(iter(self._urls))]
+            url = self._urls[text] = URL(text, encoded=True)
         session = self._http()
         attempt = 0
         refreshed = False
