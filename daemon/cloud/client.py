@@ -388,7 +388,7 @@ class AomClient:
         extra: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes, str | None]:
         """Send with the retry rule of reads/writes; return ``(status, body, request_id)``."""
-        auth = self._dataarts_auth if base == self._dataarts and extra else self._auth
+        auth = self._dataarts_auth if base is self._dataarts else self._auth
         text = f"{base}{path}?{query}" if query else f"{base}{path}"
         url = self._urls.get(text)
         if url is None:  # parsing a URL costs more than signing; polls repeat the same ones

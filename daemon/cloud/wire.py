@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import structlog
@@ -23,6 +24,9 @@ from daemon.model import Execution, NodeRun, Status, Workflow, WorkflowNode
 
 log = structlog.get_logger("aomd.cloud")
 T = TypeVar("T")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+"""Shared read-only empty ``extra``/``output``: most values have none, and one allocation
+less per value is measurable on the poll path. Compares equal to ``{}``."""
 
 _STATUS_BY_RAW: dict[str, Status] = {s.value: s for s in Status if s is not Status.UNKNOWN}
 _UNKNOWN_SEEN: set[str] = set()
@@ -103,7 +107,7 @@ def _str(value: object) -> str | None:
 
 def _extra(data: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
     if len(data) <= len(known) and known.issuperset(data):
-        return {}
+        return _EMPTY
     return {k: v for k, v in data.items() if k not in known}
 
 
@@ -160,7 +164,7 @@ def node_run(data: object) -> NodeRun:
         raw if type(raw) is _STR else "",
         begin if type(begin) is _INT else _int(begin),
         end if type(end) is _INT else _int(end),
-        output if type(output) is _DICT else {},
+        output if type(output) is _DICT else _EMPTY,
         fid if fid is None or type(fid) is _STR else _str(fid),
         _extra(d, _NODE_KEYS),
     )

@@ -12,22 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from pydantic import SecretStr
 
 from daemon.clock import Clock, SystemClock
 from daemon.cloud.client import AomClient
 from daemon.engine.bundle import Bundle, load_bundle
+from daemon.engine.connect import connect, register_account_secrets
 from daemon.engine.executor import Executor, WriteIntent, WriteReport
 from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
@@ -43,11 +41,12 @@ from daemon.journal.sqlite import SqliteJournal
 from daemon.model import Workflow
 from daemon.ops import sdnotify
 from daemon.ops.leader import AlwaysLeader, Elector, make_elector
-from daemon.ops.logging import configure_logging, register_secret
+from daemon.ops.health import HealthState
+from daemon.ops.logging import configure_logging
 from daemon.ops.metrics import Metrics
-from daemon.ops.server import HealthServer, HealthState
-from daemon.policy.match import in_scope
-from daemon.settings import Account, Endpoints, Settings
+from daemon.ops.server import HealthServer
+from daemon.policy import in_scope
+from daemon.settings import Account, Settings
 
 log = structlog.get_logger("aomd.daemon")
 
@@ -94,6 +93,7 @@ class Daemon:
     reload_event: asyncio.Event = field(default_factory=asyncio.Event)
     accounts: list[AccountRuntime] = field(default_factory=list)
     emulators: list[Any] = field(default_factory=list)
+    executor: Executor = field(init=False)
     http_port: int | None = None
 
     def __post_init__(self) -> None:
@@ -126,25 +126,6 @@ class Daemon:
 
     # -- assembly --------------------------------------------------------------------------
 
-    async def _start_emulator(self, account: Account) -> Account:
-        """Boot the embedded emulator for an ``emulator = true`` account."""
-        from daemon.emulator import Emulator
-
-        es = self.settings.emulator
-        token = secrets.token_urlsafe(24)
-        register_secret(token)
-        emu = Emulator(project_id=account.project_id, token=token, speed=es.speed, seed=es.seed)
-        scenario = es.scenario or Path(__file__).parent.parent / "emulator/scenarios/demo.yaml"
-        emu.load_scenario(scenario)
-        url = await emu.start()
-        self.emulators.append(emu)
-        self.clock = EmulatedClock(emu.clock)
-        self.speed = es.speed if es.speed > 0 else 1.0
-        log.info("emulator_started", url=url, account=account.name, speed=es.speed)
-        return account.model_copy(
-            update={"token": SecretStr(token), "endpoints": Endpoints(aom=url, dataarts=url)}
-        )
-
     def _executor(self) -> Executor:
         s = self.settings.safety
         return Executor(
@@ -159,12 +140,17 @@ class Daemon:
             on_outcome=self._on_outcome,
         )
 
+    def _on_call(self, operation: str, status: str, seconds: float) -> None:
+        self.metrics.api_call(operation, status, seconds)
+        if status.isdigit() and int(status) < 500:
+            # The cloud answered (even a 4xx is an answer): it is reachable.
+            self.health.cloud_ok()
+
     def _on_outcome(self, intent: WriteIntent, report: WriteReport) -> None:
         self.metrics.write(intent.kind, report.outcome)
 
-    def _assemble(self, account: Account, executor: Executor) -> AccountRuntime:
+    def _assemble(self, account: Account, client: AomClient, executor: Executor) -> AccountRuntime:
         w = self.settings.watch
-        client = AomClient.from_account(account, on_call=self.metrics.api_call)
         handler = ExecutionHandler(
             client=client,
             journal=self.journal,
@@ -173,7 +159,7 @@ class Daemon:
             notifier=self.notifier,
             rules=lambda: self.bundle.rules,
             calendars=lambda: self.bundle.calendars,
-            on_unhandled=self.metrics.unhandled,
+            on_unhandled=self.metrics.set_unhandled_pauses,
         )
 
         def scope() -> Callable[[Workflow], bool]:
@@ -213,7 +199,7 @@ class Daemon:
             try:
                 await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
                 self.health.mark_cloud_ok()
-                self.metrics.triggers_owned(rt.triggers.owned_count)
+                self.metrics.set_triggers_owned(rt.triggers.owned_count)
                 self.metrics.reconciled(time.time())
             except CloudError as exc:
                 log.warning(
@@ -267,8 +253,6 @@ class Daemon:
         async def beat() -> None:
             while True:
                 self.health.beat(f"watch:{rt.account.name}")
-                if rt.watcher.discovered.is_set():
-                    self.health.mark_cloud_ok()
                 await asyncio.sleep(2.0)
 
         async with asyncio.TaskGroup() as tg:
@@ -298,14 +282,19 @@ class Daemon:
             self.on_ready(self)
 
     async def _metrics_loop(self) -> None:
+        seen = 0
         while True:
-            ex = self.accounts[0].handler.executor if self.accounts else None
-            if ex is not None:
-                self.metrics.safety(ex.blast_tripped, ex.breaker.is_open(self.clock.monotonic()))
-            self.metrics.leader(self.elector.may_write())
-            self.health.set_leader(self.elector.may_write())
-            seen = sum(rt.watcher.stats.executions_seen for rt in self.accounts)
-            self.metrics.executions_seen(seen)
+            ex = self.executor
+            self.metrics.set_blast_radius_tripped(ex.blast_tripped)
+            self.metrics.set_breaker_open(ex.breaker.is_open(self.clock.monotonic()))
+            leader = self.elector.may_write()
+            self.metrics.set_leader(leader)
+            self.health.set_leader(leader)
+            total = sum(rt.watcher.stats.executions_seen for rt in self.accounts)
+            if total > seen:
+                self.metrics.execution_seen(total - seen)
+            seen = total
+            self.health.beat("metrics")
             await asyncio.sleep(1.0)
 
     # -- run -------------------------------------------------------------------------------
@@ -325,34 +314,27 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         configure_logging(s.log)
-        for account in s.accounts:
-            for kind in ("token", "ak", "sk"):
-                value = account.secret(kind)  # type: ignore[arg-type]  # literal kinds
-                if value is not None:
-                    register_secret(value.get_secret_value())
+        register_account_secrets(s)
         self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
+        self.health.set_policy_loaded(True)
+        if self.notifier.default_url is None:
+            self.notifier.default_url = self.bundle.webhook
         await self.journal.open()
         scheduler = AsyncIOScheduler(timezone="UTC")
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.journal.close)
-            accounts = []
-            for account in s.accounts:
-                if account.emulator:
-                    account = await self._start_emulator(account)
-                accounts.append(account)
-            for emu in self.emulators:
-                stack.push_async_callback(emu.stop)
+            cloud = await connect(s, stack, on_call=self._on_call)
+            self.emulators = list(cloud.emulators)
+            if self.emulators:
+                self.clock = EmulatedClock(self.emulators[0].clock)
+                self.speed = s.emulator.speed if s.emulator.speed > 0 else 1.0
             if s.leader.enabled:
                 self.elector = make_elector(s.leader)
-            executor = self._executor()
-            self.executor = executor
-            for account in accounts:
-                rt = self._assemble(account, executor)
-                stack.push_async_callback(rt.client.close)
-                self.accounts.append(rt)
+            self.executor = self._executor()
+            for acc in cloud.accounts:
+                self.accounts.append(self._assemble(acc.account, acc.client, self.executor))
             if self.once:
                 return await self._run_once()
-            server: HealthServer | None = None
             if s.http.enabled:
                 server = HealthServer(s.http.host, s.http.port, self.metrics, self.health)
                 self.http_port = await server.start()

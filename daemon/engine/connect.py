@@ -43,7 +43,7 @@ class Cloud:
 def register_account_secrets(settings: Settings) -> None:
     for account in settings.accounts:
         for kind in ("token", "ak", "sk"):
-            value = account.secret(kind)  # type: ignore[arg-type]  # literal kinds
+            value = account.secret(kind)
             if value is not None:
                 register_secret(value)
 

@@ -8,7 +8,7 @@ Returns when to look at this execution again so the watcher can poll sooner.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,8 +21,9 @@ from daemon.engine.executor import Executor, Resolution, WriteIntent, WriteRepor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolve import Fingerprint, resolve
 from daemon.facts import ExecutionFacts
-from daemon.model import Execution, Status, Workflow
-from daemon.policy.decide import Action, decide
+from daemon.facts import PastWrite
+from daemon.model import Execution, Workflow
+from daemon.policy import Action, decide, stopped_node
 
 log = structlog.get_logger("aomd.decide")
 
@@ -33,16 +34,6 @@ class FactsPort(Protocol):
     async def facts(self, execution_id: str) -> ExecutionFacts: ...
 
     async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
-
-
-def stopped_node(execution: Execution) -> str | None:
-    """The node an execution waits on (failed or paused), if it waits at all."""
-    if execution.finished:
-        return None
-    for node in reversed(execution.nodes):
-        if node.status in (Status.FAIL, Status.PAUSING):
-            return node.node_id
-    return None
 
 
 class ExecutionHandler:
@@ -73,13 +64,28 @@ class ExecutionHandler:
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
         now = self.clock.now()
         facts = await self.journal.facts(execution.execution_id)
-        node = stopped_node(execution)
+        stopped = stopped_node(execution)
+        node = stopped[0].node_id if stopped is not None else None
         if node is not None and node not in facts.first_seen:
             await self.journal.saw(execution.execution_id, node, now)
             facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
-        decision = decide(execution, workflow, self.rules(), facts, now, self.calendars())
+        decision = decide(
+            execution,
+            workflow,
+            self.rules(),
+            facts,
+            now,
+            self.calendars(),
+            dry_run=self.executor.dry_run,
+        )
         self.decisions += 1
         self._track_unhandled(workflow, execution, decision.unhandled_node, now)
+        for key in decision.pending_keys:
+            # A write whose outcome we never learned (crash, lost reply): resolve it by
+            # reading the execution; decide re-sends the same key only if not applied.
+            past = next((w for w in facts.writes if w.key == key), None)
+            if past is not None:
+                await self._resolve_past(workflow, execution, past)
         for action in decision.actions:
             report = await self._act(workflow, execution, action)
             if report.outcome in ("refused", "unknown", "failed"):
@@ -124,6 +130,44 @@ class ExecutionHandler:
         for key in [k for k in self.unhandled if k[0] not in execution_ids]:
             del self.unhandled[key]
 
+    async def _resolve_past(
+        self, workflow: Workflow, execution: Execution, past: PastWrite
+    ) -> None:
+        intent = WriteIntent(
+            key=past.key,
+            kind=past.kind,
+            workflow_id=workflow.id,
+            execution_id=execution.execution_id,
+            node_id=past.node_id,
+            attempt=past.attempt,
+            rule=past.rule,
+            observed=past.observed,
+        )
+
+        async def never() -> object:
+            raise AssertionError("a pending write is resolved by reading, never resent")
+
+        await self.executor.write(
+            intent,
+            never,
+            self._read_back(
+                workflow.id, execution.execution_id, past.kind, past.node_id, past.observed
+            ),
+        )
+
+    def _read_back(
+        self, wid: str, eid: str, kind: str, node_id: str | None, observed: str
+    ) -> Callable[[], Awaitable[Resolution]]:
+        before = Fingerprint.loads(observed)
+
+        async def read_back() -> Resolution:
+            if before is None:
+                return "unknown"
+            after = await self.client.get_execution(wid, eid)
+            return resolve(kind, node_id, before, after)
+
+        return read_back
+
     async def _act(self, workflow: Workflow, execution: Execution, action: Action) -> WriteReport:
         wid, eid = workflow.id, execution.execution_id
         intent = WriteIntent(
@@ -138,7 +182,6 @@ class ExecutionHandler:
             dry_run=action.dry_run,
             observed=action.observed,
         )
-        before = Fingerprint.loads(action.observed)
 
         async def call() -> object:
             if action.kind in OPERATIONS:
@@ -163,27 +206,23 @@ class ExecutionHandler:
                             "rule": action.rule,
                             "reason": action.reason,
                         },
-                        getattr(action, "webhook", None),
+                        action.webhook,
                     )
                 return None
             raise ValueError(f"unknown action kind {action.kind!r}")
 
-        async def read_back() -> Resolution:
-            if before is None:
-                return "unknown"
-            after = await self.client.get_execution(wid, eid)
-            return resolve(action.kind, action.node_id, before, after)
-
+        read_back = self._read_back(wid, eid, action.kind, action.node_id, action.observed)
         report = await self.executor.write(
             intent, call, read_back if action.kind != "notify" else None
         )
         if (
-            action.kind == "terminate"
+            (action.kind == "terminate" or action.notify)
+            and action.kind != "notify"
             and report.outcome in ("applied", "resolved_applied")
             and self.notifier is not None
         ):
             self.notifier.notify(
-                "terminated",
+                "terminated" if action.kind == "terminate" else action.kind,
                 {
                     "workflow_id": wid,
                     "workflow_name": workflow.name,
@@ -191,5 +230,6 @@ class ExecutionHandler:
                     "rule": action.rule,
                     "reason": action.reason,
                 },
+                action.webhook,
             )
         return report

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.model import Execution, NodeRun, Status
+from daemon.model import Execution, Status
+from daemon.policy.observe import observed
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +47,11 @@ class Fingerprint:
         return cls(s, cur, ns, nb, ne, out)
 
 
-def _node(execution: Execution, node_id: str | None) -> NodeRun | None:
-    if node_id is None:
-        return None
-    for node in reversed(execution.nodes):
-        if node.node_id == node_id:
-            return node
-    return None
-
-
 def fingerprint(execution: Execution, node_id: str | None) -> Fingerprint:
-    node = _node(execution, node_id)
-    current = execution.nodes[-1].node_id if execution.nodes else None
-    return Fingerprint(
-        status=execution.raw_status or execution.status.value,
-        current_node=current,
-        node_status=(node.raw_status or node.status.value) if node else None,
-        node_begin=node.begin_time if node else None,
-        node_end=node.end_time if node else None,
-        node_output=json.dumps(dict(node.output), sort_keys=True, default=str) if node else "",
-    )
+    """Parsed form of ``daemon.policy.observe.observed`` (one computation, two views)."""
+    fp = Fingerprint.loads(observed(execution, node_id))
+    assert fp is not None  # observed() always emits the six-field list
+    return fp
 
 
 Resolution = Literal["applied", "not_applied", "moot", "unknown"]

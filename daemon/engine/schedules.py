@@ -188,8 +188,19 @@ class ScheduleRunner:
                 reason=reason,
             )
 
+            if workspace is None:
+                log.error(
+                    "scheduled_run_failed",
+                    rule=spec.name,
+                    reason="no DataArts workspace: set action.dataarts.workspace or the "
+                    "account's workspace",
+                    outcome="failed",
+                )
+                return FireResult(spec.name, fire.time, "failed")
+            ws: str = workspace
+
             async def call() -> object:
-                return await self.client.dataarts_task_action(da.task_id, da.action, workspace)
+                return await self.client.dataarts_task_action(da.task_id, da.action, ws)
 
             # DataArts has no read-back for task actions: a lost reply stays "unknown"
             # and is reported, never resent.
