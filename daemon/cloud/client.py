@@ -370,6 +370,7 @@ class AomClient:
             b"",
             write=True,
             extra={"workspace": workspace},
+            dataarts=True,
         )
         return WriteResult(rid, wire.loads_lenient(data))
 
@@ -386,9 +387,10 @@ class AomClient:
         *,
         write: bool,
         extra: Mapping[str, str] | None = None,
+        dataarts: bool = False,
     ) -> tuple[int, bytes, str | None]:
         """Send with the retry rule of reads/writes; return ``(status, body, request_id)``."""
-        auth = self._dataarts_auth if base is self._dataarts else self._auth
+        auth = self._dataarts_auth if dataarts else self._auth
         text = f"{base}{path}?{query}" if query else f"{base}{path}"
         url = self._urls.get(text)
         if url is None:  # parsing a URL costs more than signing; polls repeat the same ones

@@ -385,3 +385,25 @@ async def test_token_file_reread_once_after_401(emu: Emulator, tmp_path: Any) ->
             assert len(emu_token_rejected.ledger) == 1  # file unchanged since start: no resend
         finally:
             await emu_token_rejected.stop()
+
+
+async def test_dataarts_uses_its_own_endpoint_and_signature(emu: Emulator) -> None:
+    dayu = Emulator(project_id=PID, access_key=AK, secret_key=SK, speed=0)
+    dayu_url = await dayu.start()
+    try:
+        account = Account(
+            project_id=PID,
+            ak=AK,
+            sk=SK,
+            endpoints={"aom": emu.url, "dataarts": dayu_url},
+        )
+        async with AomClient.from_account(account) as client:
+            await client.dataarts_task_action("task-9", "schedule", "ws-9")
+            assert await client.list_workflows() == []
+        assert [e.auth for e in dayu.ledger] == ["aksk"]
+        assert dayu.changes("dataarts") == [
+            {"kind": "dataarts", "task_id": "task-9", "action": "schedule", "workspace": "ws-9"}
+        ]
+        assert [e.path.endswith("workflow-list") for e in emu.ledger] == [True]
+    finally:
+        await dayu.stop()
