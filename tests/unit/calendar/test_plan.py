@@ -191,3 +191,27 @@ def test_plan_is_deterministic_and_bounded(cals: dict[str, Calendar]) -> None:
     assert a == b
     assert all(start <= i.at < start + timedelta(days=31) for i in a)
     assert plan(cals, rules, [], workflows, start, start) == []
+
+
+def test_plan_order_ties_and_gc_restored(cals: dict[str, Calendar]) -> None:
+    """At one instant: trigger changes by workflow id (across rules), then runs by name;
+    the cyclic GC paused during planning is back on afterwards."""
+    import gc
+
+    rules = [
+        rule("b-rule", {"names": ["b*"]}, off_during="night"),
+        rule("a-rule", {"names": ["a*"]}, off_during="night"),
+    ]
+    workflows = [wf("w-b", "b1"), wf("w-a", "a1"), wf("w-c", "b2")]
+    start = wall(2026, 3, 2)
+    items = plan(cals, rules, [], workflows, start, start + timedelta(days=2))
+    keys = [(i.at, i.workflow_id) for i in items]
+    assert keys == sorted(keys)
+    assert len({i.at for i in items}) < len(items)  # there are ties to order
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        plan(cals, rules, [], workflows, start, start + timedelta(days=1))
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
