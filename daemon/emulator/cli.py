@@ -27,7 +27,7 @@ EXIT_CONFIG = 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m daemon.emulator", description="Run the AOM / DataArts emulator."
+        prog="aomd emulator", description="Run the AOM / DataArts emulator."
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
