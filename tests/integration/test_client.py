@@ -407,3 +407,16 @@ async def test_dataarts_uses_its_own_endpoint_and_signature(emu: Emulator) -> No
         assert [e.path.endswith("workflow-list") for e in emu.ledger] == [True]
     finally:
         await dayu.stop()
+
+
+@pytest.mark.parametrize("kind", ["reset", "hang"])
+async def test_read_transport_faults_are_retried(emu: Emulator, kind: str) -> None:
+    wid, eid = failing_workflow(emu)
+    emu.faults.add(Fault(kind=kind, path="/status$", times=1))  # type: ignore[arg-type]
+    sleeps = Sleeps()
+    async with make_client(emu.url, sleeps=sleeps, timeout_seconds=0.3) as client:
+        assert (await client.get_execution(wid, eid)).execution_id == eid
+    assert [e.fault for e in emu.ledger] == [kind, None]
+    # a reset GET may be resent by aiohttp itself (idempotent method); a hang is ours to retry
+    assert client.stats[("get_execution", "transport")] == len(sleeps.delays)
+    assert client.stats[("get_execution", "200")] == 1
