@@ -24,6 +24,7 @@ from daemon.model import Execution, NodeRun, Status, Workflow, WorkflowNode
 
 log = structlog.get_logger("aomd.cloud")
 T = TypeVar("T")
+_decode = json.JSONDecoder().decode
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 """Shared read-only empty ``extra``/``output``: most values have none, and one allocation
 less per value is measurable on the poll path. Compares equal to ``{}``."""
@@ -166,7 +167,7 @@ def node_run(data: object) -> NodeRun:
         end if type(end) is _INT else _int(end),
         output if type(output) is _DICT else _EMPTY,
         fid if fid is None or type(fid) is _STR else _str(fid),
-        _extra(d, _NODE_KEYS),
+        _EMPTY if _NODE_KEYS.issuperset(d) else _extra(d, _NODE_KEYS),
     )
 
 
@@ -203,7 +204,7 @@ def execution(data: object, workflow_id: str | None = None) -> Execution:
         created_by if created_by is None or type(created_by) is _STR else _str(created_by),
         project_id if project_id is None or type(project_id) is _STR else _str(project_id),
         tuple([node_run(r) for r in runs]),
-        _extra(d, _EXEC_KEYS),
+        _EMPTY if _EXEC_KEYS.issuperset(d) else _extra(d, _EXEC_KEYS),
     )
 
 
@@ -278,7 +279,11 @@ def execution_id(data: object) -> str:
 def loads(body: bytes) -> Any:
     """``json.loads`` raising ``Malformed``."""
     try:
-        return json.loads(body)
+        try:
+            text = body.decode()  # the API speaks UTF-8; skips json's encoding sniffing
+        except UnicodeDecodeError:
+            return json.loads(body)  # UTF-16/32 JSON is still JSON
+        return _decode(text[1:] if text.startswith("\ufeff") else text)  # BOM, as json.loads
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise Malformed(f"body is not JSON: {exc.__class__.__name__}") from None
 

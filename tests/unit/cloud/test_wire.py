@@ -183,3 +183,8 @@ def test_any_scalar_values_parse_to_valid_values(fields: dict[str, Any]) -> None
         nodes=ex.nodes,
         extra=ex.extra,
     )
+
+
+def test_loads_accepts_bom_and_utf16() -> None:
+    assert wire.loads('\ufeff{"a": 1}'.encode()) == {"a": 1}
+    assert wire.loads("[1]".encode("utf-16")) == [1]
