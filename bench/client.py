@@ -16,10 +16,11 @@ Goal (issue 3): aomd CPU/request <= 1.3x floor and <= 0.2x SDK (i.e. >= 5x bette
 One run on the 2-core dev VM (other jobs running, so +-15 % noise between runs)::
 
     client       req/s  CPU µs/req   vs SDK  vs floor
-    aomd          3829       203.7    0.12x     1.09x
-    aomd-nc       1911       303.2    0.17x     1.63x
-    sdk            483      1761.8    1.00x     9.46x
-    floor         3452       186.3    0.11x     1.00x
+    aomd          3822       189.3    0.12x     1.04x
+    aomd-nc       3635       234.7    0.15x     1.29x
+    sdk            575      1600.9    1.00x     8.77x
+    floor         4366       182.5    0.11x     1.00x
+    client-side CPU above 'read + json.loads', canned session: aomd -12.2, aomd-nc +35.0 µs/call
 
 ``aomd-nc`` disables the client's parse cache (bodies identical to an earlier reply reuse
 the frozen values parsed from them); the workload re-polls finished executions, as the
