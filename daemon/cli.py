@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -92,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(args_list[1:])
     args = _parser().parse_args(args_list)
+    if args.command in ("run", "demo"):
+        # Until the event loop installs its own handlers, a SIGTERM during start-up
+        # (imports, journal open) must still end the process cleanly with exit 0.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -102,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -30,18 +30,19 @@ def _scenario() -> str:
     for i in range(3):
         lines += [
             f"  - {{id: wf-twice-{i}, name: twice-{i}, type: manual, start: 2, nodes: [",
-            "      {id: patch, name: patch, kind: task, duration: 0.1, behaviour: {fail_times: 2}},",
+            "      {id: patch, name: patch, kind: task, duration: 4.0, behaviour: {fail_times: 2}},",
             "      {id: verify, name: verify, kind: task, duration: 0.1, behaviour: succeed}]}",
         ]
     for i in range(2):
         lines += [
             f"  - {{id: wf-always-{i}, name: always-{i}, type: manual, start: 2, nodes: [",
-            "      {id: upload, name: upload, kind: task, duration: 0.1, behaviour: fail},",
+            "      {id: upload, name: upload, kind: task, duration: 4.0, behaviour: fail},",
             "      {id: cleanup, name: cleanup, kind: task, duration: 0.1, behaviour: succeed}]}",
         ]
     for i in range(3):
         lines += [
             f"  - {{id: wf-gate-{i}, name: gate-{i}, type: manual, start: 2, nodes: [",
+            "      {id: build, name: build, kind: task, duration: 6.0, behaviour: succeed},",
             "      {id: approve, name: approve, kind: pause},",
             "      {id: deploy, name: deploy, kind: task, duration: 0.1, behaviour: succeed}]}",
         ]
@@ -54,13 +55,13 @@ rules:
     match: {node: {name: patch}, status: [failed]}
     action: restart
     max_attempts: 3
-    backoff: {initial: 0.1s, factor: 1, max: 0.1s}
+    backoff: {initial: 0.3s, factor: 1, max: 0.3s}
     fallback: leave
   - name: retry-upload-then-skip
     match: {node: {name: upload}, status: [failed]}
     action: restart
     max_attempts: 2
-    backoff: {initial: 0.1s, factor: 1, max: 0.1s}
+    backoff: {initial: 0.3s, factor: 1, max: 0.3s}
     fallback: skip
   - name: release-gates
     match: {node: {name: approve}, status: [paused]}
@@ -88,18 +89,24 @@ def test_sigkill_never_doubles_or_misses_a_write(tmp_path: Path) -> None:
             {"kind": "applied_then_lost", "path": "/operation$", "probability": 0.3},
         )
         cfg = write_settings(tmp_path, emu.url)
+        busy_runs = 0
         for _ in range(KILLS):
             daemon = start_daemon(cfg)
-            time.sleep(rng.uniform(0.4, 1.6))
+            daemon.wait_event("daemon_ready", timeout=30)
+            time.sleep(rng.uniform(0.2, 2.0))
             daemon.kill()
+            if daemon.find("action_sent") or daemon.find("outcome_resolved"):
+                busy_runs += 1
         daemon = start_daemon(cfg)
         try:
+            daemon.wait_event("daemon_ready", timeout=30)
             daemon.wait_for(lambda: _all_finished(emu.state()), timeout=60, what="all handled")
         finally:
             assert daemon.stop() == 0
         ledger = emu.ledger()
         state = emu.state()
 
+    assert busy_runs >= 3, f"only {busy_runs} kills landed while the daemon was writing"
     ops = [e for e in ledger if e["change"] and e["change"]["kind"] == "operation"]
     lost = [e for e in ops if e["fault"] == "applied_then_lost"]
     assert lost, "the fault must actually have hit some writes"
