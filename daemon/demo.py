@@ -91,7 +91,9 @@ async def _history(settings: Settings) -> list[Any]:
 def render_summary(rows: list[Any], changes: list[dict[str, Any]]) -> str:
     """What aomd did (journal) and what the cloud saw (emulator ledger)."""
     lines = ["", "=== aomd demo: what was done and why ==="]
-    header = f"{'time':8} {'workflow':22} {'node':10} {'action':16} {'try':>3} {'outcome':18} reason"
+    header = (
+        f"{'time':8} {'workflow':22} {'node':10} {'action':16} {'try':>3} {'outcome':18} reason"
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for r in sorted(rows, key=lambda r: r.at):
@@ -101,7 +103,9 @@ def render_summary(rows: list[Any], changes: list[dict[str, Any]]) -> str:
         )
     by_kind = Counter(r.kind for r in rows)
     lines.append("")
-    lines.append("actions: " + (", ".join(f"{k}={v}" for k, v in sorted(by_kind.items())) or "none"))
+    lines.append(
+        "actions: " + (", ".join(f"{k}={v}" for k, v in sorted(by_kind.items())) or "none")
+    )
     seen = Counter(str(c.get("kind", "?")) for c in changes)
     lines.append(
         "cloud state changes (emulator ledger): "

@@ -40,8 +40,8 @@ from daemon.errors import CloudError
 from daemon.journal.sqlite import SqliteJournal
 from daemon.model import Workflow
 from daemon.ops import sdnotify
-from daemon.ops.leader import AlwaysLeader, Elector, make_elector
 from daemon.ops.health import HealthState
+from daemon.ops.leader import AlwaysLeader, Elector, make_elector
 from daemon.ops.logging import configure_logging
 from daemon.ops.metrics import Metrics
 from daemon.ops.server import HealthServer
@@ -90,7 +90,7 @@ class Daemon:
     clock: Clock = field(default_factory=SystemClock)
     speed: float = 1.0
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
-    reload_event: asyncio.Event = field(default_factory=asyncio.Event)
+    wakers: list[Waker] = field(default_factory=list)
     accounts: list[AccountRuntime] = field(default_factory=list)
     emulators: list[Any] = field(default_factory=list)
     executor: Executor = field(init=False)
@@ -121,7 +121,8 @@ class Daemon:
         if ok:
             for rt in self.accounts:
                 rt.watcher.request_discovery()
-            self.reload_event.set()
+            for waker in self.wakers:
+                waker.event.set()  # recompute next transitions with the new policy
         return ok
 
     # -- assembly --------------------------------------------------------------------------
@@ -214,7 +215,7 @@ class Daemon:
                 # one second past the transition so ``active_at`` already reads the new state
                 waker.arm(nxt + timedelta(seconds=1) if nxt else None)
             self.health.beat(f"triggers:{rt.account.name}")
-            await waker.wait(self.reload_event, timeout=self._beat_timeout())
+            await waker.wait(seconds=self._beat_timeout())
 
     async def _schedule_loop(self, rt: AccountRuntime, waker: Waker) -> None:
         while True:
@@ -236,7 +237,7 @@ class Daemon:
                 )
                 waker.arm(nxt)
             self.health.beat(f"schedules:{rt.account.name}")
-            await waker.wait(self.reload_event, timeout=self._beat_timeout())
+            await waker.wait(seconds=self._beat_timeout())
 
     def _beat_timeout(self) -> float:
         # Wake at least this often to heartbeat; reconcile_interval is the safety net.
@@ -357,6 +358,7 @@ class Daemon:
         for rt in self.accounts:
             tw = Waker(scheduler, f"triggers:{rt.account.name}", self.clock, self.speed)
             sw = Waker(scheduler, f"schedules:{rt.account.name}", self.clock, self.speed)
+            self.wakers += [tw, sw]
             loops += [
                 (f"watch:{rt.account.name}", lambda rt=rt: self._watch_loop(rt)),  # type: ignore[misc]
                 (f"triggers:{rt.account.name}", lambda rt=rt, w=tw: self._trigger_loop(rt, w)),  # type: ignore[misc]
@@ -382,7 +384,9 @@ class Daemon:
         ex = self.executor
         ex.stopping = True
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while ex.in_flight and time.monotonic() < deadline:
+        # Polling a counter (not an Event): in-flight writes live in many tasks and the
+        # executor must stay free of shutdown plumbing.
+        while ex.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if ex.in_flight:
             log.warning("stopping_with_writes_in_flight", in_flight=ex.in_flight)

@@ -20,8 +20,7 @@ from daemon.cloud.protocol import CloudClient
 from daemon.engine.executor import Executor, Resolution, WriteIntent, WriteReport
 from daemon.engine.notify import Notifier
 from daemon.engine.resolve import Fingerprint, resolve
-from daemon.facts import ExecutionFacts
-from daemon.facts import PastWrite
+from daemon.facts import ExecutionFacts, PastWrite
 from daemon.model import Execution, Workflow
 from daemon.policy import Action, decide, stopped_node
 

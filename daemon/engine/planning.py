@@ -31,7 +31,7 @@ def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
                 id=sel.ids[0] if sel.ids else f"<{rule.name}>",
                 name=sel.names[0] if sel.names else f"<{rule.name}>",
                 type="cron",
-                tags={k: v for k, v in sel.tags.items()},
+                tags=dict(sel.tags),
                 trigger_status=None,
             )
         )

@@ -53,12 +53,12 @@ class Waker:
             misfire_grace_time=None,
         )
 
-    async def wait(self, *others: asyncio.Event, timeout: float) -> None:
-        """Until this slot fires, one of ``others`` is set, or ``timeout`` real seconds."""
+    async def wait(self, *others: asyncio.Event, seconds: float) -> None:
+        """Until this slot fires, one of ``others`` is set, or ``seconds`` real seconds pass."""
         events = (self.event, *others)
         waiters = [asyncio.ensure_future(e.wait()) for e in events]
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()

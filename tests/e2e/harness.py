@@ -51,9 +51,7 @@ class Emulator:
         return result
 
     def changes(self, kind: str) -> list[dict[str, Any]]:
-        return [
-            e["change"] for e in self.ledger() if e["change"] and e["change"]["kind"] == kind
-        ]
+        return [e["change"] for e in self.ledger() if e["change"] and e["change"]["kind"] == kind]
 
 
 @contextmanager

@@ -133,6 +133,4 @@ def test_sigkill_never_doubles_or_misses_a_write(tmp_path: Path) -> None:
         else:
             assert per_node[(eid, "approve", "continue")] == 1, (eid, per_node)
     assert sum(per_node.values()) == 3 * 2 * 2 + 2 * 2 * 3 + 3 * 2 * 1
-    assert all(
-        ex["status"] == "success" for wf in state["workflows"] for ex in wf["executions"]
-    )
+    assert all(ex["status"] == "success" for wf in state["workflows"] for ex in wf["executions"])

@@ -136,7 +136,7 @@ def test_dry_run_decides_but_writes_nothing(world) -> None:  # type: ignore[no-u
 
 def test_invalid_settings_exit_2_before_anything_runs(tmp_path: Path) -> None:
     cfg = tmp_path / "settings.toml"
-    cfg.write_text('[watch]\nfast_interval = -1\n')
+    cfg.write_text("[watch]\nfast_interval = -1\n")
     result = subprocess.run(
         aomd_cmd("--config", str(cfg), "run"), capture_output=True, text=True, timeout=60
     )
