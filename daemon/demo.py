@@ -12,8 +12,10 @@ import asyncio
 import sys
 import tempfile
 from collections import Counter
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from daemon.settings import (
     Account,
@@ -25,6 +27,18 @@ from daemon.settings import (
 )
 
 DEMO_PROJECT = "0123456789abcdef0123456789abcdef"
+DEMO_ZONE = ZoneInfo("Europe/Berlin")
+
+
+def demo_start(today: date | None = None) -> datetime:
+    """Ten minutes before the next weekly maintenance window of the example policies
+    (Tuesdays 22:00-02:00 Europe/Berlin, ``policies/calendars.example.yaml``), so the
+    freeze, the re-enable at its end and the 02:30 backup all happen within the demo."""
+    day = today or datetime.now(DEMO_ZONE).date()
+    day += timedelta(days=1)
+    while day.weekday() != 1 or (day.month, day.day) == (12, 29):  # Tuesday; EXDATE
+        day += timedelta(days=1)
+    return datetime.combine(day, time(21, 50), DEMO_ZONE)
 
 
 def default_policies() -> Path:
@@ -44,7 +58,7 @@ def demo_settings(
         http=HttpSettings(port=0),
         # Intervals are real seconds; at speed 60 a 1 s poll is one emulated minute.
         watch=WatchSettings(fast_interval=0.5, slow_interval=2.0, discovery_interval=10.0),
-        emulator=EmulatorSettings(speed=speed, seed=7),
+        emulator=EmulatorSettings(speed=speed, seed=7, start=demo_start()),
         reconcile_interval=5.0,
     )
 
@@ -52,7 +66,7 @@ def demo_settings(
 def run_demo(
     *,
     config: str | None = None,
-    speed: float = 60.0,
+    speed: float = 360.0,
     duration: float = 60.0,
     policies: Path | None = None,
 ) -> int:
@@ -97,8 +111,9 @@ def render_summary(rows: list[Any], changes: list[dict[str, Any]]) -> str:
     lines.append(header)
     lines.append("-" * len(header))
     for r in sorted(rows, key=lambda r: r.at):
+        at = r.at.astimezone(DEMO_ZONE)
         lines.append(
-            f"{r.at:%H:%M:%S} {r.workflow_id[:22]:22} {(r.node_id or '-')[:10]:10} "
+            f"{at:%a %H:%M} {r.workflow_id[:22]:22} {(r.node_id or '-')[:10]:10} "
             f"{r.kind[:16]:16} {r.attempt:>3} {r.outcome[:18]:18} {r.reason}"
         )
     by_kind = Counter(r.kind for r in rows)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -168,6 +169,9 @@ class EmulatorSettings(_Frozen):
     speed: float = Field(default=1.0, ge=0)
     """Emulated seconds per real second (the daemon's clock follows it)."""
     seed: int = 7
+    start: datetime | None = None
+    """Emulated instant the emulator starts at (default: now). ``aomd demo`` starts just
+    before a maintenance window so a freeze happens within the first minute."""
 
 
 class Settings(BaseSettings):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -315,6 +316,8 @@ class Daemon:
     async def run(self) -> int:
         s = self.settings
         configure_logging(s.log)
+        # APScheduler logs every job add/remove at INFO; our wakers re-arm constantly.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         register_account_secrets(s)
         self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
         self.health.set_policy_loaded(True)

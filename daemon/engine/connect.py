@@ -54,8 +54,15 @@ async def start_embedded(settings: Settings, account: Account) -> tuple[Account,
     es = settings.emulator
     token = secrets.token_urlsafe(24)
     register_secret(token)
-    emu = Emulator(project_id=account.project_id, token=token, speed=es.speed, seed=es.seed)
+    emu = Emulator(
+        project_id=account.project_id,
+        token=token,
+        speed=es.speed,
+        seed=es.seed,
+        start_time=es.start,
+    )
     emu.load_scenario(es.scenario or DEMO_SCENARIO)
+    emu.set_speed(es.speed)  # the settings win over a speed written in the scenario
     url = await emu.start()
     log.info("emulator_started", url=url, account=account.name, speed=es.speed)
     wired = account.model_copy(

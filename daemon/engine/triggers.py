@@ -62,9 +62,9 @@ def plan_triggers(
         rule = first_matching_rule(rules, wf)
         if rule is None:
             continue
+        if wf.type not in ("cron", ""):
+            continue  # only cron workflows have a schedule trigger to switch (as plan())
         observed = wf.trigger_enabled
-        if observed is None and wf.type != "cron":
-            continue  # no trigger to manage (event/manual workflow)
         want = desired_trigger(rule, calendars, now)
         cal = rule.calendar
         if want and observed is False:
