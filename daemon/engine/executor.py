@@ -46,6 +46,8 @@ Outcome = Literal[
 #: or the call was refused before it left).
 RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
 Resolution = Literal["applied", "not_applied", "moot", "unknown"]
+REFUSAL_MEMORY = 4096
+"""Refused keys remembered for log de-duplication; oldest forgotten first."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,25 +122,53 @@ class Executor:
         self.stopping = False
         """Set on shutdown: no new writes start, in-flight ones finish."""
         self._refusal_logged: dict[str, str] = {}
-        self.blast_tripped = False
+        """key -> last refusal logged for it (so a refused key is logged once per reason);
+        bounded by ``REFUSAL_MEMORY`` because refused keys may never come back."""
+        self._tripped: set[str] = set()
+        """Blast-radius scopes currently capped: ``"*"`` or workflow ids."""
         self.in_flight = 0
 
-    def _refuse(self, intent: WriteIntent) -> str | None:
+    @property
+    def blast_tripped(self) -> bool:
+        """Exposed as a metric: some blast-radius cap (global or per workflow) is hit."""
+        return bool(self._tripped)
+
+    def _refuse(self, intent: WriteIntent) -> tuple[str | None, float | None]:
+        """``(why refused, None)`` or ``(None, reserved)``: on success a blast-radius slot
+        is taken at monotonic time ``reserved`` *before* the first await, so concurrent
+        writers cannot all pass the check and overshoot the cap; ``_unreserve`` gives it
+        back when nothing is sent."""
         now = self.clock.monotonic()
         if self.stopping:
-            return "shutting down"
+            return "shutting down", None
         if not self.leader.may_write():
-            return "not the leader"
+            return "not the leader", None
         refusal = self.breaker.check(now)
-        if refusal is None:
-            refusal = self.blast.check(intent.workflow_id, now)
-            was = self.blast_tripped
-            self.blast_tripped = refusal is not None
-            if self.blast_tripped and not was:
-                log.error("blast_radius_tripped", reason=refusal.reason if refusal else None)
-            elif was and not self.blast_tripped:
-                log.warning("blast_radius_cleared")
-        return refusal.reason if refusal else None
+        if refusal is not None:
+            return refusal.reason, None
+        refusal = self.blast.check(intent.workflow_id, now)
+        if refusal is not None:
+            self.breaker.release_trial()
+            if refusal.scope not in self._tripped:
+                self._tripped.add(refusal.scope)
+                log.error(
+                    "blast_radius_tripped",
+                    scope=refusal.scope,
+                    workflow_id=intent.workflow_id,
+                    reason=refusal.reason,
+                )
+            return refusal.reason, None
+        for scope in ("*", intent.workflow_id):
+            if scope in self._tripped:
+                self._tripped.discard(scope)
+                log.warning("blast_radius_cleared", scope=scope, workflow_id=intent.workflow_id)
+        self.blast.record(intent.workflow_id, now)
+        return None, now
+
+    def _unreserve(self, intent: WriteIntent, reserved: float | None) -> None:
+        if reserved is not None:
+            self.blast.release(intent.workflow_id, reserved)
+            self.breaker.release_trial()
 
     async def write(
         self,
@@ -159,22 +189,32 @@ class Executor:
             reason=intent.reason,
             dry_run=dry,
         )
+        reserved: float | None = None
         if not dry:
-            why = self._refuse(intent)
+            why, reserved = self._refuse(intent)
             if why is not None:
                 if self._refusal_logged.get(intent.key) != why:
+                    self._refusal_logged.pop(intent.key, None)
                     self._refusal_logged[intent.key] = why
-                    bound.warning("action_refused", outcome="refused", refusal=why)
+                    while len(self._refusal_logged) > REFUSAL_MEMORY:
+                        del self._refusal_logged[next(iter(self._refusal_logged))]
+                    bound.warning("action_refused", outcome="refused", refusal=why, request_id=None)
                 return WriteReport("refused", error=why)
         self._refusal_logged.pop(intent.key, None)
         now = self.clock.now()
-        existing = await self.journal.begin(intent, now)
+        try:
+            existing = await self.journal.begin(intent, now)
+        except BaseException:
+            self._unreserve(intent, reserved)
+            raise
         if existing in ("pending", "unknown"):
             # Sent before (or maybe sent) and never resolved: read state, never resend.
+            self._unreserve(intent, reserved)
             if resolve is None:
                 return WriteReport("unknown")
             return await self._resolve(intent, resolve, bound)
         if existing is not None and existing not in RETRYABLE_OUTCOMES:
+            self._unreserve(intent, reserved)
             return WriteReport("duplicate")
         if dry:
             await self._finish(intent, WriteReport("dry_run"))
@@ -199,8 +239,7 @@ class Executor:
         return report
 
     async def _call(self, intent: WriteIntent, call: Callable[[], Awaitable[Any]]) -> WriteReport:
-        now = self.clock.monotonic()
-        self.blast.record(intent.workflow_id, now)
+        # The blast-radius slot was taken in ``_refuse``.
         try:
             result = await call()
         except OutcomeUnknown as exc:

@@ -8,7 +8,7 @@ Returns when to look at this execution again so the watcher can poll sooner.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -58,6 +58,8 @@ class ExecutionHandler:
         self.on_unhandled = on_unhandled
         self.unhandled: dict[tuple[str, str], datetime] = {}
         """(execution, node) paused with no matching rule; logged once each."""
+        self._workflow_of: dict[str, str] = {}
+        """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
         self.decisions = 0
 
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
@@ -101,15 +103,23 @@ class ExecutionHandler:
         key_prefix = execution.execution_id
         for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] != node]:
             del self.unhandled[key]
-        if node is not None and (key_prefix, node) not in self.unhandled:
+        if node is None:
+            self._workflow_of.pop(key_prefix, None)
+        elif (key_prefix, node) not in self.unhandled:
             self.unhandled[(key_prefix, node)] = now
+            self._workflow_of[key_prefix] = workflow.id
             log.warning(
                 "unhandled_pause",
                 workflow_id=workflow.id,
                 execution_id=execution.execution_id,
                 node_id=node,
+                rule=None,
+                action="leave",
+                attempt=None,
                 reason="no rule matches this stopped node; left for a human",
                 outcome="unhandled",
+                request_id=None,
+                dry_run=self.executor.dry_run,
             )
             if self.notifier is not None:
                 self.notifier.notify(
@@ -126,8 +136,26 @@ class ExecutionHandler:
 
     def forget(self, execution_ids: set[str]) -> None:
         """Drop unhandled entries of executions no longer active."""
-        for key in [k for k in self.unhandled if k[0] not in execution_ids]:
+        self._drop([k for k in self.unhandled if k[0] not in execution_ids])
+
+    def retire(self, workflow_id: str, active: Collection[str]) -> None:
+        """The watcher's ``retire`` hook: ``active`` are the executions of ``workflow_id``
+        still running. Entries of the others are dropped; without this an execution
+        finished by a person while unhandled would stay counted (and held) forever."""
+        self._drop(
+            [
+                k
+                for k in self.unhandled
+                if k[0] not in active and self._workflow_of.get(k[0]) == workflow_id
+            ]
+        )
+
+    def _drop(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
             del self.unhandled[key]
+            self._workflow_of.pop(key[0], None)
+        if keys and self.on_unhandled is not None:
+            self.on_unhandled(len(self.unhandled))
 
     async def _resolve_past(
         self, workflow: Workflow, execution: Execution, past: PastWrite

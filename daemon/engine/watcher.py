@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -27,6 +27,9 @@ log = structlog.get_logger("aomd.watcher")
 Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
 #: Decides which discovered workflows are in scope of the current policy.
 Scope = Callable[[Workflow], bool]
+#: Told after each poll which executions of a workflow are still active (an empty set when
+#: the workflow left scope), so per-execution state elsewhere can be dropped.
+Retire = Callable[[str, Collection[str]], None]
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Watcher:
         concurrency: int,
         speed: float = 1.0,
         on_cycle: Callable[[WatchStats], None] | None = None,
+        retire: Retire | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -69,6 +73,7 @@ class Watcher:
         self.discovery_interval = discovery_interval
         self.speed = speed
         self.on_cycle = on_cycle
+        self.retire = retire
         self.stats = WatchStats()
         self.workflows: dict[str, Workflow] = {}
         self._sem = asyncio.Semaphore(concurrency)
@@ -91,10 +96,17 @@ class Watcher:
         in_scope = self.scope()
         fresh = {wf.id: wf for wf in everything if in_scope(wf)}
         added = fresh.keys() - self.workflows.keys()
+        removed = self.workflows.keys() - fresh.keys()
         self.workflows = fresh
         now = loop.time()
         for wid in added:
             self._schedule(wid, now)
+        for wid in removed:
+            # Their heap entries go stale and are dropped when popped; the map must not
+            # keep every workflow that was ever in scope.
+            self._due_at.pop(wid, None)
+            if self.retire is not None:
+                self.retire(wid, ())
         self.stats.discoveries += 1
         self.stats.watched = len(fresh)
         self._next_discovery = now + self.discovery_interval
@@ -161,37 +173,57 @@ class Watcher:
             self.stats.executions_seen += len(executions)
             recheck: datetime | None = None
             for execution in active:
-                if not execution.nodes:
-                    async with self._sem:
-                        execution = await self.client.get_execution(wid, execution.execution_id)
-                        self.stats.calls += 1
-                when = await self.handler(wf, execution)
+                # One execution's error must not stop the others of the same workflow.
+                when = await self._handle(wf, execution)
                 if when is not None and (recheck is None or when < recheck):
                     recheck = when
+            if self.retire is not None:
+                self.retire(wid, {e.execution_id for e in active})
             if active:
                 interval = self.fast
             if recheck is not None:
+                # recheck is on the (possibly emulated) clock; loop time is real seconds.
                 wait = (recheck - self.clock.now()).total_seconds() / self.speed
                 interval = max(0.05, min(interval, wait))
         except CloudError as exc:
-            self.stats.poll_errors += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning(
-                "poll_failed",
-                workflow_id=wid,
-                error=type(exc).__name__,
-                status=exc.status,
-                error_code=exc.error_code,
-                request_id=exc.request_id,
-            )
+            self._failed(wid, None, exc)
             interval = self.fast
         except Exception:
-            # A bug while handling one workflow must not stop the others; it is logged
-            # with its traceback and the workflow is looked at again soon.
+            # A bug while polling one workflow must not stop the others.
             self.stats.poll_errors += 1
             log.exception("poll_crashed", workflow_id=wid)
             interval = self.fast
         self._schedule(wid, loop.time() + interval)
+
+    async def _handle(self, wf: Workflow, execution: Execution) -> datetime | None:
+        """Hand one active execution on; on error log it and look again soon."""
+        try:
+            if not execution.nodes:
+                async with self._sem:
+                    execution = await self.client.get_execution(wf.id, execution.execution_id)
+                    self.stats.calls += 1
+            return await self.handler(wf, execution)
+        except CloudError as exc:
+            self._failed(wf.id, execution.execution_id, exc)
+        except Exception:
+            # A bug while handling one execution must not stop the others; it is logged
+            # with its traceback and the execution is looked at again soon.
+            self.stats.poll_errors += 1
+            log.exception("poll_crashed", workflow_id=wf.id, execution_id=execution.execution_id)
+        return self.clock.now() + timedelta(seconds=self.fast * self.speed)
+
+    def _failed(self, wid: str, execution_id: str | None, exc: CloudError) -> None:
+        self.stats.poll_errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "poll_failed",
+            workflow_id=wid,
+            execution_id=execution_id,
+            error=type(exc).__name__,
+            status=exc.status,
+            error_code=exc.error_code,
+            request_id=exc.request_id,
+        )
 
     def _schedule(self, wid: str, at: float) -> None:
         self._due_at[wid] = at
