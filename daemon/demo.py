@@ -9,7 +9,6 @@ faked: the decisions, writes and journal rows are the ones ``aomd run`` would ma
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 from collections import Counter
 from datetime import date, datetime, time, timedelta
@@ -57,7 +56,7 @@ def demo_settings(
         log=LogSettings(format=log_format),  # type: ignore[arg-type]  # validated literal
         http=HttpSettings(port=0),
         # Intervals are real seconds; at speed 60 a 1 s poll is one emulated minute.
-        watch=WatchSettings(fast_interval=0.5, slow_interval=2.0, discovery_interval=10.0),
+        watch=WatchSettings(fast_interval=0.5, slow_interval=0.5, discovery_interval=10.0),
         emulator=EmulatorSettings(speed=speed, seed=7, start=demo_start()),
         reconcile_interval=5.0,
     )
@@ -79,6 +78,20 @@ def run_demo(
 async def _demo(settings: Settings, duration: float) -> int:
     from daemon.engine.app import Daemon
 
+    start = settings.emulator.start
+    assert start is not None
+    print(
+        "aomd demo: the real daemon against the built-in emulator (no cloud account).\n"
+        f"  emulated clock: starts {start:%a %Y-%m-%d %H:%M %Z} and runs "
+        f"{settings.emulator.speed:g}x (1 real second = {settings.emulator.speed / 60:g} "
+        "emulated minutes)\n"
+        f"  policies: {settings.policies_dir}\n"
+        "  watch for: retries with backoff, a skip fallback, a paused release continued "
+        "after the freeze,\n  an overlong batch terminated, cron triggers disabled for the "
+        "22:00-02:00 maintenance window\n  and re-enabled after it, and scheduled runs "
+        "(DataArts at 23:00, backup at 02:30).\n",
+        flush=True,
+    )
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.run())
     done, _ = await asyncio.wait({task}, timeout=duration)
@@ -87,7 +100,12 @@ async def _demo(settings: Settings, duration: float) -> int:
     rc = await task
     emulator = daemon.emulators[0] if daemon.emulators else None
     rows = await _history(settings)
-    print(render_summary(rows, emulator.changes() if emulator else []), file=sys.stdout)
+    triggers = (
+        {wf.id: wf.trigger_enabled for wf in emulator.world.workflows.values() if wf.cron}
+        if emulator
+        else {}
+    )
+    print(render_summary(rows, emulator.changes() if emulator else [], triggers))
     return rc
 
 
@@ -102,7 +120,9 @@ async def _history(settings: Settings) -> list[Any]:
         await journal.close()
 
 
-def render_summary(rows: list[Any], changes: list[dict[str, Any]]) -> str:
+def render_summary(
+    rows: list[Any], changes: list[dict[str, Any]], triggers: dict[str, bool] | None = None
+) -> str:
     """What aomd did (journal) and what the cloud saw (emulator ledger)."""
     lines = ["", "=== aomd demo: what was done and why ==="]
     header = (
@@ -126,4 +146,13 @@ def render_summary(rows: list[Any], changes: list[dict[str, Any]]) -> str:
         "cloud state changes (emulator ledger): "
         + (", ".join(f"{k}={v}" for k, v in sorted(seen.items())) or "none")
     )
+    if triggers:
+        lines.append(
+            "cron triggers at the end: "
+            + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in sorted(triggers.items()))
+        )
+        lines.append(
+            "  (a trigger a person disabled before the freeze stays off: aomd only re-enables "
+            "what it disabled itself)"
+        )
     return "\n".join(lines)
