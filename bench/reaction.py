@@ -1,0 +1,387 @@
+"""Benchmark: how fast aomd reacts to a stopped execution, and what it costs (issue 4).
+
+Run: .venv/bin/python bench/reaction.py [--quick] [--keep]
+
+Two real processes, nothing in-process:
+
+* the emulator (``aomd emulator --speed 1``), filled through ``POST /_emulator/populate``
+  with 2,000 workflows x 5 executions (``quiet``: the past is settled) and 200 incidents:
+  one new execution per incident workflow, starting at a random time, whose node ``work``
+  fails once or whose node ``approve`` pauses. The emulator runs in its own process so its
+  CPU is not counted as the daemon's.
+* the daemon (``aomd --config <tmp>/settings.toml run``) with JSON logs to a file and one
+  policy: restart a failed ``work`` node, continue a paused ``approve`` node, both at once.
+  Watch intervals are the defaults (fast 5 s, slow 60 s, discovery 300 s).
+
+Reaction latency of an incident = emulated time of the ledger entry of the operation that
+was applied to it (``restart`` / ``continue``, HTTP 200) minus the incident's ``at`` (the
+emulated instant the node failed or started pausing, i.e. when the stop became observable
+through the API). With the emulator at speed 1 both clocks follow the wall clock.
+
+API calls per minute come from the emulator ledger (every request it received), split by
+operation, over the steady window (after the daemon's start-up sweep over all workflows).
+Daemon peak RSS is ``VmHWM`` from ``/proc/PID/status``; CPU share is the utime + stime delta
+from ``/proc/PID/stat`` over the steady window divided by its wall time (100% = one core).
+
+Goals (issue 4): p99 <= fast interval + 1 s, RSS <= 150 MB, CPU < 10% of one core.
+
+``AOMD_BENCH_PROFILE=1`` runs the daemon under cProfile and prints its top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PID = "0123456789abcdef0123456789abcdef"
+AK, SK = "AKBENCHREACTION00001", "SKbench/reaction+secret==never-printed"
+
+FAST, SLOW, DISCOVERY = 5.0, 60.0, 300.0
+WORKFLOWS, EXECUTIONS = 2000, 5
+#: Steady polling need: WORKFLOWS / SLOW (idle) + active / FAST + discovery pages
+#: = 33.3 + ~20 / 5 + 20 / 300 ~= 38 requests/s; the bucket leaves room for the start-up
+#: sweep (2,000 polls at once) and for bursts of incidents.
+REQUESTS_PER_SECOND, BURST = 100.0, 100
+
+POLICY = """\
+rules:
+  - name: bench-restart-work
+    match: {node: {name: work}, status: failed}
+    action: restart
+    max_attempts: 3
+    backoff: {initial: 1s, factor: 1, max: 1s}
+    fallback: skip
+  - name: bench-continue-approve
+    match: {node: {name: approve}, status: paused}
+    action: continue
+"""
+
+
+@dataclass(frozen=True)
+class Mode:
+    incidents: int
+    warmup: float
+    """Seconds after daemon_ready before the steady window starts (start-up sweep)."""
+    window: float
+    """Seconds of the steady window; incidents happen within warmup + window."""
+    drain: float
+    """Extra seconds after the window for the last incidents to be handled."""
+
+
+FULL = Mode(incidents=200, warmup=30.0, window=240.0, drain=20.0)
+QUICK = Mode(incidents=40, warmup=20.0, window=60.0, drain=15.0)
+
+
+def aomd(*args: str) -> list[str]:
+    if os.environ.get("AOMD_BENCH_PROFILE") and args and args[-1] == "run":
+        return [sys.executable, "-m", "cProfile", "-o", PROFILE_OUT, "-m", "daemon.cli", *args]
+    return [sys.executable, "-m", "daemon.cli", *args]
+
+
+PROFILE_OUT = ""
+
+
+def admin(url: str, method: str, path: str, body: Any = None, timeout: float = 120.0) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{url}/_emulator/{path}", data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def proc_stat(pid: int) -> tuple[float, int, int]:
+    """(cpu seconds utime+stime, VmRSS kB, VmHWM kB) of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = hwm = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    return cpu, rss, hwm
+
+
+def operation_of(method: str, path: str) -> str:
+    if path.endswith("/workflow-list"):
+        return "list_workflows"
+    if "/cms/workflow/" not in path:
+        return f"{method} other"
+    tail = path.split("/cms/workflow/", 1)[1].split("/")
+    if len(tail) == 2 and tail[1] == "executions":
+        return "list_executions" if method == "GET" else "execute_workflow"
+    if len(tail) == 4:
+        return {"status": "get_execution", "operation": "operate", "terminate": "terminate"}.get(
+            tail[3], f"{method} other"
+        )
+    if len(tail) >= 2 and tail[1] == "trigger":
+        return "set_trigger"
+    return f"{method} other"
+
+
+def when(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def wait_log_event(
+    log: Path, event: str, proc: subprocess.Popen[bytes], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"daemon exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        for line in log.read_text().splitlines():
+            if f'"{event}"' in line:
+                try:
+                    item: dict[str, Any] = json.loads(line)
+                except ValueError:
+                    continue
+                if item.get("event") == event:
+                    return item
+        time.sleep(0.2)
+    raise SystemExit(f"no {event} within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def write_config(tmp: Path, url: str) -> Path:
+    (tmp / "policies").mkdir()
+    (tmp / "policies" / "bench.yaml").write_text(POLICY)
+    (tmp / "ak").write_text(AK)
+    (tmp / "sk").write_text(SK)
+    cfg = tmp / "settings.toml"
+    cfg.write_text(
+        f"""
+state_dir = "{tmp / "state"}"
+policies_dir = "{tmp / "policies"}"
+
+[[accounts]]
+name = "bench"
+project_id = "{PID}"
+endpoints = {{aom = "{url}", dataarts = "{url}"}}
+ak_file = "{tmp / "ak"}"
+sk_file = "{tmp / "sk"}"
+requests_per_second = {REQUESTS_PER_SECOND}
+burst = {BURST}
+
+[log]
+format = "json"
+level = "info"
+
+[http]
+port = 0
+
+[watch]
+fast_interval = {FAST}
+slow_interval = {SLOW}
+discovery_interval = {DISCOVERY}
+
+[safety]
+max_writes_per_minute = 1000
+max_writes_per_minute_per_workflow = 10
+"""
+    )
+    return cfg
+
+
+def main() -> int:
+    global PROFILE_OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="~2 min sanity run, 40 incidents")
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, journal)")
+    args = parser.parse_args()
+    mode = QUICK if args.quick else FULL
+    tmp = Path(tempfile.mkdtemp(prefix="aomd-bench-"))
+    PROFILE_OUT = str(tmp / "daemon.prof")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("AOMD_CONFIG", None)
+
+    emu = subprocess.Popen(
+        aomd("emulator", "--port", "0", "--project-id", PID, "--access-key", AK,
+             "--secret-key", SK, "--speed", "1", "--seed", str(args.seed)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+    )  # fmt: skip
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        assert emu.stdout is not None
+        line = emu.stdout.readline().decode().strip()
+        if not line.startswith("listening on "):
+            raise SystemExit(f"emulator did not start: {line!r}")
+        url = line.removeprefix("listening on ")
+        within = mode.warmup + mode.window
+        t_pop = time.monotonic()
+        population = admin(
+            url,
+            "POST",
+            "populate",
+            {
+                "workflows": WORKFLOWS,
+                "executions_per_workflow": EXECUTIONS,
+                "seed": args.seed,
+                "incidents": mode.incidents,
+                "within": within,
+                "quiet": True,
+                "fail_times": 1,
+            },
+        )
+        incidents: list[dict[str, Any]] = population["incidents"]
+        print(
+            f"emulator {url}: {WORKFLOWS} workflows x {EXECUTIONS} executions, "
+            f"{len(incidents)} incidents within {within:.0f} s (populate "
+            f"{time.monotonic() - t_pop:.1f} s)",
+            flush=True,
+        )
+
+        cfg = write_config(tmp, url)
+        log_path = tmp / "daemon.log"
+        with log_path.open("wb") as log_file:
+            daemon = subprocess.Popen(
+                aomd("--config", str(cfg), "run"),
+                stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            )  # fmt: skip
+        t_start = time.monotonic()
+        wait_log_event(log_path, "daemon_ready", daemon, 60.0)
+        t_ready = time.monotonic()
+        print(f"daemon pid {daemon.pid} ready in {t_ready - t_start:.1f} s", flush=True)
+
+        time.sleep(mode.warmup)
+        cpu0, _, _ = proc_stat(daemon.pid)
+        t0 = time.monotonic()
+        seq0 = admin(url, "GET", "ledger?since=999999999999")["last_seq"]
+        emu_t0 = time.time()
+        rss_samples: list[int] = []
+        while time.monotonic() - t0 < mode.window:
+            time.sleep(5.0)
+            rss_samples.append(proc_stat(daemon.pid)[1])
+            done = time.monotonic() - t0
+            print(f"  steady {done:5.0f}/{mode.window:.0f} s", end="\r", flush=True)
+        cpu1, _, _ = proc_stat(daemon.pid)
+        t1 = time.monotonic()
+        emu_t1 = time.time()
+        seq1 = admin(url, "GET", "ledger?since=999999999999")["last_seq"]
+        time.sleep(mode.drain)
+        _, rss_end, hwm = proc_stat(daemon.pid)
+        print(" " * 40, end="\r")
+
+        ledger = admin(url, "GET", "ledger?since=0", timeout=300)["entries"]
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        emu.terminate()
+        try:
+            emu.wait(10)
+        except subprocess.TimeoutExpired:
+            emu.kill()
+
+    # -- reaction latency ------------------------------------------------------------------
+    expected = {"fail": ("work", "restart"), "pause": ("approve", "continue")}
+    applied: dict[tuple[str, str, str], float] = {}
+    for e in ledger:
+        ch = e.get("change")
+        if e["status"] == 200 and ch and ch.get("kind") == "operation":
+            key = (ch["execution_id"], ch["node_id"], ch["action"])
+            applied.setdefault(key, when(e["time"]))
+    latencies: dict[str, list[float]] = {"fail": [], "pause": []}
+    missed: list[dict[str, Any]] = []
+    for inc in incidents:
+        node, action = expected[inc["kind"]]
+        at = applied.get((inc["execution_id"], node, action))
+        if at is None:
+            missed.append(inc)
+        else:
+            latencies[inc["kind"]].append(at - when(inc["at"]))
+    every = latencies["fail"] + latencies["pause"]
+
+    # -- API calls in the steady window ---------------------------------------------------
+    calls = Counter(
+        operation_of(e["method"], e["path"])
+        for e in ledger
+        if seq0 < e["seq"] <= seq1 and e["method"] not in ("CRON", "START")
+    )
+    minutes = (emu_t1 - emu_t0) / 60.0
+    per_min = {op: n / minutes for op, n in sorted(calls.items())}
+    total_per_min = sum(per_min.values())
+    wall = t1 - t0
+    cpu_share = 100.0 * (cpu1 - cpu0) / wall
+
+    goal_p99 = FAST + 1.0
+    p50, p99, worst = pct(every, 0.5), pct(every, 0.99), max(every, default=float("nan"))
+    rows = [
+        ("incidents handled / injected", f"{len(every)} / {len(incidents)}", ""),
+        ("reaction p50 (s)", f"{p50:.2f}", ""),
+        ("reaction p99 (s)", f"{p99:.2f}", f"<= {goal_p99:.0f}  {'OK' if p99 <= goal_p99 else 'MISSED'}"),
+        ("reaction max (s)", f"{worst:.2f}", ""),
+        ("  fail -> restart p50/p99 (s)", f"{pct(latencies['fail'], .5):.2f} / {pct(latencies['fail'], .99):.2f}", ""),
+        ("  pause -> continue p50/p99 (s)", f"{pct(latencies['pause'], .5):.2f} / {pct(latencies['pause'], .99):.2f}", ""),
+        ("API calls / min (steady)", f"{total_per_min:.0f}", ""),
+        *((f"  {op}", f"{n:.1f}", "") for op, n in per_min.items()),
+        ("daemon peak RSS (MB)", f"{hwm / 1024:.1f}", f"<= 150  {'OK' if hwm / 1024 <= 150 else 'MISSED'}"),
+        ("daemon RSS steady max / end (MB)", f"{max(rss_samples, default=0) / 1024:.1f} / {rss_end / 1024:.1f}", ""),
+        ("daemon CPU, steady (% of one core)", f"{cpu_share:.1f}", f"< 10  {'OK' if cpu_share < 10 else 'MISSED'}"),
+        ("steady window (s)", f"{wall:.0f}", ""),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    print(f"\naomd reaction bench ({'quick' if args.quick else 'full'}), seed {args.seed}, "
+          f"fast {FAST:.0f} s / slow {SLOW:.0f} s, {REQUESTS_PER_SECOND:.0f} req/s")  # fmt: skip
+    for name, value, goal in rows:
+        print(f"  {name:<{width}}  {value:>14}  {goal}")
+    if missed:
+        print(f"  not handled: {len(missed)}, e.g. {missed[:3]}")
+    summary = {
+        "mode": "quick" if args.quick else "full",
+        "workflows": WORKFLOWS,
+        "executions_per_workflow": EXECUTIONS,
+        "incidents": len(incidents),
+        "handled": len(every),
+        "p50_s": round(p50, 3),
+        "p99_s": round(p99, 3),
+        "max_s": round(worst, 3),
+        "calls_per_min": round(total_per_min, 1),
+        "calls_per_min_by_op": {op: round(n, 1) for op, n in per_min.items()},
+        "peak_rss_mb": round(hwm / 1024, 1),
+        "cpu_pct": round(cpu_share, 2),
+        "window_s": round(wall, 1),
+        "fast_interval": FAST,
+        "slow_interval": SLOW,
+        "requests_per_second": REQUESTS_PER_SECOND,
+    }
+    print(json.dumps(summary, separators=(",", ":")))
+    if os.environ.get("AOMD_BENCH_PROFILE") and Path(PROFILE_OUT).exists():
+        import pstats
+
+        pstats.Stats(PROFILE_OUT).sort_stats("cumulative").print_stats(40)
+    if args.keep or os.environ.get("AOMD_BENCH_PROFILE"):
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
