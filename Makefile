@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint bench clean
+.PHONY: demo test check lint deploy-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,10 +25,15 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict daemon
 	$(BIN)/lint-imports
 
-check: lint test
+deploy-check: $(STAMP)
+	bash .ci/deploy-check
+
+check: lint deploy-check test
 
 bench: $(STAMP)
 	$(BIN)/python bench/client.py
+	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/reaction.py
 
 clean:
 	rm -rf $(VENV)
