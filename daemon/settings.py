@@ -211,11 +211,54 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # env beats the file (passed as init kwargs), as the issue asks.
-        return (env_settings, init_settings)
+        # env beats the file (passed as init kwargs), as the issue asks; list items are
+        # addressed by index (AOMD_ACCOUNTS__0__SK_FILE), which pydantic-settings alone
+        # reads as a dict, so the two are merged here.
+        return (_EnvOverFile(settings_cls, env_settings, init_settings),)
 
     def journal_path(self) -> Path:
         return self.journal.path or self.state_dir / "journal.sqlite3"
+
+
+class _EnvOverFile(PydanticBaseSettingsSource):
+    """File values, overridden by env values, with ``__<index>__`` reaching list items."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        env: PydanticBaseSettingsSource,
+        file: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+        self._file = file
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = _merge(self._file(), self._env())
+        return merged
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(over, dict) and isinstance(base, list) and all(k.isdigit() for k in over):
+        merged = list(base)
+        for key, value in over.items():
+            i = int(key)
+            if i < len(merged):
+                merged[i] = _merge(merged[i], value)
+            elif i == len(merged):
+                merged.append(value)
+            else:
+                raise ValueError(f"list index {i} skips items (have {len(merged)})")
+        return merged
+    if isinstance(over, dict) and isinstance(base, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return over
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
