@@ -1,0 +1,117 @@
+"""``Daemon`` in process with an embedded emulator account: ``--once`` acts and returns 0;
+``request_stop`` makes ``run`` return 0. Real journal (SQLite under tmp), real policy
+files, real HTTP server on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from daemon.engine.app import Daemon
+from daemon.journal import SqliteJournal
+from daemon.settings import (
+    Account,
+    EmulatorSettings,
+    HttpSettings,
+    LogSettings,
+    Settings,
+    WatchSettings,
+)
+from tests.unit.engine.conftest import write_rules
+
+SCENARIO = """
+seed: 1
+workflows:
+  - id: wf-release
+    name: release-web
+    type: manual
+    nodes:
+      - {id: approve, name: approve, kind: pause}
+      - {id: deploy, name: deploy, kind: task, duration: 30}
+    start: 1
+  - id: wf-other
+    name: other
+    type: manual
+    nodes:
+      - {id: t, name: t, kind: task, duration: 30}
+"""
+
+RULES = """
+rules:
+  - name: approve-release
+    match: {workflow: {name: "release-*"}, node: {name: approve}, status: paused}
+    action: continue
+"""
+
+
+def _settings(tmp_path: Path, *, speed: float = 0.0, dry_run: bool = False) -> Settings:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    return Settings(
+        accounts=[Account(name="t", project_id="0" * 32, emulator=True)],
+        state_dir=tmp_path / "state",
+        policies_dir=write_rules(tmp_path, RULES),
+        emulator=EmulatorSettings(scenario=scenario, speed=speed),
+        http=HttpSettings(port=0),
+        log=LogSettings(format="json", level="warning"),
+        watch=WatchSettings(fast_interval=0.2, slow_interval=1.0),
+        safety={"dry_run": dry_run},  # type: ignore[arg-type]
+    )
+
+
+async def _journal_rows(settings: Settings) -> list[tuple[str, str, str]]:
+    journal = SqliteJournal(settings.journal_path())
+    await journal.open()
+    try:
+        return [(r.kind, r.node_id or "", r.outcome) for r in await journal.history()]
+    finally:
+        await journal.close()
+
+
+async def test_once_acts_and_returns_0(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    daemon = Daemon(settings, once=True)
+    assert await asyncio.wait_for(daemon.run(), 60) == 0
+    [emu] = daemon.emulators
+    ops = emu.changes("operation")
+    assert [(c["action"], c["node_id"]) for c in ops] == [("continue", "approve")]
+    assert await _journal_rows(settings) == [("continue", "approve", "applied")]
+
+
+async def test_once_dry_run_decides_but_writes_nothing(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, dry_run=True)
+    daemon = Daemon(settings, once=True)
+    assert await asyncio.wait_for(daemon.run(), 60) == 0
+    assert daemon.emulators[0].changes() == []
+    assert await _journal_rows(settings) == [("continue", "approve", "dry_run")]
+
+
+async def test_request_stop_makes_run_return_0(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, speed=60.0)
+    ready: list[int | None] = []
+
+    def on_ready(d: Daemon) -> None:
+        ready.append(d.http_port)
+        d.request_stop("test")
+
+    daemon = Daemon(settings, on_ready=on_ready)
+    assert await asyncio.wait_for(daemon.run(), 30) == 0
+    assert ready and ready[0]  # the ops server was listening on a real port
+    assert daemon.executor.stopping
+    assert [rt.account.name for rt in daemon.accounts] == ["t"]
+
+
+async def test_running_daemon_acts_then_stops(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, speed=60.0)
+    daemon = Daemon(settings)
+    task = asyncio.create_task(daemon.run())
+    try:
+        while not (daemon.emulators and daemon.emulators[0].changes("operation")):
+            assert not task.done(), task
+            await asyncio.sleep(0.02)
+    finally:
+        daemon.request_stop("test")
+        code = await asyncio.wait_for(task, 30)
+    assert code == 0
+    [op] = daemon.emulators[0].changes("operation")
+    assert (op["action"], op["node_id"]) == ("continue", "approve")

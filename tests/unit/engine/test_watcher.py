@@ -1,0 +1,206 @@
+"""Watcher against the real emulator and client: scope, intervals, isolation, detail calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+
+from structlog.testing import capture_logs
+
+from daemon.cloud.client import AomClient
+from daemon.emulator import Emulator, Fault
+from daemon.engine.watcher import Scope, Watcher
+from daemon.model import Execution, Workflow
+from tests.unit.engine.conftest import EmuClock
+
+FAST, SLOW = 2.0, 30.0
+LONG_TASK = [{"id": "n", "name": "n", "kind": "task", "duration": 600}]
+
+
+class Seen:
+    """The watcher's ``Handler``: records what it was handed; may ask for a recheck."""
+
+    def __init__(self, recheck: timedelta | None = None, clock: EmuClock | None = None) -> None:
+        self.calls: list[tuple[str, Execution]] = []
+        self.recheck = recheck
+        self.clock = clock
+
+    async def __call__(self, wf: Workflow, execution: Execution) -> datetime | None:
+        self.calls.append((wf.name, execution))
+        if self.recheck is not None and self.clock is not None:
+            return self.clock.now() + self.recheck
+        return None
+
+
+def _in_prefix() -> Scope:
+    return lambda wf: wf.name.startswith("in-")
+
+
+def _watcher(
+    client: AomClient, emu: Emulator, handler: Seen, speed: float = 1.0, **kw: object
+) -> Watcher:
+    return Watcher(
+        client=client,
+        clock=EmuClock(emu),
+        handler=handler,
+        scope=_in_prefix,
+        fast_interval=FAST,
+        slow_interval=SLOW,
+        discovery_interval=300.0,
+        concurrency=2,
+        speed=speed,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _gets(emu: Emulator, suffix: str) -> int:
+    return sum(1 for e in emu.ledger if e.method == "GET" and e.path.endswith(suffix))
+
+
+async def test_discovery_is_scoped_by_policy(emu: Emulator, client: AomClient) -> None:
+    a = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    emu.add_workflow(name="out-b", nodes=LONG_TASK)
+    watcher = _watcher(client, emu, Seen())
+    everything = await watcher.discover()
+    assert {wf.name for wf in everything} == {"in-a", "out-b"}
+    assert set(watcher.workflows) == {a}
+    assert watcher.discovered.is_set()
+    assert watcher.stats.watched == 1
+
+
+async def test_active_workflow_polled_fast_idle_slow(emu: Emulator, client: AomClient) -> None:
+    busy = emu.add_workflow(name="in-busy", nodes=LONG_TASK)
+    idle = emu.add_workflow(name="in-idle", nodes=LONG_TASK)
+    emu.start_execution(busy)
+    seen = Seen()
+    watcher = _watcher(client, emu, seen)
+    await watcher.discover()
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    await watcher.poll_all()
+    after = loop.time()
+    assert before + FAST <= watcher._due_at[busy] <= after + FAST
+    assert before + SLOW <= watcher._due_at[idle] <= after + SLOW
+    assert [name for name, _ in seen.calls] == ["in-busy"]
+
+
+async def test_recheck_time_is_converted_from_emulated_to_real_seconds(
+    emu: Emulator, client: AomClient
+) -> None:
+    """A recheck 60 emulated seconds away at speed 60 is one real second away, not 60."""
+    wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    emu.start_execution(wid)
+    clock = EmuClock(emu)
+    watcher = _watcher(client, emu, Seen(recheck=timedelta(seconds=60), clock=clock), speed=60.0)
+    watcher.fast = 10.0
+    await watcher.discover()
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    await watcher.poll_all()
+    after = loop.time()
+    assert before + 1.0 <= watcher._due_at[wid] <= after + 1.0
+
+
+async def test_one_failing_workflow_does_not_stop_the_others(
+    emu: Emulator, client: AomClient
+) -> None:
+    bad = emu.add_workflow(name="in-bad", nodes=LONG_TASK)
+    good = emu.add_workflow(name="in-good", nodes=LONG_TASK)
+    emu.start_execution(bad)
+    emu.start_execution(good)
+    seen = Seen()
+    watcher = _watcher(client, emu, seen)
+    await watcher.discover()
+    emu.inject(Fault(kind="server_error", path=f"/workflow/{bad}/executions$"))
+    with capture_logs() as logs:
+        await watcher.poll_all()
+    assert [name for name, _ in seen.calls] == ["in-good"]
+    assert watcher.stats.poll_errors == 1
+    [failed] = [e for e in logs if e["event"] == "poll_failed"]
+    assert failed["workflow_id"] == bad
+    assert failed["request_id"]
+    loop = asyncio.get_running_loop()
+    assert watcher._due_at[bad] <= loop.time() + FAST  # looked at again soon
+
+
+async def test_one_crashing_execution_does_not_stop_its_siblings(
+    emu: Emulator, client: AomClient
+) -> None:
+    wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    first, second = emu.start_execution(wid), emu.start_execution(wid)
+    handled: list[str] = []
+
+    async def handler(wf: Workflow, execution: Execution) -> datetime | None:
+        if execution.execution_id == second:  # newest first: it comes first
+            raise RuntimeError("bug in handling one execution")
+        handled.append(execution.execution_id)
+        return None
+
+    watcher = Watcher(
+        client=client,
+        clock=EmuClock(emu),
+        handler=handler,
+        scope=_in_prefix,
+        fast_interval=FAST,
+        slow_interval=SLOW,
+        discovery_interval=300.0,
+        concurrency=2,
+    )
+    await watcher.discover()
+    with capture_logs() as logs:
+        await watcher.poll_all()
+    assert handled == [first]
+    assert [e["execution_id"] for e in logs if e["event"] == "poll_crashed"] == [second]
+
+
+async def test_detail_call_only_when_the_brief_lacks_nodes(
+    emu: Emulator, client: AomClient
+) -> None:
+    wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    eid = emu.start_execution(wid)
+    seen = Seen()
+    watcher = _watcher(client, emu, seen)
+    await watcher.discover()
+    await watcher.poll_all()
+    assert _gets(emu, f"/executions/{eid}/status") == 0  # the brief carried the node runs
+    assert seen.calls[-1][1].nodes
+    # the same execution as a brief without its node list: one detail call fills it in
+    brief = {"workflow_id": wid, "execution_id": eid, "status": "executing", "begin_time": 1}
+    emu.inject(
+        Fault(kind="malformed", path=f"/{wid}/executions$", body=json.dumps([brief]), times=1)
+    )
+    await watcher.poll_all()
+    assert _gets(emu, f"/executions/{eid}/status") == 1
+    assert seen.calls[-1][1].nodes
+
+
+async def test_retire_hook_hears_the_active_set(emu: Emulator, client: AomClient) -> None:
+    wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    eid = emu.start_execution(wid)
+    heard: list[tuple[str, set[str]]] = []
+    watcher = _watcher(client, emu, Seen(), retire=lambda w, ids: heard.append((w, set(ids))))
+    await watcher.discover()
+    await watcher.poll_all()
+    await client.terminate(wid, eid)
+    emu.advance(60)
+    await watcher.poll_all()
+    assert heard == [(wid, {eid}), (wid, set())]
+
+
+async def test_run_loop_rediscovers_on_request_and_polls(emu: Emulator, client: AomClient) -> None:
+    seen = Seen()
+    watcher = _watcher(client, emu, seen)
+    task = asyncio.create_task(watcher.run())
+    try:
+        await watcher.discovered.wait()
+        assert watcher.workflows == {}
+        wid = emu.add_workflow(name="in-new", nodes=LONG_TASK)
+        emu.start_execution(wid)
+        watcher.request_discovery()
+        while not seen.calls:
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen.calls[0][0] == "in-new"
