@@ -17,6 +17,7 @@ from daemon.calendar.plan import PlanItem, plan, render_plan_table
 from daemon.calendar.spec import TriggerRuleSpec
 from daemon.engine.bundle import Bundle, load_bundle
 from daemon.engine.connect import connect
+from daemon.journal.sqlite import SqliteJournal
 from daemon.model import Workflow
 from daemon.settings import Settings
 
@@ -61,21 +62,47 @@ def compute_plan(
     )
 
 
-def mark_live(items: list[PlanItem], workflows: Sequence[Workflow]) -> list[PlanItem]:
-    """Keep initial-state lines only where the trigger's current state differs."""
+def mark_live(
+    items: list[PlanItem],
+    workflows: Sequence[Workflow],
+    rules: Sequence[TriggerRuleSpec],
+    owned: set[str],
+) -> list[PlanItem]:
+    """Keep initial-state lines only where the trigger's current state differs, and say
+    what aomd will really do about it (``manage: owned`` leaves a person's disable)."""
     state = {wf.id: wf.trigger_enabled for wf in workflows}
+    manage = {rule.name: rule.manage for rule in rules}
     out = []
     for item in items:
         if item.kind == "trigger" and item.initial and item.workflow_id in state:
             current = state[item.workflow_id]
             if current == item.enable:
                 continue
-            item = item._replace(
-                reason=f"now {'enabled' if current else 'disabled'}; "
-                f"aomd would {'enable' if item.enable else 'disable'} it at once"
-            )
+            now = "enabled" if current else "disabled"
+            if (
+                item.enable
+                and manage.get(item.rule or "") == "owned"
+                and (item.workflow_id not in owned)
+            ):
+                why = f"now {now} by someone else; stays disabled (manage: owned)"
+            else:
+                why = f"now {now}; aomd {'enables' if item.enable else 'disables'} it at once"
+            item = item._replace(reason=why)
         out.append(item)
     return out
+
+
+async def owned_triggers(settings: Settings) -> set[str]:
+    """Triggers the journal says aomd disabled (empty when there is no journal yet)."""
+    path = settings.journal_path()
+    if not path.exists():
+        return set()
+    journal = SqliteJournal(path, readonly=True)
+    await journal.open()
+    try:
+        return await journal.owned_triggers()
+    finally:
+        await journal.close()
 
 
 async def print_plan(
@@ -84,7 +111,10 @@ async def print_plan(
     bundle = load_bundle(settings.policies_dir)
     if live:
         workflows = await live_workflows(settings)
-        items = mark_live(compute_plan(bundle, workflows, start, end), workflows)
+        owned = await owned_triggers(settings)
+        items = mark_live(
+            compute_plan(bundle, workflows, start, end), workflows, bundle.triggers, owned
+        )
     else:
         workflows = placeholder_workflows(bundle.triggers)
         items = compute_plan(bundle, workflows, start, end)
