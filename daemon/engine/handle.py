@@ -160,16 +160,7 @@ class ExecutionHandler:
     async def _resolve_past(
         self, workflow: Workflow, execution: Execution, past: PastWrite
     ) -> None:
-        intent = WriteIntent(
-            key=past.key,
-            kind=past.kind,
-            workflow_id=workflow.id,
-            execution_id=execution.execution_id,
-            node_id=past.node_id,
-            attempt=past.attempt,
-            rule=past.rule,
-            observed=past.observed,
-        )
+        intent = _intent(workflow.id, execution.execution_id, past)
 
         async def never() -> object:
             raise AssertionError("a pending write is resolved by reading, never resent")
@@ -197,18 +188,7 @@ class ExecutionHandler:
 
     async def _act(self, workflow: Workflow, execution: Execution, action: Action) -> WriteReport:
         wid, eid = workflow.id, execution.execution_id
-        intent = WriteIntent(
-            key=action.key,
-            kind=action.kind,
-            workflow_id=wid,
-            execution_id=eid,
-            node_id=action.node_id,
-            attempt=action.attempt,
-            rule=action.rule,
-            reason=action.reason,
-            dry_run=action.dry_run,
-            observed=action.observed,
-        )
+        intent = _intent(wid, eid, action, reason=action.reason, dry_run=action.dry_run)
 
         async def call() -> object:
             if action.kind in OPERATIONS:
@@ -260,3 +240,21 @@ class ExecutionHandler:
                 action.webhook,
             )
         return report
+
+
+def _intent(
+    wid: str, eid: str, src: Action | PastWrite, *, reason: str = "", dry_run: bool = False
+) -> WriteIntent:
+    """The intent for a decided action, or for re-resolving a past write (same key)."""
+    return WriteIntent(
+        key=src.key,
+        kind=src.kind,
+        workflow_id=wid,
+        execution_id=eid,
+        node_id=src.node_id,
+        attempt=src.attempt,
+        rule=src.rule,
+        reason=reason,
+        dry_run=dry_run,
+        observed=src.observed,
+    )

@@ -40,7 +40,8 @@ class Notifier:
         target = url or self.default_url
         if target is None:
             return
-        body = {"source": "aomd", "kind": kind, **payload}
+        # source and kind last: a payload key must not relabel the notification
+        body = {**payload, "source": "aomd", "kind": kind}
         try:
             self._queue.put_nowait((target, body))
         except asyncio.QueueFull:
@@ -52,6 +53,20 @@ class Notifier:
             while True:
                 url, body = await self._queue.get()
                 await self._deliver(session, url, body)
+
+    async def flush(self) -> int:
+        """Deliver everything queued now (``aomd run --once`` has no long-lived drain
+        task; without this its notifications would be dropped at exit). Returns how
+        many were taken off the queue."""
+        taken = 0
+        if self._queue.empty():
+            return 0
+        async with aiohttp.ClientSession() as session:
+            while not self._queue.empty():
+                url, body = self._queue.get_nowait()
+                taken += 1
+                await self._deliver(session, url, body)
+        return taken
 
     async def _deliver(
         self, session: aiohttp.ClientSession, url: str, body: dict[str, Any]

@@ -53,14 +53,21 @@ class Waker:
             misfire_grace_time=None,
         )
 
-    async def wait(self, *others: asyncio.Event, seconds: float) -> None:
-        """Until this slot fires, one of ``others`` is set, or ``seconds`` real seconds pass."""
+    async def wait(self, *others: asyncio.Event, seconds: float) -> bool:
+        """Until this slot fires, one of ``others`` is set, or ``seconds`` real seconds pass.
+
+        Returns True when woken (fired or nudged), False on a plain timeout, so a caller
+        can tell a heartbeat wake-up from a reason to reconcile."""
         events = (self.event, *others)
         waiters = [asyncio.ensure_future(e.wait()) for e in events]
         try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for w in waiters:
                 w.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+        woken = bool(done) or any(e.is_set() for e in events)
         self.event.clear()
+        return woken

@@ -96,7 +96,8 @@ async def test_request_stop_makes_run_return_0(tmp_path: Path) -> None:
 
     daemon = Daemon(settings, on_ready=on_ready)
     assert await asyncio.wait_for(daemon.run(), 30) == 0
-    assert ready and ready[0]  # the ops server was listening on a real port
+    assert ready
+    assert ready[0]  # the ops server was listening on a real port
     assert daemon.executor.stopping
     assert [rt.account.name for rt in daemon.accounts] == ["t"]
 

@@ -216,7 +216,7 @@ async def test_unmatched_pause_is_left_alone_reported_once_and_notified(
         "dry_run",
     } <= unhandled[0].keys()
     # deliver the one queued notification through the real HTTP path
-    delivered = await _drain(notifier)
+    delivered = await notifier.flush()
     assert delivered == 1
     [body] = webhook.received
     assert (body["kind"], body["execution_id"], body["node_id"]) == ("unhandled_pause", eid, "gate")
@@ -224,18 +224,6 @@ async def test_unmatched_pause_is_left_alone_reported_once_and_notified(
     await client.terminate(wid, eid)
     await rig.run(10)
     assert rig.handler.unhandled == {}
-
-
-async def _drain(notifier: Notifier) -> int:
-    import aiohttp
-
-    count = 0
-    async with aiohttp.ClientSession() as session:
-        while not notifier._queue.empty():
-            url, body = notifier._queue.get_nowait()
-            await notifier._deliver(session, url, body)
-            count += 1
-    return count
 
 
 async def test_workflow_leaving_scope_retires_its_unhandled_entries(

@@ -58,3 +58,16 @@ def test_full_queue_drops_instead_of_blocking() -> None:
     for i in range(5):
         notifier.notify("gave_up", {"n": i})
     assert notifier.dropped == 3
+
+
+async def test_flush_delivers_the_queue_without_a_drain_task(webhook: Webhook) -> None:
+    """``aomd run --once`` has no notifier task: flush sends what the pass queued."""
+    notifier = Notifier(webhook.url)
+    notifier.notify("unhandled_pause", {"kind": "spoofed", "source": "x", "n": 1})
+    notifier.notify("terminated", {"n": 2})
+    assert await notifier.flush() == 2
+    assert await notifier.flush() == 0
+    assert [(b["source"], b["kind"], b["n"]) for b in webhook.received] == [
+        ("aomd", "unhandled_pause", 1),
+        ("aomd", "terminated", 2),
+    ]

@@ -42,7 +42,7 @@ async def test_fires_at_the_emulated_instant_scaled_by_speed(
     run = _run_date(scheduler, "w")
     assert before + timedelta(seconds=0.05) <= run <= after + timedelta(seconds=0.05)
     assert waker.armed_for == clock.now() + timedelta(minutes=3)
-    await waker.wait(seconds=30)
+    assert await waker.wait(seconds=30) is True
     assert scheduler.get_job("w") is None  # it fired (a date job removes itself)
     assert not waker.event.is_set()  # consumed by wait
 
@@ -77,5 +77,7 @@ async def test_wait_returns_on_another_event_without_leaking_waiters(
     waker = Waker(scheduler, "w", FakeClock(), speed=1.0)
     nudge = asyncio.Event()
     nudge.set()
-    await waker.wait(nudge, seconds=30)
+    assert await waker.wait(nudge, seconds=30) is True
     assert not waker.event.is_set()
+    # a plain timeout (heartbeat) is told apart from a wake-up
+    assert await waker.wait(seconds=0.01) is False
