@@ -1,0 +1,107 @@
+"""ScheduleRunner against the emulator: each fire time runs once, across passes and
+restarts; blocked fire times are journaled as skipped; a lost reply is resolved by reading."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from daemon.cloud.client import AomClient
+from daemon.emulator import Emulator, Fault
+from daemon.engine.schedules import ScheduleRunner
+from daemon.journal import MemoryJournal
+from daemon.policy import PolicySet, load_policy_dir
+from tests.unit.engine.conftest import T0, EmuClock, make_executor, write_rules
+
+POLICY = """
+calendars:
+  freeze:
+    ranges:
+      - {start: "2026-11-26T10:15:00Z", end: "2026-11-26T10:25:00Z"}
+schedules:
+  - name: every-10
+    cron: "*/10 * * * *"
+    timezone: UTC
+    action: {execute: {workflow_name: report}}
+    blocked_by: [freeze]
+    misfire_grace_seconds: 120
+"""
+
+
+def _runner(
+    emu: Emulator, client: AomClient, journal: MemoryJournal
+) -> tuple[ScheduleRunner, EmuClock]:
+    clock = EmuClock(emu)
+    runner = ScheduleRunner(
+        client=client, journal=journal, executor=make_executor(journal, clock), account="t"
+    )
+    return runner, clock
+
+
+async def _tick(runner: ScheduleRunner, policy: PolicySet, clock: EmuClock) -> list[str]:
+    results = await runner.tick(
+        policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
+    )
+    # (a first pass also journals the day before as missed: LOOKBACK; not looked at here)
+    return [f"{r.fire_time:%H:%M} {r.outcome}" for r in results if r.fire_time >= T0]
+
+
+def _report(emu: Emulator) -> str:
+    return emu.add_workflow(
+        name="report", nodes=[{"id": "n", "name": "n", "kind": "task", "duration": 5}]
+    )
+
+
+async def test_each_fire_time_runs_once_across_passes_and_restarts(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    assert await _tick(runner, policy, clock) == ["10:00 applied"]
+    emu.advance(1)
+    assert await _tick(runner, policy, clock) == []
+    restarted, _ = _runner(emu, client, journal)  # a new process, same journal
+    assert await _tick(restarted, policy, clock) == []
+    assert len(await client.list_executions(wid)) == 1
+    # the next fire time is known and runs in turn
+    nxt = runner.next_fire(
+        policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
+    )
+    assert nxt == clock.now().replace(minute=10, second=0)
+    emu.advance(600)
+    assert await _tick(runner, policy, clock) == ["10:10 applied"]
+    assert len(await client.list_executions(wid)) == 2
+
+
+async def test_blocked_fire_time_is_skipped_and_journaled(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    await _tick(runner, policy, clock)
+    emu.advance(20 * 60)  # 10:20, inside the freeze
+    assert await _tick(runner, policy, clock) == ["10:10 missed", "10:20 skipped"]
+    assert len(await client.list_executions(wid)) == 1
+    rows = {
+        r.key.rsplit("/", 1)[-1][11:16]: r.outcome
+        for r in await journal.history()
+        if r.key.endswith("+00:00") and r.key.rsplit("/", 1)[-1] >= T0.isoformat()
+    }
+    assert (rows["10:10"], rows["10:20"]) == ("missed", "skipped")
+
+
+async def test_lost_reply_is_resolved_by_listing_executions_not_resent(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    emu.inject(Fault(kind="applied_then_lost", path=f"/{wid}/executions$", method="POST"))
+    assert await _tick(runner, policy, clock) == ["10:00 resolved_applied"]
+    assert len(await client.list_executions(wid)) == 1
+    emu.clear_faults()
+    emu.advance(timedelta(seconds=30).total_seconds())
+    assert await _tick(runner, policy, clock) == []
+    assert len(await client.list_executions(wid)) == 1

@@ -1,0 +1,107 @@
+"""TriggerReconciler against the emulator: freeze disables, end re-enables only what aomd
+disabled, drift is corrected or reported, a second pass in the same state is a no-op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from daemon.cloud.client import AomClient
+from daemon.emulator import Emulator
+from daemon.engine.triggers import TriggerReconciler
+from daemon.journal import MemoryJournal
+from daemon.policy import PolicySet, load_policy_dir
+from tests.unit.engine.conftest import EmuClock, make_executor, write_rules
+
+# T0 = 2026-11-26 10:00Z; the freeze is [09:00, 11:00)
+POLICY = """
+calendars:
+  freeze:
+    ranges:
+      - {start: "2026-11-26T09:00:00Z", end: "2026-11-26T11:00:00Z"}
+triggers:
+  - name: report-only
+    select: {names: ["watch-*"]}
+    off_during: freeze
+    drift: report
+  - name: freeze-all
+    select: {names: ["*"]}
+    off_during: freeze
+"""
+
+
+def _setup(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, dry: bool = False
+) -> tuple[TriggerReconciler, PolicySet, EmuClock]:
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    clock = EmuClock(emu)
+    rec = TriggerReconciler(
+        client=client,
+        ownership=journal,
+        executor=make_executor(journal, clock, dry_run=dry),
+        account="t",
+    )
+    return rec, policy, clock
+
+
+def _cron(emu: Emulator, name: str, enabled: bool = True) -> str:
+    return emu.add_workflow(name=name, type="cron", cron="0 3 * * *", trigger_enabled=enabled)
+
+
+async def _pass(rec: TriggerReconciler, policy: PolicySet, clock: EmuClock) -> None:
+    await rec.reconcile(policy.triggers, policy.built_calendars, clock.now())
+
+
+async def test_freeze_disables_and_its_end_re_enables_only_owned(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    ours = _cron(emu, "nightly")
+    theirs = _cron(emu, "manual-off", enabled=False)
+    emu.add_workflow(name="no-trigger", type="manual")
+    rec, policy, clock = _setup(emu, client, journal, tmp_path)
+    await _pass(rec, policy, clock)
+    assert emu.workflow(ours).trigger_enabled is False
+    assert await journal.owned_triggers() == {ours}
+    assert rec.owned_count == 1
+    writes = len(emu.changes())
+    await _pass(rec, policy, clock)  # same state: nothing to do
+    assert len(emu.changes()) == writes
+    emu.advance(3600 + 1)  # the freeze ends
+    await _pass(rec, policy, clock)
+    assert emu.workflow(ours).trigger_enabled is True
+    assert emu.workflow(theirs).trigger_enabled is False  # a person turned it off: untouched
+    assert await journal.owned_triggers() == set()
+
+
+async def test_drift_is_corrected_or_only_reported(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    corrected = _cron(emu, "nightly")
+    reported = _cron(emu, "watch-db")
+    rec, policy, clock = _setup(emu, client, journal, tmp_path)
+    await _pass(rec, policy, clock)
+    assert not emu.workflow(corrected).trigger_enabled
+    assert not emu.workflow(reported).trigger_enabled
+    emu.set_trigger(corrected, True)  # someone re-enables both inside the freeze
+    emu.set_trigger(reported, True)
+    emu.advance(120)  # a new minute: a new idempotency key for the correction
+    with capture_logs() as logs:
+        await _pass(rec, policy, clock)
+    assert emu.workflow(corrected).trigger_enabled is False
+    assert emu.workflow(reported).trigger_enabled is True
+    drift = {e["workflow_id"]: e["outcome"] for e in logs if e["event"] == "drift"}
+    assert drift == {corrected: "correcting", reported: "reported"}
+    assert rec.drifts == 2
+
+
+async def test_dry_run_changes_nothing_and_owns_nothing(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _cron(emu, "nightly")
+    rec, policy, clock = _setup(emu, client, journal, tmp_path, dry=True)
+    await _pass(rec, policy, clock)
+    assert emu.workflow(wid).trigger_enabled is True
+    assert emu.changes() == []
+    assert await journal.owned_triggers() == set()
+    assert [r.outcome for r in await journal.history()] == ["dry_run"]
