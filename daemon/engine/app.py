@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -54,6 +55,8 @@ log = structlog.get_logger("aomd.daemon")
 STOP_GRACE_SECONDS = 6.0
 """In-flight writes get this long after SIGTERM; the unit's TimeoutStopSec is 10 s."""
 RELOAD_POLL_SECONDS = 2.0
+HEARTBEAT_SECONDS = 5.0
+"""Reconcile loops wake at least this often (real seconds) to heartbeat and check dues."""
 RETENTION_PERIOD_SECONDS = 3600.0
 
 
@@ -194,55 +197,62 @@ class Daemon:
 
     # -- loops -----------------------------------------------------------------------------
 
-    async def _trigger_loop(self, rt: AccountRuntime, waker: Waker) -> None:
+    async def _reconcile_loop(
+        self,
+        name: str,
+        waker: Waker,
+        step: Callable[[Bundle, datetime], Awaitable[datetime | None]],
+    ) -> None:
+        """Level-triggered: run ``step`` on start-up, when the waker's instant (the next
+        calendar transition or fire time) is reached, after a reload, and every
+        ``reconcile_interval`` as a safety net; heartbeat in between."""
+        last_run = -float("inf")
+        last_version = -1
         while True:
-            bundle = self.bundle
-            now = self.clock.now()
-            try:
-                await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
-                self.health.mark_cloud_ok()
-                self.metrics.set_triggers_owned(rt.triggers.owned_count)
-                self.metrics.reconciled(time.time())
-            except CloudError as exc:
-                log.warning(
-                    "trigger_reconcile_failed",
-                    error=type(exc).__name__,
-                    error_code=exc.error_code,
-                    request_id=exc.request_id,
-                )
-                waker.arm(now + timedelta(seconds=5 * self.speed))
-            else:
-                nxt = bundle.next_trigger_transition(now)
-                # one second past the transition so ``active_at`` already reads the new state
-                waker.arm(nxt + timedelta(seconds=1) if nxt else None)
-            self.health.beat(f"triggers:{rt.account.name}")
-            await waker.wait(seconds=self._beat_timeout())
+            version = self.policy.current.version if self.policy.current else 0
+            armed = waker.armed_for
+            due = (
+                version != last_version
+                or (armed is not None and self.clock.now() >= armed)
+                or time.monotonic() - last_run >= self.settings.reconcile_interval
+            )
+            if due:
+                last_run, last_version = time.monotonic(), version
+                now = self.clock.now()
+                try:
+                    waker.arm(await step(self.bundle, now))
+                except CloudError as exc:
+                    log.warning(
+                        f"{name}_failed",
+                        error=type(exc).__name__,
+                        error_code=exc.error_code,
+                        request_id=exc.request_id,
+                    )
+                    waker.arm(now + timedelta(seconds=5 * self.speed))
+            self.health.beat(f"{name}:{waker.name.split(':', 1)[-1]}")
+            await waker.wait(seconds=HEARTBEAT_SECONDS)
 
-    async def _schedule_loop(self, rt: AccountRuntime, waker: Waker) -> None:
-        while True:
-            bundle = self.bundle
-            now = self.clock.now()
-            try:
-                await rt.schedules.tick(bundle.schedules, bundle.calendars, bundle.sources, now)
-            except CloudError as exc:
-                log.warning(
-                    "schedule_tick_failed",
-                    error=type(exc).__name__,
-                    error_code=exc.error_code,
-                    request_id=exc.request_id,
-                )
-                waker.arm(now + timedelta(seconds=5 * self.speed))
-            else:
-                nxt = rt.schedules.next_fire(
-                    bundle.schedules, bundle.calendars, bundle.sources, now
-                )
-                waker.arm(nxt)
-            self.health.beat(f"schedules:{rt.account.name}")
-            await waker.wait(seconds=self._beat_timeout())
+    def _trigger_step(
+        self, rt: AccountRuntime
+    ) -> Callable[[Bundle, datetime], Awaitable[datetime | None]]:
+        async def step(bundle: Bundle, now: datetime) -> datetime | None:
+            await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
+            self.metrics.set_triggers_owned(rt.triggers.owned_count)
+            self.metrics.reconciled(time.time())
+            nxt = bundle.next_trigger_transition(now)
+            # one second past the transition so ``active_at`` already reads the new state
+            return nxt + timedelta(seconds=1) if nxt else None
 
-    def _beat_timeout(self) -> float:
-        # Wake at least this often to heartbeat; reconcile_interval is the safety net.
-        return min(self.settings.reconcile_interval, 10.0)
+        return step
+
+    def _schedule_step(
+        self, rt: AccountRuntime
+    ) -> Callable[[Bundle, datetime], Awaitable[datetime | None]]:
+        async def step(bundle: Bundle, now: datetime) -> datetime | None:
+            await rt.schedules.tick(bundle.schedules, bundle.calendars, bundle.sources, now)
+            return rt.schedules.next_fire(bundle.schedules, bundle.calendars, bundle.sources, now)
+
+        return step
 
     async def _reload_loop(self) -> None:
         while True:
@@ -363,9 +373,15 @@ class Daemon:
             sw = Waker(scheduler, f"schedules:{rt.account.name}", self.clock, self.speed)
             self.wakers += [tw, sw]
             loops += [
-                (f"watch:{rt.account.name}", lambda rt=rt: self._watch_loop(rt)),  # type: ignore[misc]
-                (f"triggers:{rt.account.name}", lambda rt=rt, w=tw: self._trigger_loop(rt, w)),  # type: ignore[misc]
-                (f"schedules:{rt.account.name}", lambda rt=rt, w=sw: self._schedule_loop(rt, w)),  # type: ignore[misc]
+                (f"watch:{rt.account.name}", partial(self._watch_loop, rt)),
+                (
+                    f"triggers:{rt.account.name}",
+                    partial(self._reconcile_loop, "triggers", tw, self._trigger_step(rt)),
+                ),
+                (
+                    f"schedules:{rt.account.name}",
+                    partial(self._reconcile_loop, "schedules", sw, self._schedule_step(rt)),
+                ),
             ]
         try:
             async with asyncio.TaskGroup() as tg:
