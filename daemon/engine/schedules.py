@@ -89,10 +89,14 @@ class ScheduleRunner:
         results: list[FireResult] = []
         for spec in schedules:
             grace = timedelta(seconds=spec.misfire_grace_seconds)
-            start = min(since, now - grace)
+            # A fire time that was due at the last tick but did not run (refused by a
+            # guard, a transient error, no workflow of that name) ages out of the grace
+            # window between ticks: look back one grace period further so it is
+            # journaled as missed instead of vanishing. One that ran is a duplicate.
+            start = min(since, now) - grace
             fires = fire_times(spec, calendars, start, now + timedelta(microseconds=1), sources)
             due = [f for f in fires if now - f.time <= grace]
-            missed = [f for f in fires if now - f.time > grace and f.time >= since]
+            missed = [f for f in fires if now - f.time > grace]
             for fire in missed:
                 results.append(await self._record(spec, fire, "missed", "later than misfire grace"))
             runnable = [f for f in due if f.blocked_by is None]
@@ -131,16 +135,27 @@ class ScheduleRunner:
         if existing is not None and existing not in RETRYABLE_OUTCOMES:
             return FireResult(spec.name, fire.time, "duplicate")
         await self.journal.finish(intent.key, outcome, request_id=None, error=None, at=fire.time)
-        log.info(
-            "scheduled_run_" + outcome,
+        self._log("info", "scheduled_run_" + outcome, spec, fire, reason, outcome)
+        return FireResult(spec.name, fire.time, outcome)
+
+    def _log(
+        self, level: str, event: str, spec: ScheduleSpec, fire: Fire, reason: str, outcome: str
+    ) -> None:
+        """A schedule decision with the stable decision keys (issue #4)."""
+        getattr(log, level)(
+            event,
+            workflow_id=_target(spec),
+            execution_id=None,
+            node_id=None,
             rule=spec.name,
             action=spec.action.describe(),
-            fire_time=fire.time.isoformat(),
+            attempt=1,
             reason=reason,
             outcome=outcome,
-            workflow_id=_target(spec),
+            request_id=None,
+            dry_run=self.executor.dry_run,
+            fire_time=fire.time.isoformat(),
         )
-        return FireResult(spec.name, fire.time, outcome)
 
     async def _run(self, spec: ScheduleSpec, fire: Fire, now: datetime) -> FireResult:
         action = spec.action
@@ -149,12 +164,8 @@ class ScheduleRunner:
             ex = action.execute
             workflow_id = ex.workflow_id or await self._resolve_name(ex.workflow_name or "")
             if workflow_id is None:
-                log.error(
-                    "scheduled_run_failed",
-                    rule=spec.name,
-                    reason=f"no workflow named {ex.workflow_name!r}",
-                    outcome="failed",
-                )
+                why = f"no workflow named {ex.workflow_name!r}"
+                self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
                 return FireResult(spec.name, fire.time, "failed")
             intent = WriteIntent(
                 key=self._key(spec, fire),
@@ -189,13 +200,8 @@ class ScheduleRunner:
             )
 
             if workspace is None:
-                log.error(
-                    "scheduled_run_failed",
-                    rule=spec.name,
-                    reason="no DataArts workspace: set action.dataarts.workspace or the "
-                    "account's workspace",
-                    outcome="failed",
-                )
+                why = "no DataArts workspace: set action.dataarts.workspace or the account's one"
+                self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
                 return FireResult(spec.name, fire.time, "failed")
             ws: str = workspace
 

@@ -138,10 +138,15 @@ class TriggerReconciler:
             log.warning(
                 "drift",
                 workflow_id=step.workflow_id,
+                execution_id=None,
+                node_id=None,
                 rule=step.rule,
                 action=action,
+                attempt=1,
                 reason=step.reason,
                 outcome="reported" if step.report_only else "correcting",
+                request_id=None,
+                dry_run=self.executor.dry_run,
             )
             if step.report_only:
                 return

@@ -26,6 +26,22 @@ from daemon.settings import Account, Endpoints
 PID = "e" * 32
 TOKEN = "tok-engine-tests"
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+DECISION_KEYS = frozenset(
+    {
+        "event",
+        "workflow_id",
+        "execution_id",
+        "node_id",
+        "rule",
+        "action",
+        "attempt",
+        "reason",
+        "outcome",
+        "request_id",
+        "dry_run",
+    }
+)
+"""Every decision and write event carries these (issue #4)."""
 
 
 class FakeClock:

@@ -20,21 +20,7 @@ from daemon.engine.executor import Executor, Resolution, WriteIntent
 from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.journal import MemoryJournal, SqliteJournal
 from daemon.model import Status
-from tests.unit.engine.conftest import FakeClock, Leader, make_executor
-
-DECISION_KEYS = {
-    "event",
-    "workflow_id",
-    "execution_id",
-    "node_id",
-    "rule",
-    "action",
-    "attempt",
-    "reason",
-    "outcome",
-    "request_id",
-    "dry_run",
-}
+from tests.unit.engine.conftest import DECISION_KEYS, FakeClock, Leader, make_executor
 
 
 def _workflows(emu: Emulator, n: int) -> list[str]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
 from daemon.engine.schedules import ScheduleRunner
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
-from tests.unit.engine.conftest import T0, EmuClock, make_executor, write_rules
+from tests.unit.engine.conftest import DECISION_KEYS, T0, EmuClock, make_executor, write_rules
 
 POLICY = """
 calendars:
@@ -105,3 +107,23 @@ async def test_lost_reply_is_resolved_by_listing_executions_not_resent(
     emu.advance(timedelta(seconds=30).total_seconds())
     assert await _tick(runner, policy, clock) == []
     assert len(await client.list_executions(wid)) == 1
+
+
+async def test_a_refused_fire_time_that_ages_out_is_journaled_as_missed(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """Refused while shutting down (or by a guard): not run, and not silently lost."""
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    runner.executor.stopping = True
+    assert await _tick(runner, policy, clock) == ["10:00 refused"]
+    emu.advance(60)  # still within the 120 s grace: tried again, refused again
+    assert await _tick(runner, policy, clock) == ["10:00 refused"]
+    runner.executor.stopping = False
+    emu.advance(120)  # past the grace
+    with capture_logs() as logs:
+        assert await _tick(runner, policy, clock) == ["10:00 missed"]
+    assert await client.list_executions(wid) == []
+    [missed] = [e for e in logs if e["event"] == "scheduled_run_missed"]
+    assert missed.keys() >= DECISION_KEYS

@@ -12,7 +12,7 @@ from daemon.emulator import Emulator
 from daemon.engine.triggers import TriggerReconciler
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
-from tests.unit.engine.conftest import EmuClock, make_executor, write_rules
+from tests.unit.engine.conftest import DECISION_KEYS, EmuClock, make_executor, write_rules
 
 # T0 = 2026-11-26 10:00Z; the freeze is [09:00, 11:00)
 POLICY = """
@@ -92,6 +92,7 @@ async def test_drift_is_corrected_or_only_reported(
     assert emu.workflow(reported).trigger_enabled is True
     drift = {e["workflow_id"]: e["outcome"] for e in logs if e["event"] == "drift"}
     assert drift == {corrected: "correcting", reported: "reported"}
+    assert all(e.keys() >= DECISION_KEYS for e in logs if e["event"] in ("drift", "action_sent"))
     assert rec.drifts == 2
 
 
