@@ -20,7 +20,7 @@ from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
 from daemon.engine.executor import Executor
 from daemon.engine.safety import BlastRadius, CircuitBreaker
-from daemon.journal import MemoryJournal
+from daemon.journal import MemoryJournal, SqliteJournal
 from daemon.settings import Account, Endpoints
 
 PID = "e" * 32
@@ -86,7 +86,7 @@ class Leader:
 
 
 def make_executor(
-    journal: MemoryJournal,
+    journal: MemoryJournal | SqliteJournal,
     clock: FakeClock | EmuClock,
     *,
     dry_run: bool = False,

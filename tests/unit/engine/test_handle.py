@@ -6,19 +6,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
-from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
-from daemon.engine.watcher import Watcher
 from daemon.journal import MemoryJournal
 from daemon.model import Status, Workflow
-from daemon.policy import in_scope, load_policy_dir
-from tests.unit.engine.conftest import EmuClock, Webhook, make_executor, write_rules
+from tests.unit.engine.conftest import Webhook, write_rules
+from tests.unit.engine.rig import Rig
 
 RULES = """
 rules:
@@ -44,58 +41,6 @@ rules:
 """
 
 TASK = {"kind": "task", "duration": 20}
-
-
-class Rig:
-    def __init__(
-        self,
-        emu: Emulator,
-        client: AomClient,
-        journal: MemoryJournal,
-        policies: Path,
-        notifier: Notifier | None = None,
-    ) -> None:
-        self.emu = emu
-        policy = load_policy_dir(policies)
-        self.clock = EmuClock(emu)
-        self.executor = make_executor(journal, self.clock)
-        self.handler = ExecutionHandler(
-            client=client,
-            journal=journal,
-            executor=self.executor,
-            clock=self.clock,
-            notifier=notifier,
-            rules=lambda: policy.rules,
-            calendars=lambda: policy.built_calendars,
-        )
-
-        def scope() -> Any:
-            return lambda wf: in_scope(policy.rules, wf)
-
-        self.watcher = Watcher(
-            client=client,
-            clock=self.clock,
-            handler=self.handler,
-            scope=scope,
-            fast_interval=1.0,
-            slow_interval=5.0,
-            discovery_interval=60.0,
-            concurrency=4,
-            retire=self.handler.retire,
-        )
-
-    async def run(self, emulated_seconds: float, step: float = 5.0) -> None:
-        """Poll every watched workflow, then let ``step`` emulated seconds pass."""
-        await self.watcher.discover()
-        elapsed = 0.0
-        while elapsed <= emulated_seconds:
-            await self.watcher.poll_all()
-            self.emu.advance(step)
-            elapsed += step
-
-
-def _ops(emu: Emulator) -> list[tuple[str, str | None]]:
-    return [(c.get("action", c["kind"]), c.get("node_id")) for c in emu.changes()]
 
 
 async def test_node_failing_twice_is_retried_with_backoff_then_succeeds(
