@@ -28,6 +28,9 @@ from daemon.model import Workflow
 
 log = structlog.get_logger("aomd.triggers")
 
+NOT_APPLIED = frozenset({"rejected", "failed", "resolved_not_applied", "moot"})
+"""Write outcomes after which the trigger certainly kept its state."""
+
 
 class OwnershipPort(Protocol):
     async def owned_triggers(self) -> set[str]: ...
@@ -163,6 +166,15 @@ class TriggerReconciler:
         )
 
         async def call() -> object:
+            if not step.enable:
+                # Claim ownership *before* disabling: the call runs inside the executor's
+                # in-flight window (a SIGTERM drain waits for it) and a kill -9 after the
+                # PUT still leaves the claim, so the trigger is re-enabled after the
+                # window. Recorded only after the call, a stop between the two lost it and
+                # left the trigger disabled for good (found by the e2e restart test).
+                await self.ownership.set_trigger_owned(
+                    step.workflow_id, True, reason=step.reason, at=now
+                )
             return await self.client.set_trigger(step.workflow_id, step.enable)
 
         async def resolve() -> Resolution:
@@ -177,4 +189,10 @@ class TriggerReconciler:
         if report.outcome in ("applied", "resolved_applied"):
             await self.ownership.set_trigger_owned(
                 step.workflow_id, not step.enable, reason=step.reason, at=now
+            )
+        elif not step.enable and not step.drift and report.outcome in NOT_APPLIED:
+            # The early claim was for a disable that did not happen: give it back, or a
+            # trigger a person disables later would be re-enabled as if it were ours.
+            await self.ownership.set_trigger_owned(
+                step.workflow_id, False, reason=step.reason, at=now
             )

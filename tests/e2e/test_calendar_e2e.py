@@ -49,6 +49,14 @@ def _next_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
+def _wait(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 @dataclass
 class World:
     """One emulator (kept across daemon restarts) plus the files a daemon reads."""
@@ -398,13 +406,17 @@ triggers:
 def test_daemon_stopped_across_transitions_heals_on_start(
     make_world: Callable[..., World],
 ) -> None:
-    """Stop before the freeze, jump past its start, start: disabled by the start-up pass.
-    Stop inside, jump past its end, start: re-enabled (ownership survived in the journal).
+    """Stopped before the freeze; time jumps past its start; started again: the daemon
+    disables the first trigger and is killed -9 while that PUT is in flight (the
+    emulator applies it after the kill). The next start-up pass heals the other trigger.
+    Stopped inside; time jumps past the end; started again: both are re-enabled, which
+    needs the journal to say aomd owns them, including the one whose reply never came.
 
     The periodic pass is 10 real s (= 10 emulated min) away and the next transition is
     hours away, so within the waits below only the start-up pass can have acted."""
     w = make_world(60.0)
     w.cron_workflow("wf-a", "owned")
+    w.cron_workflow("wf-b", "owned")
     w.cron_workflow("wf-person", "owned", enabled=False)
     start, end = T0 + timedelta(hours=1), T0 + timedelta(hours=3)
     w.policy(HEAL_POLICY.format(start=_iso(start), end=_iso(end)))
@@ -412,28 +424,57 @@ def test_daemon_stopped_across_transitions_heals_on_start(
     d = w.start()
     d.wait_event("daemon_ready")
     assert d.stop() == 0
-    assert w.trigger_writes("wf-a") == []  # outside the freeze there is nothing to do
+    assert w.trigger_writes("wf-a") == w.trigger_writes("wf-b") == []  # nothing to do yet
 
     w.call(lambda e: e.advance((start + timedelta(minutes=10) - e.now()).total_seconds()))
+    w.call(
+        lambda e: e.inject(Fault(kind="latency", method="PUT", path="/trigger/action$", delay=1.0))
+    )
+    d = w.start()
+    d.wait_for(
+        lambda: any(f["fired"] for f in w.call(lambda e: e.faults.list())),
+        what="first trigger PUT in flight",
+    )
+    d.kill()
+    w.call(lambda e: e.clear_faults())
+
+    def trigger_changes() -> list[str]:
+        return [e.change["workflow_id"] for e in w.ledger() if e.change and e.method == "PUT"]
+
+    _wait(trigger_changes, "the in-flight PUT applied after the kill")
+    [first] = trigger_changes()
+    other = "wf-b" if first == "wf-a" else "wf-a"
+    assert not w.enabled(first)
+    assert w.enabled(other)
+
     restarted = w.now()
     d = w.start()
-    d.wait_for(lambda: not w.enabled("wf-a"), timeout=8.0, what="start-up pass disables wf-a")
-    [(at, on)] = w.trigger_writes("wf-a")
+    d.wait_for(lambda: not w.enabled(other), timeout=8.0, what=f"start-up pass disables {other}")
+    [(at, on)] = w.trigger_writes(other)
     assert not on
     assert at - restarted < timedelta(minutes=5)
+    d.wait_event("daemon_ready")
     assert d.stop() == 0
 
     w.call(lambda e: e.advance((end + timedelta(minutes=10) - e.now()).total_seconds()))
     restarted = w.now()
     d = w.start()
-    d.wait_for(lambda: w.enabled("wf-a"), timeout=8.0, what="start-up pass re-enables wf-a")
+    d.wait_for(
+        lambda: w.enabled("wf-a") and w.enabled("wf-b"),
+        timeout=8.0,
+        what="start-up pass re-enables wf-a and wf-b",
+    )
     d.wait_event("daemon_ready")
     assert d.stop() == 0
-    writes = w.trigger_writes("wf-a")
-    assert [on for _, on in writes] == [False, True]
-    assert writes[1][0] - restarted < timedelta(minutes=5)
-    # cron fired nothing while it was off, and the person's trigger was never touched
-    assert [t for t in w.cron_fires("wf-a") if writes[0][0] <= t < writes[1][0]] == []
+    w.call(lambda e: e.advance(120))  # two more cron minutes
+    for wid in ("wf-a", "wf-b"):
+        writes = w.trigger_writes(wid)
+        assert [on for _, on in writes] == [False, True], (wid, writes)
+        assert writes[1][0] - restarted < timedelta(minutes=5)
+        # cron fired nothing while it was off
+        assert [t for t in w.cron_fires(wid) if writes[0][0] <= t < writes[1][0]] == []
+        assert w.cron_fires(wid)[-1] > writes[1][0]
+    # the person's trigger was never touched
     assert w.trigger_writes("wf-person") == []
     assert not w.enabled("wf-person")
 
