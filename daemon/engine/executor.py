@@ -127,6 +127,10 @@ class Executor:
         self._tripped: set[str] = set()
         """Blast-radius scopes currently capped: ``"*"`` or workflow ids."""
         self.in_flight = 0
+        self._keys_in_flight: set[str] = set()
+        """Keys whose write (or resolution) is under way in this process: a second
+        writer of the same key must neither send it again nor read state before the
+        first call landed (it would see "not applied" and journal that)."""
 
     @property
     def blast_tripped(self) -> bool:
@@ -189,6 +193,22 @@ class Executor:
             reason=intent.reason,
             dry_run=dry,
         )
+        if intent.key in self._keys_in_flight:
+            return WriteReport("duplicate")
+        self._keys_in_flight.add(intent.key)
+        try:
+            return await self._write(intent, call, resolve, bound, dry)
+        finally:
+            self._keys_in_flight.discard(intent.key)
+
+    async def _write(
+        self,
+        intent: WriteIntent,
+        call: Callable[[], Awaitable[Any]],
+        resolve: Callable[[], Awaitable[Resolution]] | None,
+        bound: Any,
+        dry: bool,
+    ) -> WriteReport:
         reserved: float | None = None
         if not dry:
             why, reserved = self._refuse(intent)

@@ -296,3 +296,29 @@ async def test_refusal_memory_is_bounded(
     for i in range(100):
         await ex.write(_intent("wf", f"k/{i}"), never)
     assert len(ex._refusal_logged) == 16
+
+
+async def test_same_key_written_concurrently_is_sent_once_and_never_misread(
+    emu: Emulator, client: AomClient, tmp_path: Path
+) -> None:
+    """The second writer must not read state while the first call is in flight: it would
+    see "not applied", journal that, and invite a resend."""
+    intent, call, read_back = _terminate(emu, client)
+
+    async def slow_call() -> object:
+        await asyncio.sleep(0.02)  # the second writer arrives while this one is out
+        return await call()
+
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
+    await journal.open()
+    try:
+        ex = make_executor(journal, FakeClock())  # type: ignore[arg-type]
+        reports = await asyncio.gather(
+            ex.write(intent, slow_call, read_back), ex.write(intent, slow_call, read_back)
+        )
+        [row] = await journal.history()
+    finally:
+        await journal.close()
+    assert sorted(r.outcome for r in reports) == ["applied", "duplicate"]
+    assert row.outcome == "applied"
+    assert len(emu.changes()) == 1
