@@ -240,18 +240,21 @@ class Executor:
             await self._finish(intent, WriteReport("dry_run"))
             bound.info("action_decided", outcome="dry_run", request_id=None)
             return WriteReport("dry_run")
+        # In flight until the outcome is journaled: a shutdown drain waits for the
+        # journal write too, not only for the call (else the journal may be closed
+        # under a finished call's shielded outcome write).
         self.in_flight += 1
         try:
             report = await self._call(intent, call)
+            if report.outcome == "unknown":
+                await self._finish(intent, report)
+                bound.warning("action_sent", outcome="unknown", request_id=report.request_id)
+                if resolve is not None:
+                    return await self._resolve(intent, resolve, bound)
+                return report
+            await self._finish(intent, report)
         finally:
             self.in_flight -= 1
-        if report.outcome == "unknown":
-            await self._finish(intent, report)
-            bound.warning("action_sent", outcome="unknown", request_id=report.request_id)
-            if resolve is not None:
-                return await self._resolve(intent, resolve, bound)
-            return report
-        await self._finish(intent, report)
         level = "info" if report.outcome == "applied" else "warning"
         getattr(bound, level)(
             "action_sent", outcome=report.outcome, request_id=report.request_id, error=report.error

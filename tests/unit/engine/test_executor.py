@@ -322,3 +322,16 @@ async def test_same_key_written_concurrently_is_sent_once_and_never_misread(
     assert sorted(r.outcome for r in reports) == ["applied", "duplicate"]
     assert row.outcome == "applied"
     assert len(emu.changes()) == 1
+
+
+async def test_a_write_counts_as_in_flight_until_its_outcome_is_journaled(
+    emu: Emulator, client: AomClient, journal: MemoryJournal
+) -> None:
+    """The shutdown drain waits on ``in_flight``; the outcome write is part of the write."""
+    [wid] = _workflows(emu, 1)
+    ex = make_executor(journal, FakeClock())
+    during: list[int] = []
+    ex.on_outcome = lambda intent, report: during.append(ex.in_flight)
+    assert (await ex.write(_intent(wid), *_disable(client, wid))).outcome == "applied"
+    assert during == [1]
+    assert ex.in_flight == 0
