@@ -134,7 +134,20 @@ class Executor:
 
     @property
     def blast_tripped(self) -> bool:
-        """Exposed as a metric: some blast-radius cap (global or per workflow) is hit."""
+        """Exposed as a metric: some blast-radius cap (global or per workflow) is hit.
+
+        Re-checked on read, so a cap whose window has passed clears even when nothing
+        tries to write to that workflow again."""
+        now = self.clock.monotonic()
+        for scope in list(self._tripped):
+            capped = (
+                self.blast.tripped(now)
+                if scope == "*"
+                else self.blast.check(scope, now) is not None
+            )
+            if not capped:
+                self._tripped.discard(scope)
+                log.warning("blast_radius_cleared", scope=scope)
         return bool(self._tripped)
 
     def _refuse(self, intent: WriteIntent) -> tuple[str | None, float | None]:

@@ -335,3 +335,17 @@ async def test_a_write_counts_as_in_flight_until_its_outcome_is_journaled(
     assert (await ex.write(_intent(wid), *_disable(client, wid))).outcome == "applied"
     assert during == [1]
     assert ex.in_flight == 0
+
+
+async def test_trip_state_clears_when_the_window_passes_without_new_writes(
+    emu: Emulator, client: AomClient, journal: MemoryJournal
+) -> None:
+    [wid] = _workflows(emu, 1)
+    clock = FakeClock()
+    ex = make_executor(journal, clock, per_workflow=1)
+    call, rb = _disable(client, wid)
+    assert (await ex.write(_intent(wid, "k/1"), call, rb)).outcome == "applied"
+    assert (await ex.write(_intent(wid, "k/2"), call, rb)).outcome == "refused"
+    assert ex.blast_tripped
+    clock.advance(61)  # nobody writes to that workflow again
+    assert not ex.blast_tripped
