@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -90,11 +90,12 @@ class ExecutionHandler:
         for action in decision.actions:
             report = await self._act(workflow, execution, action)
             if report.outcome in ("refused", "unknown", "failed"):
-                # Look again soon: a refused or unresolved write is retried by the next
-                # level-triggered pass, never by a blind resend here.
-                soon = now + timedelta(seconds=1)
-                if decision.recheck_at is None or soon < decision.recheck_at:
-                    return soon
+                # A refused or unresolved write is retried by the next level-triggered
+                # pass (at most the watcher's fast interval away), never by a blind
+                # resend here. Not sooner: while a guard refuses for up to a minute, a
+                # poll per second per workflow would spike API calls exactly when aomd
+                # should calm down.
+                break
         return decision.recheck_at
 
     def _track_unhandled(

@@ -4,6 +4,7 @@ polls, MemoryJournal, real Executor, real policy files. Emulated time moves only
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,3 +187,26 @@ async def test_workflow_leaving_scope_retires_its_unhandled_entries(
     assert rig.handler.unhandled == {}
     assert wid not in rig.watcher._due_at
     _ = Workflow  # imported for the type of scope callables
+
+
+async def test_refused_write_is_retried_at_the_fast_interval_not_every_second(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """While a guard refuses (up to a minute), re-polling each workflow every second
+    would spike API calls exactly when aomd should calm down."""
+    wid = emu.add_workflow(
+        name="release-web", nodes=[{"id": "approve", "name": "approve", "kind": "pause"}]
+    )
+    emu.start_execution(wid)
+    rig = Rig(emu, client, journal, write_rules(tmp_path, RULES.replace("delay: 10m", "")))
+    rig.watcher.fast = 5.0
+    rig.executor.stopping = True  # every write refused
+    await rig.watcher.discover()
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    await rig.watcher.poll_all()
+    assert rig.watcher._due_at[wid] >= before + rig.watcher.fast
+    assert emu.changes() == []
+    rig.executor.stopping = False
+    await rig.watcher.poll_all()
+    assert [c["action"] for c in emu.changes()] == ["continue"]
