@@ -76,3 +76,42 @@ def test_breaker_stays_closed_when_healthy() -> None:
     for t in range(50):
         cb.record(ok=t % 5 != 0, now=float(t))
     assert cb.check(50.0) is None
+
+
+def test_blast_radius_forgets_idle_workflows_and_release_gives_a_slot_back() -> None:
+    br = BlastRadius(per_minute=2, per_workflow_per_minute=2)
+    for i in range(50):
+        br.record(f"wf{i}", float(i))
+    assert br.check("wf0", now=500.0) is None  # its window passed: entry dropped
+    assert br.tracked_workflows == 49
+    br2 = BlastRadius(per_minute=1, per_workflow_per_minute=1)
+    br2.record("a", 1.0)
+    assert br2.check("b", 1.0) is not None
+    br2.release("a", 1.0)
+    assert br2.check("b", 1.0) is None
+    assert br2.tracked_workflows == 0
+
+
+def test_breaker_half_open_lets_exactly_one_trial_through() -> None:
+    cb = CircuitBreaker(error_ratio=0.5, min_calls=2, cooldown=10.0)
+    cb.record(False, 0.0)
+    cb.record(False, 1.0)
+    assert cb.check(5.0) is not None  # open
+    assert cb.check(11.0) is None  # the trial
+    refusal = cb.check(11.5)
+    assert refusal is not None
+    assert "half-open" in refusal.reason
+    cb.release_trial()  # the trial sent nothing after all
+    assert cb.check(11.6) is None
+    cb.record(True, 12.0)  # the trial succeeded: closed
+    assert cb.check(12.1) is None
+    assert cb.check(12.2) is None
+    assert not cb.is_open(12.2)
+
+
+def test_breaker_trial_never_reported_is_given_up_after_a_cooldown() -> None:
+    cb = CircuitBreaker(error_ratio=0.5, min_calls=1, cooldown=10.0)
+    cb.record(False, 0.0)
+    assert cb.check(10.0) is None
+    assert cb.check(15.0) is not None
+    assert cb.check(20.0) is None
