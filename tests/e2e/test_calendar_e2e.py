@@ -77,10 +77,10 @@ class World:
         (self.tmp / "secrets" / "ak").write_text(AK)
         (self.tmp / "secrets" / "sk").write_text(SK)
         self.cfg = self.tmp / "settings.toml"
-        # reconcile_interval is real seconds: the periodic safety-net pass comes at most
-        # every min(reconcile_interval, 10) s, i.e. far later (in emulated time) than any
-        # transition these tests look at, so transitions are handled by the APScheduler
-        # wake-ups and the start-up pass, which is what is under test.
+        # reconcile_interval is real seconds (checked on a 5 s heartbeat): by default the
+        # periodic safety-net pass comes far later (in emulated time) than any transition
+        # these tests look at, so transitions are handled by the APScheduler wake-ups and
+        # the start-up pass, which is what is under test.
         self.cfg.write_text(
             f"""
 state_dir = "{self.tmp / "state"}"
@@ -412,7 +412,7 @@ def test_daemon_stopped_across_transitions_heals_on_start(
     Stopped inside; time jumps past the end; started again: both are re-enabled, which
     needs the journal to say aomd owns them, including the one whose reply never came.
 
-    The periodic pass is 10 real s (= 10 emulated min) away and the next transition is
+    The periodic pass is 60 real s (= 1 emulated hour) away and the next transition is
     hours away, so within the waits below only the start-up pass can have acted."""
     w = make_world(60.0)
     w.cron_workflow("wf-a", "owned")
@@ -551,3 +551,28 @@ def test_scheduled_run_happens_once_across_kill_9_and_skips_blocked_fire(
     assert (skipped["action"], skipped["outcome"]) == ("scheduled_skipped", "skipped")
     assert "freeze" in skipped["reason"]
     assert len(d2.find("scheduled_run_skipped")) + len(d3.find("scheduled_run_skipped")) >= 1
+
+
+@pytest.mark.timeout(60)
+def test_periodic_pass_corrects_drift_between_transitions(
+    make_world: Callable[..., World],
+) -> None:
+    """No transition, no reload: the safety-net pass (``reconcile_interval``, checked on
+    the daemon's 5 s heartbeat) alone notices a trigger re-enabled inside a long freeze
+    and disables it again."""
+    w = make_world(60.0, reconcile_interval=0.5)
+    w.cron_workflow("wf-a", "owned")
+    w.policy(
+        HEAL_POLICY.format(start=_iso(T0 - timedelta(hours=1)), end=_iso(T0 + timedelta(days=1)))
+    )
+    d = w.start()
+    d.wait_for(lambda: not w.enabled("wf-a"), what="start-up pass disables wf-a")
+    d.wait_event("daemon_ready")
+    w.call(lambda e: e.set_trigger("wf-a", True))
+    d.wait_for(lambda: d.find("drift"), what="drift noticed by the periodic pass")
+    d.wait_for(lambda: not w.enabled("wf-a"), what="drift corrected")
+    assert d.stop() == 0
+    assert [on for _, on in w.trigger_writes("wf-a")] == [False, False]
+    assert d.find("policy_reloaded") == []
+    [drift] = d.find("drift")
+    assert (drift["workflow_id"], drift["outcome"]) == ("wf-a", "correcting")
