@@ -155,7 +155,11 @@ class TriggerReconciler:
                 return
         # One key per (workflow, direction, minute): a retry in the same pass is a
         # duplicate; a drift correction later is a new, separately journaled write.
-        key = f"trigger/{self.account}/{step.workflow_id}/{action}/{now:%Y%m%dT%H%M}"
+        # A drift correction keys on the second too: a person re-enabling a trigger in
+        # the same minute aomd disabled it would otherwise hit the disable's key, be
+        # skipped as a duplicate and stay enabled (while "correcting" was logged).
+        when = f"{now:%Y%m%dT%H%M}" + (f"/drift{now:%S}" if step.drift else "")
+        key = f"trigger/{self.account}/{step.workflow_id}/{action}/{when}"
         intent = WriteIntent(
             key=key,
             kind=action,
