@@ -43,9 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="run the embedded emulator with example policies on an accelerated clock"
     )
-    demo.add_argument(
-        "--speed", type=float, default=360.0, help="emulated seconds per real second"
-    )
+    demo.add_argument("--speed", type=float, default=360.0, help="emulated seconds per real second")
     demo.add_argument("--duration", type=float, default=60.0, help="real seconds to run")
     demo.add_argument("--policies", type=Path, default=None, help="policies dir (default: bundled)")
 
