@@ -121,13 +121,18 @@ class Daemon:
 
     def reload(self, reason: str) -> bool:
         ok = self.policy.reload(reason=reason)
+        self._reloaded(ok)
+        return ok
+
+    def _reloaded(self, ok: bool) -> None:
+        """On the event loop only: ``asyncio.Event.set`` from a worker thread is not
+        thread-safe (and does not wake the selector)."""
         self.metrics.policy_reload(ok)
         if ok:
             for rt in self.accounts:
                 rt.watcher.request_discovery()
             for waker in self.wakers:
                 waker.event.set()  # recompute next transitions with the new policy
-        return ok
 
     # -- assembly --------------------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class Daemon:
             concurrency=w.concurrency,
             speed=self.speed,
             on_cycle=lambda stats: self.metrics.poll_cycle(stats.last_cycle_seconds),
+            retire=handler.retire,
         )
         triggers = TriggerReconciler(
             client=client, ownership=self.journal, executor=executor, account=account.name
@@ -259,7 +265,9 @@ class Daemon:
             await asyncio.sleep(RELOAD_POLL_SECONDS)
             self.health.beat("reload")
             if self.policy.changed_on_disk():
-                await asyncio.to_thread(self.reload, "file changed")
+                # parse in a thread; touch loop objects (events) back on the loop
+                ok = await asyncio.to_thread(self.policy.reload, reason="file changed")
+                self._reloaded(ok)
 
     async def _watch_loop(self, rt: AccountRuntime) -> None:
         async def beat() -> None:
@@ -429,6 +437,8 @@ class Daemon:
                     error=type(exc).__name__,
                     request_id=exc.request_id,
                 )
+        # --once runs no notifier task: deliver what the pass queued before exiting
+        await self.notifier.flush()
         return 1 if failures else 0
 
 
