@@ -90,6 +90,7 @@ class Watcher:
         self.stats = WatchStats()
         self.workflows: dict[str, Workflow] = {}
         self._sem = asyncio.Semaphore(concurrency)
+        self._batch = max(4 * concurrency, 32)
         self._queue: list[tuple[float, str]] = []
         self._due_at: dict[str, float] = {}
         """The one live heap entry per workflow; other entries for it are stale."""
@@ -140,8 +141,10 @@ class Watcher:
             last = wf.last_execution_id
             if last is not None and last != old[wid].last_execution_id:
                 changed += 1
-                if self._due_at.get(wid, now) > now:
-                    self._schedule(wid, now)
+                # Ahead of everything already due (a start-up sweep, say): a new
+                # execution is what the reaction time is measured on.
+                front = self._queue[0][0] if self._queue else now
+                self._schedule(wid, min(now, front))
         for wid in removed:
             # Their heap entries go stale and are dropped when popped; the map must not
             # keep every workflow that was ever in scope.
@@ -199,7 +202,11 @@ class Watcher:
                     self._next_scan = loop.time() + max(self.scan_interval, self.fast)
             due: list[str] = []
             now = loop.time()
-            while self._queue and self._queue[0][0] <= now:
+            # A bounded batch: after a start-up sweep thousands of polls are due at once,
+            # and one gather over all of them would hold off the change scan (and so
+            # every new execution) until the sweep ends (~20 s for 2,000 workflows at
+            # 100 requests/s).
+            while self._queue and self._queue[0][0] <= now and len(due) < self._batch:
                 at, wid = heapq.heappop(self._queue)
                 if wid in self.workflows and self._due_at.get(wid) == at:
                     due.append(wid)
