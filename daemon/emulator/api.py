@@ -116,7 +116,7 @@ class Api:
 
         if fault is not None and fault.kind != "applied_then_lost":
             if fault.kind == "latency":
-                await asyncio.sleep(fault.delay)
+                await asyncio.sleep(fault.delay)  # then answer normally
             elif fault.kind in ("reset", "hang"):
                 record(None)
                 if fault.kind == "hang":
@@ -151,7 +151,8 @@ class Api:
             except Exception as exc:  # a bug must surface as a 500 the test sees, not a hang
                 log.exception("emulator_handler_failed", path=path)
                 reply = error(500, SERVER_ERROR, f"emulator error: {type(exc).__name__}: {exc}")
-        if fault is not None:  # applied_then_lost: the write happened, the answer never comes
+        if fault is not None and fault.kind == "applied_then_lost":
+            # the write happened, the answer never comes
             record(None, reply.change)
             return self._drop(request, rid)
         record(reply.status, reply.change)

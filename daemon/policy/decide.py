@@ -476,7 +476,12 @@ class _Apply:
         if used:
             last = _latest([w for w, _ in used])
             wait = rule.backoff.wait(len(used), _jitter_unit(key))
-            waits.append((last.at + wait, f"backoff {_fmt(wait)}"))
+            # Back off from the new failure, not from our last write: a node that ran
+            # longer than the backoff must still get its pause before the next try.
+            base = last.at
+            if self.node.end_time is not None:
+                base = max(base, datetime.fromtimestamp(self.node.end_time / 1000, UTC))
+            waits.append((base + wait, f"backoff {_fmt(wait)}"))
             notes.append(f"backoff {_fmt(wait)} elapsed")
         if rule.delay > timedelta(0):
             first = self.facts.first_seen.get(self.node.node_id, now)

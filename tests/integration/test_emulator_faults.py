@@ -176,3 +176,15 @@ async def test_probability_is_seeded() -> None:
         Fault(kind="server_error", probability=2.0)
     with pytest.raises(ValueError, match="fault kind"):
         Fault(kind="explode")  # type: ignore[arg-type]  # the point of the test
+
+
+async def test_latency_on_a_write_answers_normally(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    wid, eid, url = _setup(emu)
+    emu.faults.add(Fault(kind="latency", delay=0.1, method="POST", times=1))
+    async with http.post(f"{url}/{eid}/operation?action=skip&node_id=a") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"result": "success"}
+    [entry] = [e for e in emu.ledger if e.method == "POST"]
+    assert (entry.status, entry.fault) == (200, "latency")

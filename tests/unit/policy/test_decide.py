@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.calendar import build_calendars
@@ -327,3 +327,18 @@ def test_in_scope_uses_workflow_criteria_only() -> None:
     assert not in_scope([], WORKFLOW)
     other = replace(WORKFLOW, id="x", name="backup")
     assert not in_scope([rule(match={"workflow": {"ids": ["wf-patch"]}})], other)
+
+
+def test_backoff_counts_from_the_new_failure_not_from_the_last_write() -> None:
+    r = rule(max_attempts=3, backoff={"initial": "30s", "factor": 2, "max": "10m"})
+    now = T0 + timedelta(minutes=5)
+    (a1,) = decide(execution(run=0), WORKFLOW, [r], facts(), now).actions
+    w1 = written(a1, at=now)
+    # The restarted node ran for 15 minutes, much longer than the backoff, then failed.
+    long_run = execution(run=15 * 60)
+    failed_at = datetime.fromtimestamp(long_run.nodes[-1].end_time / 1000, UTC)  # type: ignore[operator]
+    d = decide(long_run, WORKFLOW, [r], facts(w1), failed_at + S)
+    assert d.actions == ()
+    assert d.recheck_at == failed_at + 30 * S
+    (a2,) = decide(long_run, WORKFLOW, [r], facts(w1), failed_at + 30 * S).actions
+    assert a2.attempt == 2
