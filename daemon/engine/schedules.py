@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -27,10 +28,25 @@ from daemon.engine.executor import (
     Resolution,
     WriteIntent,
 )
+from daemon.facts import ExecutionFacts
 
 log = structlog.get_logger("aomd.schedules")
 
 LOOKBACK = timedelta(days=1)
+CHECKPOINT_NODE = "last-tick"
+
+
+@runtime_checkable
+class CheckpointPort(Protocol):
+    """The journal's sightings double as the scheduler's durable "last tick" mark."""
+
+    async def facts(self, execution_id: str) -> ExecutionFacts: ...
+
+    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
+
+    async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
+
+
 """How far back a start-up looks for fire times it may have slept through."""
 
 
@@ -85,7 +101,7 @@ class ScheduleRunner:
         sources: ScheduleSources,
         now: datetime,
     ) -> list[FireResult]:
-        since = self._last_tick or (now - LOOKBACK)
+        since = self._last_tick or await self._checkpoint(now)
         results: list[FireResult] = []
         for spec in schedules:
             grace = timedelta(seconds=spec.misfire_grace_seconds)
@@ -116,7 +132,27 @@ class ScheduleRunner:
             for fire in runnable:
                 results.append(await self._run(spec, fire, now))
         self._last_tick = now
+        await self._save_checkpoint(now)
         return [r for r in results if r.outcome != "duplicate"]
+
+    @property
+    def _checkpoint_id(self) -> str:
+        return f"schedules/{self.account}"
+
+    async def _checkpoint(self, now: datetime) -> datetime:
+        """Where the first tick after a start looks back to: the last tick journaled by an
+        earlier run (so fire times missed while aomd was down are reported), or, on a
+        fresh journal, ``now`` (nothing before aomd ever ran is "missed")."""
+        if not isinstance(self.journal, CheckpointPort):
+            return now - LOOKBACK
+        facts = await self.journal.facts(self._checkpoint_id)
+        last = facts.first_seen.get(CHECKPOINT_NODE)
+        return max(last, now - LOOKBACK) if last is not None else now
+
+    async def _save_checkpoint(self, now: datetime) -> None:
+        if isinstance(self.journal, CheckpointPort):
+            await self.journal.forget_seen(self._checkpoint_id, CHECKPOINT_NODE)
+            await self.journal.saw(self._checkpoint_id, CHECKPOINT_NODE, now)
 
     def _key(self, spec: ScheduleSpec, fire: Fire) -> str:
         return f"schedule/{self.account}/{spec.name}/{fire.time.isoformat()}"

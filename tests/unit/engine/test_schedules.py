@@ -44,7 +44,6 @@ async def _tick(runner: ScheduleRunner, policy: PolicySet, clock: EmuClock) -> l
     results = await runner.tick(
         policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
     )
-    # (a first pass also journals the day before as missed: LOOKBACK; not looked at here)
     return [f"{r.fire_time:%H:%M} {r.outcome}" for r in results if r.fire_time >= T0]
 
 
@@ -127,3 +126,35 @@ async def test_a_refused_fire_time_that_ages_out_is_journaled_as_missed(
     assert await client.list_executions(wid) == []
     [missed] = [e for e in logs if e["event"] == "scheduled_run_missed"]
     assert missed.keys() >= DECISION_KEYS
+
+
+async def test_fresh_journal_reports_nothing_before_aomd_ever_ran(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    results = await runner.tick(
+        policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
+    )
+    # Only the fire time within the misfire grace runs; the day before is not "missed".
+    assert [(r.fire_time, r.outcome) for r in results] == [(T0, "applied")]
+    assert [r.outcome for r in await journal.history()] == ["applied"]
+
+
+async def test_fire_times_missed_while_stopped_are_journaled_after_a_restart(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY.replace("blocked_by: [freeze]", "")))
+    runner, clock = _runner(emu, client, journal)
+    await _tick(runner, policy, clock)  # 10:00 runs
+    emu.advance(45 * 60)  # aomd is down from just after 10:00 until 10:45
+    restarted, _ = _runner(emu, client, journal)
+    assert await _tick(restarted, policy, clock) == [
+        "10:10 missed",
+        "10:20 missed",
+        "10:30 missed",
+        "10:40 missed",
+    ]
+    assert len(await client.list_executions(wid)) == 1
