@@ -236,7 +236,7 @@ class Daemon:
                     )
                     waker.arm(now + timedelta(seconds=5 * self.speed))
             self.health.beat(f"{name}:{waker.name.split(':', 1)[-1]}")
-            await waker.wait(seconds=HEARTBEAT_SECONDS)
+            await waker.wait(seconds=min(HEARTBEAT_SECONDS, self.settings.reconcile_interval))
 
     def _trigger_step(
         self, rt: AccountRuntime
