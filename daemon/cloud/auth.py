@@ -49,16 +49,11 @@ def host_of(base_url: str) -> str:
     return netloc.rpartition("@")[2]
 
 
-class NoAuth:
-    """Emulator demo without credentials (the emulator answers 401; useful in tests only)."""
+class _StaticAuth:
+    """Headers that do not depend on the request: computed once, copied per call."""
 
-    kind = "none"
-
-    def __init__(self, project_id: str) -> None:
-        self._base = {"Content-Type": CONTENT_TYPE, "X-Project-Id": project_id}
-
-    def __repr__(self) -> str:
-        return "NoAuth()"
+    kind = "static"
+    _base: dict[str, str]
 
     def headers(
         self,
@@ -74,7 +69,19 @@ class NoAuth:
         return headers
 
 
-class TokenAuth:
+class NoAuth(_StaticAuth):
+    """Emulator demo without credentials (the emulator answers 401; useful in tests only)."""
+
+    kind = "none"
+
+    def __init__(self, project_id: str) -> None:
+        self._base = {"Content-Type": CONTENT_TYPE, "X-Project-Id": project_id}
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
+class TokenAuth(_StaticAuth):
     """``X-Auth-Token`` on every request."""
 
     kind = "token"
@@ -88,19 +95,6 @@ class TokenAuth:
 
     def __repr__(self) -> str:
         return "TokenAuth(token=***)"
-
-    def headers(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        body: bytes,
-        extra: Mapping[str, str] | None = None,
-    ) -> dict[str, str]:
-        headers = dict(self._base)
-        if extra:
-            headers.update(extra)
-        return headers
 
 
 @lru_cache(maxsize=8192)
