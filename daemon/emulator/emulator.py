@@ -166,40 +166,30 @@ class Emulator:
         already due but not yet noticed by the ticker."""
         now_ms = self.clock.now_ms()
         started = self.world.start_due(now_ms)
-        for ex in started:
-            self._ledger.append(
-                time=ms_to_datetime(ex.begin_ms),
-                method="START",
-                path=f"/_start/{ex.workflow_id}",
-                query={},
-                auth="none",
-                status=None,
-                request_id=f"start-{ex.execution_id}",
-                change={
-                    "kind": "scheduled_start",
-                    "workflow_id": ex.workflow_id,
-                    "execution_id": ex.execution_id,
-                },
-            )
+        self._record_internal(started, "START", "scheduled_start")
         fired = self.world.fire_due(now_ms)
-        for ex in fired:
-            self._ledger.append(
-                time=ms_to_datetime(ex.begin_ms),  # the fire time, even if noticed later
-                method="CRON",
-                path=f"/_cron/{ex.workflow_id}",
-                query={},
-                auth="none",
-                status=None,
-                request_id=f"cron-{ex.execution_id}",
-                change={
-                    "kind": "cron_fired",
-                    "workflow_id": ex.workflow_id,
-                    "execution_id": ex.execution_id,
-                },
-            )
+        self._record_internal(fired, "CRON", "cron_fired")
         return len(started) + len(fired)
 
     # -- setup -----------------------------------------------------------------------------
+
+    def _record_internal(self, executions: Sequence[Execution], method: str, kind: str) -> None:
+        """Ledger entries for executions the emulator started itself (no request)."""
+        for ex in executions:
+            self._ledger.append(
+                time=ms_to_datetime(ex.begin_ms),  # the due time, even if noticed later
+                method=method,
+                path=f"/_{method.lower()}/{ex.workflow_id}",
+                query={},
+                auth="none",
+                status=None,
+                request_id=f"{method.lower()}-{ex.execution_id}",
+                change={
+                    "kind": kind,
+                    "workflow_id": ex.workflow_id,
+                    "execution_id": ex.execution_id,
+                },
+            )
 
     def add_workflow(
         self,
