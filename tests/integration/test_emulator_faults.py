@@ -181,7 +181,7 @@ async def test_probability_is_seeded() -> None:
 async def test_latency_on_a_write_answers_normally(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
-    wid, eid, url = _setup(emu)
+    _, eid, url = _setup(emu)
     emu.faults.add(Fault(kind="latency", delay=0.1, method="POST", times=1))
     async with http.post(f"{url}/{eid}/operation?action=skip&node_id=a") as resp:
         assert resp.status == 200
