@@ -92,6 +92,11 @@ class Watcher:
         self._sem = asyncio.Semaphore(concurrency)
         self._batch = max(4 * concurrency, 32)
         self._queue: list[tuple[float, str]] = []
+        """Idle workflows (and the start-up sweep), by due time."""
+        self._hot: list[tuple[float, str]] = []
+        """Workflows with an active or new execution: served before ``_queue`` so their
+        polls never wait behind a backlog of idle ones (a start-up sweep)."""
+        self._hot_ids: set[str] = set()
         self._due_at: dict[str, float] = {}
         """The one live heap entry per workflow; other entries for it are stale."""
         self._next_discovery = 0.0
@@ -141,14 +146,14 @@ class Watcher:
             last = wf.last_execution_id
             if last is not None and last != old[wid].last_execution_id:
                 changed += 1
-                # Ahead of everything already due (a start-up sweep, say): a new
-                # execution is what the reaction time is measured on.
-                front = self._queue[0][0] if self._queue else now
-                self._schedule(wid, min(now, front))
+                # In the hot lane, ahead of everything idle already due (a start-up
+                # sweep, say): a new execution is what the reaction time is measured on.
+                self._schedule(wid, now, hot=True)
         for wid in removed:
             # Their heap entries go stale and are dropped when popped; the map must not
             # keep every workflow that was ever in scope.
             self._due_at.pop(wid, None)
+            self._hot_ids.discard(wid)
             if self.retire is not None:
                 self.retire(wid, ())
         self.stats.watched = len(fresh)
@@ -206,18 +211,25 @@ class Watcher:
             # and one gather over all of them would hold off the change scan (and so
             # every new execution) until the sweep ends (~20 s for 2,000 workflows at
             # 100 requests/s).
-            while self._queue and self._queue[0][0] <= now and len(due) < self._batch:
-                at, wid = heapq.heappop(self._queue)
-                if wid in self.workflows and self._due_at.get(wid) == at:
-                    due.append(wid)
+            for heap, hot in ((self._hot, True), (self._queue, False)):
+                while heap and heap[0][0] <= now and len(due) < self._batch:
+                    at, wid = heapq.heappop(heap)
+                    if (
+                        wid in self.workflows
+                        and self._due_at.get(wid) == at
+                        and (wid in self._hot_ids) == hot
+                        and wid not in due
+                    ):
+                        due.append(wid)
             if due:
                 await asyncio.gather(*(self._poll(wid) for wid in due))
                 self.stats.last_cycle_seconds = loop.time() - cycle_start
                 if self.on_cycle is not None:
                     self.on_cycle(self.stats)
             wake = min(self._next_discovery, self._next_scan)
-            if self._queue:
-                wake = min(wake, self._queue[0][0])
+            for heap in (self._hot, self._queue):
+                if heap:
+                    wake = min(wake, heap[0][0])
             timeout = max(0.0, min(wake - loop.time(), 1.0))
             try:
                 async with asyncio.timeout(timeout):
@@ -231,6 +243,7 @@ class Watcher:
         if wf is None:
             return
         interval = self.slow
+        hot = True
         try:
             async with self._sem:
                 executions = await self.client.list_executions(wid)
@@ -247,6 +260,7 @@ class Watcher:
             if self.retire is not None:
                 self.retire(wid, {e.execution_id for e in active})
             interval = self.fast if active else self._idle_wait(wid, loop.time())
+            hot = bool(active)
             if recheck is not None:
                 # recheck is on the (possibly emulated) clock; loop time is real seconds.
                 wait = (recheck - self.clock.now()).total_seconds() / self.speed
@@ -259,7 +273,7 @@ class Watcher:
             self.stats.poll_errors += 1
             log.exception("poll_crashed", workflow_id=wid)
             interval = self.fast
-        self._schedule(wid, loop.time() + interval)
+        self._schedule(wid, loop.time() + interval, hot=hot)
 
     async def _handle(self, wf: Workflow, execution: Execution) -> datetime | None:
         """Hand one active execution on; on error log it and look again soon."""
@@ -306,6 +320,11 @@ class Watcher:
             wait += self.slow
         return wait
 
-    def _schedule(self, wid: str, at: float) -> None:
+    def _schedule(self, wid: str, at: float, *, hot: bool = False) -> None:
         self._due_at[wid] = at
-        heapq.heappush(self._queue, (at, wid))
+        if hot:
+            self._hot_ids.add(wid)
+            heapq.heappush(self._hot, (at, wid))
+        else:
+            self._hot_ids.discard(wid)
+            heapq.heappush(self._queue, (at, wid))
