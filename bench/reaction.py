@@ -27,6 +27,12 @@ from ``/proc/PID/stat`` over the steady window divided by its wall time (100% = 
 Goals (issue 4): p99 <= fast interval + 1 s, RSS <= 150 MB, CPU < 10% of one core.
 
 ``AOMD_BENCH_PROFILE=1`` runs the daemon under cProfile and prints its top functions.
+
+Latest full run (2 cores, seed 4, requests_per_second 100; 2026-11-26):
+225/225 incidents handled (206 in the steady window); steady reaction p50 2.75 s, p99
+5.02 s, max 5.16 s (fail->restart p99 5.08, pause->continue p99 4.98); warm-up incidents
+max 4.13 s; 2,464 API calls/min (list_executions 2,179, list_workflows 235, operate 50);
+peak RSS 119.6 MB; CPU 6.4% of one core.
 """
 
 from __future__ import annotations
