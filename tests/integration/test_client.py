@@ -420,3 +420,24 @@ async def test_read_transport_faults_are_retried(emu: Emulator, kind: str) -> No
     # a reset GET may be resent by aiohttp itself (idempotent method); a hang is ours to retry
     assert client.stats[("get_execution", "transport")] == len(sleeps.delays)
     assert client.stats[("get_execution", "200")] == 1
+
+
+async def test_latency_below_the_timeout_is_just_slow(emu: Emulator) -> None:
+    wid, eid = failing_workflow(emu)
+    emu.faults.add(Fault(kind="latency", delay=0.1))
+    async with make_client(emu.url, timeout_seconds=2) as client:
+        assert [e.execution_id for e in await client.list_executions(wid)] == [eid]
+        await client.operate(wid, eid, "restart", "patch")
+    assert len(emu.changes("operation")) == 1
+    assert {e.fault for e in emu.ledger} == {"latency"}
+
+
+async def test_latency_past_the_timeout_makes_a_write_outcome_unknown(emu: Emulator) -> None:
+    wid, eid = failing_workflow(emu)
+    emu.faults.add(Fault(kind="latency", delay=1.0, path="/operation$", times=1))
+    async with make_client(emu.url, timeout_seconds=0.3) as client:
+        with pytest.raises(OutcomeUnknown):
+            await client.operate(wid, eid, "restart", "patch")
+        await asyncio.sleep(1.0)  # the server finishes the slow request meanwhile
+    # Not resent by the client: exactly one request reached the server (and applied).
+    assert len([e for e in emu.ledger if e.path.endswith("/operation")]) == 1
