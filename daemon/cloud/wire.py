@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -91,7 +92,9 @@ def _int(value: object) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        # JSON allows 1e999 (inf) and Python's decoder NaN: int() of those raises
+        # OverflowError/ValueError, which would escape as a crash instead of a value.
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
         try:
             return int(value)

@@ -441,3 +441,20 @@ async def test_latency_past_the_timeout_makes_a_write_outcome_unknown(emu: Emula
         await asyncio.sleep(1.0)  # the server finishes the slow request meanwhile
     # Not resent by the client: exactly one request reached the server (and applied).
     assert len([e for e in emu.ledger if e.path.endswith("/operation")]) == 1
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+async def test_non_finite_numbers_parse_as_missing(emu: Emulator, number: str) -> None:
+    """JSON allows 1e999 (and Python's decoder NaN/Infinity): a time field holding one
+    must read as absent, not raise OverflowError/ValueError out of the client (which
+    neither the watcher nor the reconcilers treat as a cloud error)."""
+    wid, _ = failing_workflow(emu)
+    body = f'[{{"execution_id": "e1", "status": "running", "begin_time": {number}}}]'
+    emu.faults.add(Fault(kind="malformed", path="/executions$", body=body, times=1))
+    page = f'{{"elements": [{{"id": "w1", "name": "n"}}], "total_elements": {number}}}'
+    emu.faults.add(Fault(kind="malformed", path="/workflow-list$", body=page, times=1))
+    async with make_client(emu.url) as client:
+        [ex] = await client.list_executions(wid)
+        [wf] = await client.list_workflows()
+    assert ex.begin_time is None
+    assert wf.id == "w1"
