@@ -175,9 +175,14 @@ def _running_node(execution: Execution) -> tuple[NodeRun, str] | None:
 
 
 def _ms(value: int | None) -> datetime | None:
+    """Epoch milliseconds as a datetime; None when absent or out of range: a malformed
+    reply (year 10**7) must read as "time unknown", not raise on every poll."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _node_name(workflow: Workflow | None, node_id: str) -> str | None:
@@ -479,8 +484,9 @@ class _Apply:
             # Back off from the new failure, not from our last write: a node that ran
             # longer than the backoff must still get its pause before the next try.
             base = last.at
-            if self.node.end_time is not None:
-                base = max(base, datetime.fromtimestamp(self.node.end_time / 1000, UTC))
+            ended = _ms(self.node.end_time)
+            if ended is not None:
+                base = max(base, ended)
             waits.append((base + wait, f"backoff {_fmt(wait)}"))
             notes.append(f"backoff {_fmt(wait)} elapsed")
         if rule.delay > timedelta(0):

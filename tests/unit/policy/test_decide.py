@@ -342,3 +342,25 @@ def test_backoff_counts_from_the_new_failure_not_from_the_last_write() -> None:
     assert d.recheck_at == failed_at + 30 * S
     (a2,) = decide(long_run, WORKFLOW, [r], facts(w1), failed_at + 30 * S).actions
     assert a2.attempt == 2
+
+
+def test_out_of_range_times_are_unknown_not_a_crash() -> None:
+    """A begin/end time no datetime can hold (a malformed reply: year 10**7, -10**17 ms)
+    reads as unknown; before, ``fromtimestamp`` raised on every poll, so the stopped node
+    was never acted on and each poll logged a traceback."""
+    import dataclasses
+
+    r = rule(match={"status": "failed", "min_age": "1m"}, max_attempts=3)
+    for bad in (10**17, -(10**17)):
+        ex = execution()
+        node = dataclasses.replace(ex.nodes[1], end_time=bad)
+        ex = dataclasses.replace(ex, begin_time=bad, nodes=(ex.nodes[0], node))
+        d = decide(ex, WORKFLOW, [r], facts(), T0)  # min_age needs the age: not matched
+        assert d.actions == ()
+        r2 = rule(max_attempts=3)
+        first = decide(ex, WORKFLOW, [r2], facts(), T0)
+        assert [a.kind for a in first.actions] == ["restart"]
+        # an earlier attempt on another state: the backoff base reads the node's end time
+        past = dataclasses.replace(written(first.actions[0]), observed="older")
+        again = decide(ex, WORKFLOW, [r2], facts(past), T0 + S * 600)
+        assert again.actions or again.recheck_at is not None
