@@ -46,6 +46,7 @@ from daemon.cloud.ratelimit import TokenBucket
 from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
 from daemon.errors import CloudError, ConfigError, OutcomeUnknown, TemporaryCloudError
 from daemon.model import Execution, Workflow
+from daemon.ops.logging import register_secret
 from daemon.settings import Account
 
 log = structlog.get_logger("aomd.cloud")
@@ -89,6 +90,7 @@ def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth |
         if secret is None or secret.get_secret_value() == last[0]:
             return None
         last[0] = secret.get_secret_value()
+        register_secret(last[0])  # masked in logs like the start-up token
         return TokenAuth(account.project_id, last[0])
 
     return refresh

@@ -458,3 +458,25 @@ async def test_non_finite_numbers_parse_as_missing(emu: Emulator, number: str) -
         [wf] = await client.list_workflows()
     assert ex.begin_time is None
     assert wf.id == "w1"
+
+
+async def test_token_reread_from_file_is_registered_for_redaction(tmp_path: Any) -> None:
+    """The token read after a 401 is masked in logs like the one read at start-up:
+    value-based redaction is what catches a secret under an innocent key (an echoed
+    error message), and it only knows values that were registered."""
+    from daemon.ops.logging import REDACTED, scrub_text
+
+    fresh = "tok-renewed-" + tmp_path.name  # unique: the registry is process-wide
+    renewed = Emulator(project_id=PID, token=fresh, speed=0)
+    url = await renewed.start()
+    try:
+        token_file = tmp_path / "token"
+        token_file.write_text("expired-token\n")
+        account = Account(project_id=PID, region="cn-north-4", token_file=token_file)
+        async with AomClient.from_account(account, aom_endpoint_override=url) as client:
+            token_file.write_text(fresh + "\n")
+            await client.list_workflows()
+        assert [e.status for e in renewed.ledger] == [401, 200]
+    finally:
+        await renewed.stop()
+    assert scrub_text(f"echoed {fresh}") == f"echoed {REDACTED}"
