@@ -102,6 +102,9 @@ class ScheduleRunner:
         now: datetime,
     ) -> list[FireResult]:
         since = self._last_tick or await self._checkpoint(now)
+        # Bounded like the journaled checkpoint: a wall clock that jumps far ahead must
+        # not turn into one journaled "missed" row per fire time since the last tick.
+        since = max(since, now - LOOKBACK)
         results: list[FireResult] = []
         for spec in schedules:
             grace = timedelta(seconds=spec.misfire_grace_seconds)

@@ -158,3 +158,24 @@ async def test_fire_times_missed_while_stopped_are_journaled_after_a_restart(
         "10:40 missed",
     ]
     assert len(await client.list_executions(wid)) == 1
+
+
+async def test_a_forward_clock_jump_looks_back_one_day_like_a_restart(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """A wall clock that jumps far ahead (a VM resumed after weeks, an RTC corrected by
+    NTP) must not make the next tick journal every fire time since the last one: the
+    in-memory last tick is bounded by the same one-day look-back as the journaled one
+    (for a per-minute schedule and a jump of years that was millions of rows, one
+    transaction each, with the reconcile loop stuck on them)."""
+    _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY.replace("blocked_by: [freeze]", "")))
+    runner, clock = _runner(emu, client, journal)
+    await _tick(runner, policy, clock)
+    emu.advance(30 * 86400)
+    results = await runner.tick(
+        policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
+    )
+    missed = [r for r in results if r.outcome == "missed"]
+    assert 0 < len(missed) <= 24 * 6
+    assert min(r.fire_time for r in missed) >= clock.now() - timedelta(days=1, minutes=2)
