@@ -142,7 +142,10 @@ class AomClient:
         self._sleep = sleep
         self._rand = rand
         self.on_call = on_call
-        self._parsed: dict[tuple[str, str, bytes], Any] = {}
+        self._parsed: dict[tuple[str, str], tuple[bytes, Any]] = {}
+        """(kind, workflow[/execution]) -> (latest body, its parsed value). Only the
+        latest body can match the next poll; keyed by the body, every changed body of an
+        active workflow was kept until the cache filled (thousands of stale bodies)."""
         self._urls: dict[str, URL] = {}
         self._parse_cache_size = parse_cache_size
         self.stats: Counter[tuple[str, str]] = Counter()
@@ -287,15 +290,15 @@ class AomClient:
         status, data, rid = await self._call(
             "list_executions", "GET", self._aom, path, "", b"", write=False
         )
-        key = ("list", workflow_id, data)
-        cached: tuple[Execution, ...] | None = self._parsed.get(key)
+        key = ("list", workflow_id)
+        cached: tuple[Execution, ...] | None = self._cached(key, data)
         if cached is not None:
             return list(cached)
         try:
             found = wire.executions(wire.loads(data), workflow_id)
         except wire.Malformed as exc:
             raise self._malformed(exc, "list_executions", status, rid) from None
-        self._remember(key, tuple(found))
+        self._remember(key, data, tuple(found))
         return found
 
     async def get_execution(self, workflow_id: str, execution_id: str) -> Execution:
@@ -303,24 +306,29 @@ class AomClient:
         status, data, rid = await self._call(
             "get_execution", "GET", self._aom, path, "", b"", write=False
         )
-        key = ("detail", workflow_id, data)
-        cached: Execution | None = self._parsed.get(key)
+        key = ("detail", f"{workflow_id}/{execution_id}")
+        cached: Execution | None = self._cached(key, data)
         if cached is not None:
             return cached
         try:
             found = wire.execution(wire.loads(data), workflow_id)
         except wire.Malformed as exc:
             raise self._malformed(exc, "get_execution", status, rid) from None
-        self._remember(key, found)
+        self._remember(key, data, found)
         return found
 
-    def _remember(self, key: tuple[str, str, bytes], value: Any) -> None:
+    def _cached(self, key: tuple[str, str], data: bytes) -> Any:
+        entry = self._parsed.get(key)
+        return entry[1] if entry is not None and entry[0] == data else None
+
+    def _remember(self, key: tuple[str, str], data: bytes, value: Any) -> None:
         parsed = self._parsed
+        parsed.pop(key, None)  # the older body of the same list/detail can never match
         if len(parsed) >= self._parse_cache_size:
             if not parsed:
                 return
             del parsed[next(iter(parsed))]  # oldest first: cheap FIFO is enough here
-        parsed[key] = value
+        parsed[key] = (data, value)
 
     async def operate(
         self, workflow_id: str, execution_id: str, action: OperationAction, node_id: str

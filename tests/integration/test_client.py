@@ -7,6 +7,7 @@ once, so backoff and ``Retry-After`` are asserted exactly without sleeping.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -480,3 +481,27 @@ async def test_token_reread_from_file_is_registered_for_redaction(tmp_path: Any)
     finally:
         await renewed.stop()
     assert scrub_text(f"echoed {fresh}") == f"echoed {REDACTED}"
+
+
+async def test_parse_cache_keeps_one_body_per_workflow_and_execution(emu: Emulator) -> None:
+    """Only the latest body of a list or detail can match the next poll, so older ones
+    are dropped: keyed by the body itself, every changed body of an active workflow
+    stayed until the cache was full (thousands of stale bodies held for days)."""
+    wid = emu.add_workflow(name="long", nodes=[{"id": "n", "duration": 3600}])
+    eid = emu.start_execution(wid)
+    bodies = 20
+    async with make_client(emu.url) as client:
+        for i in range(bodies):
+            body = json.dumps([{"execution_id": eid, "status": "running", "begin_time": i}])
+            emu.faults.add(Fault(kind="malformed", path="/executions$", body=body, times=1))
+            detail = json.dumps({"execution_id": eid, "status": "running", "begin_time": i})
+            emu.faults.add(Fault(kind="malformed", path="/status$", body=detail, times=1))
+            [ex] = await client.list_executions(wid)
+            assert ex.begin_time == i
+            assert (await client.get_execution(wid, eid)).begin_time == i
+        # a repeated body is still served from the cache (equal values, no re-parse)
+        body = json.dumps([{"execution_id": eid, "status": "running", "begin_time": 7}])
+        emu.faults.add(Fault(kind="malformed", path="/executions$", body=body, times=2))
+        first = await client.list_executions(wid)
+        assert (await client.list_executions(wid))[0] is first[0]
+        assert len(client._parsed) == 2  # one list, one detail
