@@ -159,6 +159,11 @@ class Daemon:
     def _on_outcome(self, intent: WriteIntent, report: WriteReport) -> None:
         self.metrics.write(intent.kind, report.outcome)
 
+    def _unhandled_changed(self, _count: int) -> None:
+        """One gauge for all accounts: each handler knows only its own count, so the
+        gauge is the sum (set from one handler's count it showed the last poller's)."""
+        self.metrics.set_unhandled_pauses(sum(len(rt.handler.unhandled) for rt in self.accounts))
+
     def _assemble(self, account: Account, client: AomClient, executor: Executor) -> AccountRuntime:
         w = self.settings.watch
         handler = ExecutionHandler(
@@ -169,7 +174,7 @@ class Daemon:
             notifier=self.notifier,
             rules=lambda: self.bundle.rules,
             calendars=lambda: self.bundle.calendars,
-            on_unhandled=self.metrics.set_unhandled_pauses,
+            on_unhandled=self._unhandled_changed,
         )
 
         def scope() -> Callable[[Workflow], bool]:

@@ -130,3 +130,24 @@ async def test_once_delivers_its_notifications(tmp_path: Path, webhook: Webhook)
     assert daemon.emulators[0].changes() == []
     [body] = webhook.received
     assert (body["kind"], body["node_id"]) == ("unhandled_pause", "approve")
+
+
+async def test_unhandled_pauses_gauge_counts_every_account(tmp_path: Path) -> None:
+    """Each account's handler reports its own count; the one gauge must show the sum,
+    not whichever account polled last (two accounts with one unhandled pause each
+    showed 1)."""
+    settings = _settings(tmp_path).model_copy(
+        update={
+            "accounts": [
+                Account(name="a", project_id="a" * 32, emulator=True),
+                Account(name="b", project_id="b" * 32, emulator=True),
+            ]
+        }
+    )
+    (settings.policies_dir / "rules.yaml").write_text(
+        RULES.replace("node: {name: approve}", "node: {name: other}"), encoding="utf-8"
+    )
+    daemon = Daemon(settings, once=True)
+    assert await asyncio.wait_for(daemon.run(), 60) == 0
+    assert [len(rt.handler.unhandled) for rt in daemon.accounts] == [1, 1]
+    assert daemon.metrics.value("aomd_unhandled_pauses") == 2
