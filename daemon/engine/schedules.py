@@ -34,6 +34,9 @@ log = structlog.get_logger("aomd.schedules")
 
 LOOKBACK = timedelta(days=1)
 CHECKPOINT_NODE = "last-tick"
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
+"""A lost execute reply counts as applied if an execution began this long before its
+fire time or later: the cloud's clock may be behind aomd's."""
 
 
 @runtime_checkable
@@ -219,7 +222,9 @@ class ScheduleRunner:
                 return await self.client.execute_workflow(workflow_id, params or None)
 
             async def resolve() -> Resolution:
-                since_ms = int(fire.time.timestamp() * 1000)
+                # begin_time is the cloud's clock, fire.time ours: allow for skew, erring
+                # on "applied" (a run reported, never a second run of the workflow).
+                since_ms = int((fire.time - CLOCK_SKEW_ALLOWANCE).timestamp() * 1000)
                 for e in await self.client.list_executions(workflow_id):
                     if e.begin_time is not None and e.begin_time >= since_ms:
                         return "applied"

@@ -179,3 +179,25 @@ async def test_a_forward_clock_jump_looks_back_one_day_like_a_restart(
     missed = [r for r in results if r.outcome == "missed"]
     assert 0 < len(missed) <= 24 * 6
     assert min(r.fire_time for r in missed) >= clock.now() - timedelta(days=1, minutes=2)
+
+
+async def test_lost_reply_with_the_cloud_clock_behind_is_not_resent(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """The execution's ``begin_time`` is the cloud's clock, the fire time aomd's: with
+    the cloud 10 s behind, the execution a lost reply started "began" before the fire
+    time, so the read-back said not applied and the next tick ran the workflow again."""
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY.replace("blocked_by: [freeze]", "")))
+    runner, clock = _runner(emu, client, journal)
+    emu.advance(600 - 10)  # cloud: 10:09:50; aomd: 10:10:00
+    ahead = clock.now() + timedelta(seconds=10)
+    emu.inject(Fault(kind="applied_then_lost", path=f"/{wid}/executions$", method="POST"))
+    sources = policy.schedule_sources
+    results = await runner.tick(policy.schedules, policy.built_calendars, sources, ahead)
+    assert [(f"{r.fire_time:%H:%M}", r.outcome) for r in results] == [("10:10", "resolved_applied")]
+    emu.clear_faults()
+    emu.advance(30)
+    later = ahead + timedelta(seconds=30)
+    assert await runner.tick(policy.schedules, policy.built_calendars, sources, later) == []
+    assert len(await client.list_executions(wid)) == 1
