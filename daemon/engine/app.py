@@ -343,6 +343,11 @@ class Daemon:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         register_account_secrets(s)
         self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
+        if not self.once:
+            # Before the first await: a SIGHUP during start-up (journal, emulator, ops
+            # server) would otherwise get the default action and kill the process; a
+            # SIGTERM then is honoured once start-up is done (run returns 0).
+            self._install_signals()
         self.health.set_policy_loaded(True)
         if self.notifier.default_url is None:
             self.notifier.default_url = self.bundle.webhook
@@ -366,7 +371,6 @@ class Daemon:
                 server = HealthServer(s.http.host, s.http.port, self.metrics, self.health)
                 self.http_port = await server.start()
                 stack.push_async_callback(server.stop)
-            self._install_signals()
             scheduler.start()
             stack.callback(scheduler.shutdown, wait=False)
             await self._serve(scheduler)

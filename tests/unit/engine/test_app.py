@@ -151,3 +151,24 @@ async def test_unhandled_pauses_gauge_counts_every_account(tmp_path: Path) -> No
     assert await asyncio.wait_for(daemon.run(), 60) == 0
     assert [len(rt.handler.unhandled) for rt in daemon.accounts] == [1, 1]
     assert daemon.metrics.value("aomd_unhandled_pauses") == 2
+
+
+async def test_signals_are_handled_from_the_first_await_of_start_up(tmp_path: Path) -> None:
+    """SIGHUP/SIGTERM during start-up (journal open, emulator boot, ops server) must not
+    hit the default action: SIGHUP's is to kill the process. A stop asked for then makes
+    ``run`` return 0 once start-up is done."""
+    import signal
+
+    daemon = Daemon(_settings(tmp_path, speed=60.0))
+    task = asyncio.create_task(daemon.run())
+    await asyncio.sleep(0)  # run() is now at its first await (opening the journal)
+    assert not task.done()
+    try:
+        assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        daemon.request_stop("test")
+        assert await asyncio.wait_for(task, 30) == 0
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
