@@ -22,7 +22,8 @@ from daemon.engine.notify import Notifier
 from daemon.engine.resolve import Fingerprint, resolve
 from daemon.facts import ExecutionFacts, PastWrite
 from daemon.model import Execution, Workflow
-from daemon.policy import Action, decide, stopped_node
+from daemon.policy import Action, decide, observed, stopped_node
+from daemon.policy.decide import RETRYABLE_OUTCOMES
 
 log = structlog.get_logger("aomd.decide")
 
@@ -33,6 +34,8 @@ class FactsPort(Protocol):
     async def facts(self, execution_id: str) -> ExecutionFacts: ...
 
     async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
+
+    async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
 
 
 class ExecutionHandler:
@@ -67,6 +70,15 @@ class ExecutionHandler:
         facts = await self.journal.facts(execution.execution_id)
         stopped = stopped_node(execution)
         node = stopped[0].node_id if stopped is not None else None
+        stale = [n for n in facts.first_seen if n != node or _stopped_anew(facts, execution, n)]
+        if stale:
+            # A sighting is of one stop: once the node ran again (seen running, or
+            # stopped in a new state since our write) its next stop waits its own
+            # ``delay`` instead of inheriting the first one's.
+            for n in stale:
+                await self.journal.forget_seen(execution.execution_id, n)
+            first_seen = {n: at for n, at in facts.first_seen.items() if n not in stale}
+            facts = dataclasses.replace(facts, first_seen=first_seen)
         if node is not None and node not in facts.first_seen:
             await self.journal.saw(execution.execution_id, node, now)
             facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
@@ -241,6 +253,22 @@ class ExecutionHandler:
                 action.webhook,
             )
         return report
+
+
+def _stopped_anew(facts: ExecutionFacts, execution: Execution, node_id: str) -> bool:
+    """Whether ``node_id`` stopped again since it was first seen stopped: a write for it
+    went out after the sighting and the node's state has moved since that write (the
+    node may have failed again between two polls, never seen running)."""
+    seen_at = facts.first_seen[node_id]
+    now = observed(execution, node_id)
+    return any(
+        w.node_id == node_id
+        and w.at >= seen_at
+        and w.outcome not in RETRYABLE_OUTCOMES
+        and w.observed
+        and w.observed != now
+        for w in facts.writes
+    )
 
 
 def _intent(

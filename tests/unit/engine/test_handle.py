@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
@@ -210,3 +211,41 @@ async def test_refused_write_is_retried_at_the_fast_interval_not_every_second(
     rig.executor.stopping = False
     await rig.watcher.poll_all()
     assert [c["action"] for c in emu.changes()] == ["continue"]
+
+
+@pytest.mark.parametrize("duration", [20, 1], ids=["seen-running", "never-seen-running"])
+async def test_delay_counts_from_each_new_stop_not_the_first_one(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, duration: int
+) -> None:
+    """``delay`` is "act once the node has been stopped this long": after a restart the
+    node runs and stops again, and that stop waits its own delay. The first sighting
+    was never cleared, so every later attempt went out after the backoff alone."""
+    rules = """
+rules:
+  - name: retry-flaky
+    match: {workflow: {name: "flaky-*"}, node: {name: step}, status: failed}
+    action: restart
+    max_attempts: 3
+    delay: 5m
+    backoff: {initial: 10s, factor: 1}
+"""
+    wid = emu.add_workflow(
+        name="flaky-job",
+        nodes=[
+            {
+                "id": "step",
+                "name": "step",
+                "kind": "task",
+                "duration": duration,  # 1 s: fails again between two polls
+                "behaviour": {"fail_times": 2},
+            }
+        ],
+    )
+    eid = emu.start_execution(wid)
+    rig = Rig(emu, client, journal, write_rules(tmp_path, rules))
+    await rig.run(20 * 60)
+    assert (await client.get_execution(wid, eid)).status is Status.SUCCESS
+    restarts = [e for e in emu.ledger if e.change and e.change.get("action") == "restart"]
+    assert len(restarts) == 2
+    # the second failure came right after the first restart; its delay runs from then
+    assert restarts[1].time - restarts[0].time >= timedelta(minutes=5)
