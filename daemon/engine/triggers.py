@@ -70,7 +70,10 @@ def plan_triggers(
         observed = wf.trigger_enabled
         want = desired_trigger(rule, calendars, now)
         cal = rule.calendar
-        if want and observed is False:
+        # ``observed`` is None when trigger_status has a value aomd cannot read (the
+        # values are not published): one we disabled is re-enabled all the same (the
+        # PUT is idempotent), and it is disabled once, not again every pass as "drift".
+        if want and (observed is False or (observed is None and wf.id in owned)):
             if rule.manage == "full" or wf.id in owned:
                 steps.append(
                     TriggerStep(
@@ -82,7 +85,7 @@ def plan_triggers(
                         report_only=False,
                     )
                 )
-        elif not want and observed is not False:
+        elif not want and (observed is True or (observed is None and wf.id not in owned)):
             drift = wf.id in owned
             why = (f"calendar {cal} active" if rule.off_during else f"outside calendar {cal}") + (
                 "; trigger was re-enabled by someone (drift)" if drift else ""

@@ -106,3 +106,26 @@ async def test_dry_run_changes_nothing_and_owns_nothing(
     assert emu.changes() == []
     assert await journal.owned_triggers() == set()
     assert [r.outcome for r in await journal.history()] == ["dry_run"]
+
+
+def test_unreadable_trigger_state_is_disabled_once_and_re_enabled_after(tmp_path: Path) -> None:
+    """``trigger_status`` values are not published: one aomd cannot read (None) was
+    disabled on every pass of a freeze (logged as drift each time) and, since only an
+    observed ``False`` was re-enabled, never turned back on after it."""
+    from datetime import timedelta
+
+    from daemon.engine.triggers import plan_triggers
+    from daemon.model import Workflow
+    from tests.unit.engine.conftest import T0
+
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    cals = policy.built_calendars
+    wf = Workflow(id="w1", name="nightly", type="cron", trigger_status="ACTIVE")
+    assert wf.trigger_enabled is None
+    [off] = plan_triggers([wf], policy.triggers, cals, set(), T0)
+    assert (off.enable, off.drift) == (False, False)
+    assert plan_triggers([wf], policy.triggers, cals, {"w1"}, T0) == []  # ours already
+    after = T0 + timedelta(hours=1, seconds=1)
+    [on] = plan_triggers([wf], policy.triggers, cals, {"w1"}, after)
+    assert on.enable
+    assert plan_triggers([wf], policy.triggers, cals, set(), after) == []  # not ours
