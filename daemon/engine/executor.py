@@ -23,6 +23,7 @@ from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.errors import (
     CloudError,
     JournalError,
+    MalformedResponse,
     OutcomeUnknown,
     PermanentCloudError,
     TemporaryCloudError,
@@ -279,6 +280,11 @@ class Executor:
         try:
             result = await call()
         except OutcomeUnknown as exc:
+            self.breaker.record(False, self.clock.monotonic())
+            return WriteReport("unknown", exc.request_id, _describe(exc))
+        except MalformedResponse as exc:
+            # A 2xx whose body cannot be read: the write may well have happened. Not
+            # "rejected" (never looked at again): resolve it by reading, like a lost reply.
             self.breaker.record(False, self.clock.monotonic())
             return WriteReport("unknown", exc.request_id, _describe(exc))
         except TemporaryCloudError as exc:

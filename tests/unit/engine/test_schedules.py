@@ -201,3 +201,21 @@ async def test_lost_reply_with_the_cloud_clock_behind_is_not_resent(
     later = ahead + timedelta(seconds=30)
     assert await runner.tick(policy.schedules, policy.built_calendars, sources, later) == []
     assert len(await client.list_executions(wid)) == 1
+
+
+async def test_unreadable_2xx_reply_to_execute_is_resolved_by_reading_not_rejected(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """A 2xx whose body cannot be read says nothing about the write: it was journaled
+    ``rejected`` (never looked at again), so a run that did not start was lost and one
+    that did was recorded as refused. Now it is resolved by listing executions."""
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    runner, clock = _runner(emu, client, journal)
+    emu.inject(
+        Fault(kind="malformed", path=f"/{wid}/executions$", method="POST", body="{}", times=1)
+    )
+    assert await _tick(runner, policy, clock) == ["10:00 resolved_not_applied"]
+    emu.advance(30)
+    assert await _tick(runner, policy, clock) == ["10:00 applied"]
+    assert len(await client.list_executions(wid)) == 1
