@@ -33,6 +33,9 @@ less per value is measurable on the poll path. Compares equal to ``{}``."""
 _STATUS_BY_RAW: dict[str, Status] = {s.value: s for s in Status if s is not Status.UNKNOWN}
 _UNKNOWN_SEEN: set[str] = set()
 """Raw status strings already logged as unknown (process-wide: log once, not per poll)."""
+UNKNOWN_STATUS_MEMORY = 256
+"""At most this many remembered (and logged): the values come from the server, and one
+that embeds a timestamp or an id would otherwise grow the set and the log for ever."""
 
 _NODE_KEYS = frozenset(
     {"node_id", "status", "begin_time", "end_time", "output", "function_execution_id"}
@@ -79,10 +82,12 @@ def status(raw: object) -> Status:
             return found
     parsed = Status.parse(raw)
     if parsed is Status.UNKNOWN:
-        key = repr(raw)
-        if key not in _UNKNOWN_SEEN:
+        key = repr(raw)[:128]
+        if key not in _UNKNOWN_SEEN and len(_UNKNOWN_SEEN) < UNKNOWN_STATUS_MEMORY:
             _UNKNOWN_SEEN.add(key)
             log.warning("status_unknown", raw_status=str(raw)[:64])
+            if len(_UNKNOWN_SEEN) == UNKNOWN_STATUS_MEMORY:
+                log.warning("status_unknown_suppressed", remembered=UNKNOWN_STATUS_MEMORY)
     return parsed
 
 

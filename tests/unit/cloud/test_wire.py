@@ -188,3 +188,20 @@ def test_any_scalar_values_parse_to_valid_values(fields: dict[str, Any]) -> None
 def test_loads_accepts_bom_and_utf16() -> None:
     assert wire.loads('\ufeff{"a": 1}'.encode()) == {"a": 1}
     assert wire.loads("[1]".encode("utf-16")) == [1]
+
+
+def test_unknown_status_memory_is_bounded() -> None:
+    """The "logged once" memory is process-wide and fed by the server: a backend that
+    puts a timestamp or an id in ``status`` must not grow it (and the log) for ever."""
+    cap = wire.UNKNOWN_STATUS_MEMORY
+    saved = set(wire._UNKNOWN_SEEN)
+    wire._UNKNOWN_SEEN.clear()
+    try:
+        with capture_logs() as logs:
+            for i in range(3 * cap):
+                assert wire.status(f"odd-{i}") is Status.UNKNOWN
+        assert len(wire._UNKNOWN_SEEN) <= cap
+        assert len(logs) <= cap + 1
+    finally:
+        wire._UNKNOWN_SEEN.clear()
+        wire._UNKNOWN_SEEN.update(saved)
