@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -36,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the daemon (watch executions, control triggers)")
+    run = sub.add_parser(
+        "run",
+        help="run the daemon (watch executions, control triggers)",
+        description="Watch executions and apply the execution rules, switch triggers on "
+        "calendars and run schedules, until SIGTERM/SIGINT. SIGHUP reloads policies.",
+    )
     run.add_argument("--dry-run", action="store_true", help="decide and log, write nothing")
     run.add_argument("--once", action="store_true", help="one reconcile pass, then exit")
 
@@ -47,10 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=60.0, help="real seconds to run")
     demo.add_argument("--policies", type=Path, default=None, help="policies dir (default: bundled)")
 
-    val = sub.add_parser("validate", help="check policy files; report each error with file:line")
+    val = sub.add_parser(
+        "validate",
+        help="check policy files; report each error with file:line",
+        description="Load policy files as the daemon would; print every problem as "
+        "file:line: field: message. Exit 0 when valid, 2 otherwise.",
+    )
     val.add_argument("paths", nargs="*", type=Path, help="files or dirs (default: policies_dir)")
 
-    plan = sub.add_parser("plan", help="print trigger changes and scheduled runs in a period")
+    plan = sub.add_parser(
+        "plan",
+        help="print trigger changes and scheduled runs in a period",
+        description="Every trigger change and scheduled run aomd would make between "
+        "--from and --until, with the rule and calendar behind each. No cloud calls unless "
+        "--live. Times: ISO 8601 (naive = UTC) or a duration (--until 2d = 2 days after "
+        "--from).",
+    )
     plan.add_argument("--from", dest="start", help="ISO time (default: now)")
     plan.add_argument("--until", dest="end", help="ISO time (default: start + 7 days)")
     plan.add_argument("--json", action="store_true", help="JSON output")
@@ -58,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of policy files")
 
-    hist = sub.add_parser("history", help="print what aomd did and why")
+    hist = sub.add_parser(
+        "history",
+        help="print what aomd did and why",
+        description="Read the journal: every write aomd decided, its outcome and reason.",
+    )
     hist.add_argument("--since", help="ISO time or duration like 2h, 7d (default: 24h)")
     hist.add_argument("--workflow", help="only this workflow id")
     hist.add_argument("--json", action="store_true", help="JSON lines output")
@@ -70,13 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_instant(text: str | None, default: datetime) -> datetime:
-    """ISO-8601 (naive = UTC) or a relative duration in the past like ``2h``/``7d``."""
+def parse_instant(text: str | None, default: datetime, *, base: datetime | None = None) -> datetime:
+    """ISO-8601 (naive = UTC) or a duration like ``2h``/``7d``: counted back from
+    ``default`` (``history --since 2h``), or forward from ``base`` when one is given
+    (``plan --until 2d`` = two days after ``--from``)."""
     if not text:
         return default
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     if text[-1] in units and text[:-1].isdigit():
-        return default - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        span = timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        return base + span if base is not None else default - span
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -106,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"aomd: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:
+        # `aomd schema | head`: the reader went away; that is not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
 
 
@@ -154,8 +184,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from daemon.engine.planning import print_plan
 
         now = datetime.now(UTC)
-        start = parse_instant(args.start, now)
-        end = parse_instant(args.end, start + timedelta(days=7))
+        start = parse_instant(args.start, now, base=now)
+        end = parse_instant(args.end, start + timedelta(days=7), base=start)
         return asyncio.run(print_plan(settings, start, end, as_json=args.json, live=args.live))
     raise AssertionError(cmd)  # argparse restricts the choices
 

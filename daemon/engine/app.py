@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -453,5 +452,4 @@ class Daemon:
 
 async def run_daemon(settings: Settings, *, dry_run: bool = False, once: bool = False) -> int:
     daemon = Daemon(settings, dry_run=dry_run, once=once)
-    log.debug("daemon_boot", pid=os.getpid())
     return await daemon.run()

@@ -69,25 +69,38 @@ def mark_live(
     owned: set[str],
 ) -> list[PlanItem]:
     """Keep initial-state lines only where the trigger's current state differs, and say
-    what aomd will really do about it (``manage: owned`` leaves a person's disable)."""
+    what aomd will really do about it. A trigger someone else disabled under a
+    ``manage: owned`` rule is left alone for the whole period, so its calendar edges are
+    dropped too."""
     state = {wf.id: wf.trigger_enabled for wf in workflows}
     manage = {rule.name: rule.manage for rule in rules}
+    left_alone = {
+        item.workflow_id
+        for item in items
+        if item.kind == "trigger"
+        and item.initial
+        and state.get(item.workflow_id or "") is False
+        and manage.get(item.rule or "") == "owned"
+        and item.workflow_id not in owned
+    }
     out = []
     for item in items:
+        if item.kind == "trigger" and item.workflow_id in left_alone:
+            if item.initial:
+                out.append(
+                    item._replace(
+                        enable=False,
+                        reason="disabled by someone else; aomd leaves it off (manage: owned)",
+                    )
+                )
+            continue
         if item.kind == "trigger" and item.initial and item.workflow_id in state:
             current = state[item.workflow_id]
             if current == item.enable:
                 continue
             now = "enabled" if current else "disabled"
-            if (
-                item.enable
-                and manage.get(item.rule or "") == "owned"
-                and (item.workflow_id not in owned)
-            ):
-                why = f"now {now} by someone else; stays disabled (manage: owned)"
-            else:
-                why = f"now {now}; aomd {'enables' if item.enable else 'disables'} it at once"
-            item = item._replace(reason=why)
+            verb = "enables" if item.enable else "disables"
+            item = item._replace(reason=f"now {now}; aomd {verb} it at once")
         out.append(item)
     return out
 

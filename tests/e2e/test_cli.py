@@ -99,7 +99,9 @@ def test_plan_live_compares_with_the_current_trigger_state(tmp_path: Path) -> No
     # disabled is listed at the start, and aomd will leave it (manage: owned).
     assert "healthcheck" in result.stdout
     lines = [line for line in result.stdout.splitlines() if "nightly-report" in line]
-    assert "stays disabled (manage: owned)" in lines[0]
+    assert len(lines) == 1, lines  # left alone all period: no calendar edges listed
+    assert "aomd leaves it off (manage: owned)" in lines[0]
+    assert [line for line in result.stdout.splitlines() if "healthcheck" in line]
 
 
 def test_plan_with_a_bad_policy_exits_2_with_file_and_line(tmp_path: Path) -> None:
