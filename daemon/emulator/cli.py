@@ -27,15 +27,30 @@ EXIT_CONFIG = 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="aomd emulator", description="Run the AOM / DataArts emulator."
+        prog="aomd emulator",
+        description="Run the AOM / DataArts emulator: the same paths, auth checks and error "
+        "bodies as the cloud, workflows from a scenario, faults and a ledger under "
+        "/_emulator/. Prints 'listening on http://HOST:PORT' when ready.",
     )
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     p.add_argument("--project-id", default="0" * 32, help="32-character project id")
     env = os.environ.get
-    p.add_argument("--access-key", default=env("AOMD_EMULATOR_ACCESS_KEY"))
-    p.add_argument("--secret-key", default=env("AOMD_EMULATOR_SECRET_KEY"))
-    p.add_argument("--token", default=env("AOMD_EMULATOR_TOKEN"))
+    p.add_argument(
+        "--access-key",
+        default=env("AOMD_EMULATOR_ACCESS_KEY"),
+        help="AK accepted for SDK-HMAC-SHA256 signatures (env AOMD_EMULATOR_ACCESS_KEY)",
+    )
+    p.add_argument(
+        "--secret-key",
+        default=env("AOMD_EMULATOR_SECRET_KEY"),
+        help="SK that signatures are verified with (env AOMD_EMULATOR_SECRET_KEY)",
+    )
+    p.add_argument(
+        "--token",
+        default=env("AOMD_EMULATOR_TOKEN"),
+        help="X-Auth-Token accepted (env AOMD_EMULATOR_TOKEN)",
+    )
     p.add_argument("--scenario", metavar="FILE", help="YAML or JSON scenario file")
     p.add_argument("--speed", type=float, default=None, help="emulated seconds per real second")
     p.add_argument("--seed", type=int, default=None, help="overrides the scenario's seed")
