@@ -246,7 +246,9 @@ class Daemon:
         self, rt: AccountRuntime
     ) -> Callable[[Bundle, datetime], Awaitable[datetime | None]]:
         async def step(bundle: Bundle, now: datetime) -> datetime | None:
+            drifts = rt.triggers.drifts
             await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
+            self.metrics.drift(rt.triggers.drifts - drifts)
             self.metrics.set_triggers_owned(rt.triggers.owned_count)
             self.metrics.reconciled(time.time())
             nxt = bundle.next_trigger_transition(now)

@@ -110,6 +110,13 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self.trigger_drift_total = Counter(
+            "trigger_drift_total",
+            "Triggers found re-enabled inside a freeze (corrected or, with drift: report, "
+            "only reported).",
+            namespace=ns,
+            registry=r,
+        )
         self.policy_reloads_total = Counter(
             "policy_reloads_total",
             "Policy reload attempts by result (ok, rejected).",
@@ -179,6 +186,10 @@ class Metrics:
 
     def set_leader(self, is_leader: bool) -> None:
         self._leader.set(1 if is_leader else 0)
+
+    def drift(self, count: int) -> None:
+        if count > 0:
+            self.trigger_drift_total.inc(count)
 
     def policy_reload(self, ok: bool) -> None:
         self.policy_reloads_total.labels(result="ok" if ok else "rejected").inc()

@@ -91,3 +91,11 @@ def test_engine_short_forms() -> None:
     assert m.value("aomd_blast_radius_tripped") == 0
     assert m.value("aomd_breaker_open") == 1
     assert m.value("aomd_executions_seen_total") == 8
+
+
+def test_drift_is_counted() -> None:
+    m = Metrics()
+    m.drift(0)
+    m.drift(2)
+    assert m.value("aomd_trigger_drift_total") == 2.0
+    assert b"aomd_trigger_drift_total 2.0" in m.render()[0]
