@@ -159,6 +159,10 @@ class LeaderSettings(_Frozen):
     identity: str | None = None
     lease_seconds: float = 15.0
     renew_seconds: float = 5.0
+    api_server: str | None = None
+    """Kubernetes API URL when not running in a pod (default: the in-cluster config)."""
+    token_file: Path | None = None
+    """Bearer token file for ``api_server`` (in a pod the service account is used)."""
 
 
 class EmulatorSettings(_Frozen):

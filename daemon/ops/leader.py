@@ -33,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from daemon.errors import AomdError, ConfigError
+from daemon.ops.logging import register_secret
 from daemon.settings import LeaderSettings
 
 log = structlog.get_logger("aomd.leader")
@@ -258,6 +259,17 @@ class LeaseElector:
         on_change: Callable[[bool], None] | None = None,
     ) -> LeaseElector:
         """In-cluster elector from ``[leader]`` settings (needs ``aomd[k8s]``)."""
+        if api is None and settings.api_server is not None:
+            token = None
+            if settings.token_file is not None:
+                try:
+                    token = settings.token_file.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"leader.token_file {str(settings.token_file)!r}: {exc.strerror}"
+                    ) from None
+                register_secret(token)
+            api = KubernetesLeaseApi.for_host(settings.api_server, token=token)
         if api is None:
             try:
                 api = KubernetesLeaseApi.in_cluster()

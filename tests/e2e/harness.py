@@ -55,7 +55,9 @@ class Emulator:
 
 
 @contextmanager
-def emulator(scenario: Path, *, speed: float = 1.0, seed: int = 1) -> Iterator[Emulator]:
+def emulator(
+    scenario: Path, *, speed: float = 1.0, seed: int = 1, token: str | None = None
+) -> Iterator[Emulator]:
     proc = subprocess.Popen(
         aomd_cmd(
             "emulator",
@@ -73,6 +75,7 @@ def emulator(scenario: Path, *, speed: float = 1.0, seed: int = 1) -> Iterator[E
             str(speed),
             "--seed",
             str(seed),
+            *(["--token", token] if token else []),
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
