@@ -35,7 +35,7 @@ import structlog
 
 from daemon.clock import Clock
 from daemon.cloud.protocol import CloudClient
-from daemon.errors import CloudError
+from daemon.errors import CloudError, JournalError
 from daemon.model import Execution, Workflow
 
 log = structlog.get_logger("aomd.watcher")
@@ -94,6 +94,7 @@ class Watcher:
         self.speed = speed
         self.on_cycle = on_cycle
         self.retire = retire
+        self._journal_error_logged = -float("inf")
         self.stats = WatchStats()
         self.workflows: dict[str, Workflow] = {}
         self._sem = asyncio.Semaphore(concurrency)
@@ -292,6 +293,14 @@ class Watcher:
             return await self.handler(wf, execution)
         except CloudError as exc:
             self._failed(wf.id, execution.execution_id, exc)
+        except JournalError as exc:
+            # The journal is unusable (disk full, locked, removed): nothing is written
+            # without it. Say so once a minute, not with a traceback per execution.
+            self.stats.poll_errors += 1
+            now = asyncio.get_running_loop().time()
+            if now - self._journal_error_logged >= 60.0:
+                self._journal_error_logged = now
+                log.error("journal_unavailable", error=str(exc), workflow_id=wf.id)
         except Exception:
             # A bug while handling one execution must not stop the others; it is logged
             # with its traceback and the execution is looked at again soon.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from structlog.testing import capture_logs
 
@@ -205,3 +206,39 @@ async def test_run_loop_rediscovers_on_request_and_polls(emu: Emulator, client: 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert seen.calls[0][0] == "in-new"
+
+
+async def test_an_unusable_journal_is_reported_once_not_per_execution(
+    emu: Emulator, client: AomClient, tmp_path: Path
+) -> None:
+    from daemon.journal.sqlite import SqliteJournal
+
+    wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    for _ in range(3):
+        emu.start_execution(wid)
+    journal = SqliteJournal(tmp_path / "journal.sqlite3")
+    await journal.open()
+    await journal.close()  # from now on every call fails with JournalError
+
+    async def handler(wf: Workflow, execution: Execution) -> datetime | None:
+        await journal.facts(execution.execution_id)
+        return None
+
+    watcher = Watcher(
+        client=client,
+        clock=EmuClock(emu),
+        handler=handler,
+        scope=_in_prefix,
+        fast_interval=FAST,
+        slow_interval=SLOW,
+        discovery_interval=300.0,
+        concurrency=2,
+    )
+    await watcher.discover()
+    with capture_logs() as logs:
+        await watcher.poll_all()
+        await watcher.poll_all()
+    events = [e["event"] for e in logs]
+    assert events.count("journal_unavailable") == 1
+    assert "poll_crashed" not in events
+    assert watcher.stats.poll_errors == 6
