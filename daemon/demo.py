@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import holidays
+
 from daemon.settings import (
     Account,
     EmulatorSettings,
@@ -32,10 +34,21 @@ DEMO_ZONE = ZoneInfo("Europe/Berlin")
 def demo_start(today: date | None = None) -> datetime:
     """Ten minutes before the next weekly maintenance window of the example policies
     (Tuesdays 22:00-02:00 Europe/Berlin, ``policies/calendars.example.yaml``), so the
-    freeze, the re-enable at its end and the 02:30 backup all happen within the demo."""
+    freeze, the re-enable at its end and the 02:30 backup all happen within the demo.
+
+    Tuesdays the example ``change-freeze`` covers anyway are passed over: the year-end
+    freeze (mid-December to early January, by a wide margin) and Bavarian public
+    holidays on the Tuesday or the Wednesday, when the triggers would stay off."""
     day = today or datetime.now(DEMO_ZONE).date()
+    bavaria = holidays.country_holidays("DE", subdiv="BY", years=(day.year, day.year + 1))
     day += timedelta(days=1)
-    while day.weekday() != 1 or (day.month, day.day) == (12, 29):  # Tuesday; EXDATE
+    while (
+        day.weekday() != 1
+        or (day.month, day.day) >= (12, 10)
+        or (day.month, day.day) <= (1, 10)
+        or day in bavaria
+        or day + timedelta(days=1) in bavaria
+    ):
         day += timedelta(days=1)
     return datetime.combine(day, time(21, 50), DEMO_ZONE)
 
