@@ -99,23 +99,36 @@ def emulator(
             proc.wait()
 
 
-def write_settings(tmp: Path, url: str, *, extra: str = "") -> Path:
+def write_settings(
+    tmp: Path,
+    url: str,
+    *,
+    extra: str = "",
+    reconcile_interval: float = 5.0,
+    http: bool = True,
+    token: str | None = None,
+) -> Path:
+    """settings.toml for ``aomd run`` against ``url``: AK/SK from files, or ``token``."""
     (tmp / "secrets").mkdir(exist_ok=True)
     (tmp / "secrets" / "ak").write_text(AK)
     (tmp / "secrets" / "sk").write_text(SK)
+    auth = (
+        f'token = "{token}"'
+        if token is not None
+        else f'ak_file = "{tmp / "secrets" / "ak"}"\nsk_file = "{tmp / "secrets" / "sk"}"'
+    )
     cfg = tmp / "settings.toml"
     cfg.write_text(
         f"""
 state_dir = "{tmp / "state"}"
 policies_dir = "{tmp / "policies"}"
-reconcile_interval = 5.0
+reconcile_interval = {reconcile_interval}
 
 [[accounts]]
 name = "e2e"
 project_id = "{PROJECT}"
 endpoints = {{aom = "{url}", dataarts = "{url}"}}
-ak_file = "{tmp / "secrets" / "ak"}"
-sk_file = "{tmp / "secrets" / "sk"}"
+{auth}
 requests_per_second = 200
 burst = 50
 
@@ -124,7 +137,7 @@ format = "json"
 level = "info"
 
 [http]
-port = 0
+{"port = 0" if http else "enabled = false"}
 
 [watch]
 fast_interval = 0.2

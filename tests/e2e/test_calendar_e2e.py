@@ -29,7 +29,7 @@ from daemon.emulator.emulator import Emulator
 from daemon.emulator.faults import Fault
 from daemon.emulator.ledger import LedgerEntry
 from daemon.emulator.thread import EmulatorThread
-from tests.e2e.harness import AK, PROJECT, SK, Daemon
+from tests.e2e.harness import AK, PROJECT, SK, Daemon, write_settings
 
 pytestmark = [pytest.mark.slow]
 
@@ -73,41 +73,12 @@ class World:
         )
         self.et.__enter__()
         (self.tmp / "policies").mkdir(parents=True)
-        (self.tmp / "secrets").mkdir()
-        (self.tmp / "secrets" / "ak").write_text(AK)
-        (self.tmp / "secrets" / "sk").write_text(SK)
-        self.cfg = self.tmp / "settings.toml"
         # reconcile_interval is real seconds (checked on a 5 s heartbeat): by default the
         # periodic safety-net pass comes far later (in emulated time) than any transition
         # these tests look at, so transitions are handled by the APScheduler wake-ups and
         # the start-up pass, which is what is under test.
-        self.cfg.write_text(
-            f"""
-state_dir = "{self.tmp / "state"}"
-policies_dir = "{self.tmp / "policies"}"
-reconcile_interval = {self.reconcile_interval}
-
-[[accounts]]
-name = "e2e"
-project_id = "{PROJECT}"
-endpoints = {{aom = "{self.et.url}", dataarts = "{self.et.url}"}}
-ak_file = "{self.tmp / "secrets" / "ak"}"
-sk_file = "{self.tmp / "secrets" / "sk"}"
-requests_per_second = 200
-burst = 50
-
-[log]
-format = "json"
-level = "info"
-
-[http]
-enabled = false
-
-[watch]
-fast_interval = 0.2
-slow_interval = 1.0
-discovery_interval = 5.0
-"""
+        self.cfg = write_settings(
+            self.tmp, self.et.url, reconcile_interval=self.reconcile_interval, http=False
         )
 
     def close(self) -> None:

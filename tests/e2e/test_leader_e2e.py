@@ -91,13 +91,7 @@ identity = "{name}"
 lease_seconds = 2.0
 renew_seconds = 0.5
 """
-    cfg = write_settings(home, url, extra=leader)
-    if token:
-        text = cfg.read_text()
-        text = text.replace(f'ak_file = "{home / "secrets" / "ak"}"\n', "")
-        text = text.replace(f'sk_file = "{home / "secrets" / "sk"}"', f'token = "{TOKEN}"')
-        cfg.write_text(text)
-    return cfg
+    return write_settings(home, url, extra=leader, token=TOKEN if token else None)
 
 
 def test_only_the_leader_writes_and_the_other_takes_over(
