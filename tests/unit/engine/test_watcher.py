@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
-from daemon.engine.watcher import Scope, Watcher
+from daemon.engine.watcher import Handler, Scope, Watcher
 from daemon.model import Execution, Workflow
 from tests.unit.engine.conftest import EmuClock
 
@@ -39,7 +39,7 @@ def _in_prefix() -> Scope:
 
 
 def _watcher(
-    client: AomClient, emu: Emulator, handler: Seen, speed: float = 1.0, **kw: object
+    client: AomClient, emu: Emulator, handler: Handler, speed: float = 1.0, **kw: object
 ) -> Watcher:
     return Watcher(
         client=client,
@@ -139,16 +139,7 @@ async def test_one_crashing_execution_does_not_stop_its_siblings(
         handled.append(execution.execution_id)
         return None
 
-    watcher = Watcher(
-        client=client,
-        clock=EmuClock(emu),
-        handler=handler,
-        scope=_in_prefix,
-        fast_interval=FAST,
-        slow_interval=SLOW,
-        discovery_interval=300.0,
-        concurrency=2,
-    )
+    watcher = _watcher(client, emu, handler)
     await watcher.discover()
     with capture_logs() as logs:
         await watcher.poll_all()
@@ -224,16 +215,7 @@ async def test_an_unusable_journal_is_reported_once_not_per_execution(
         await journal.facts(execution.execution_id)
         return None
 
-    watcher = Watcher(
-        client=client,
-        clock=EmuClock(emu),
-        handler=handler,
-        scope=_in_prefix,
-        fast_interval=FAST,
-        slow_interval=SLOW,
-        discovery_interval=300.0,
-        concurrency=2,
-    )
+    watcher = _watcher(client, emu, handler)
     await watcher.discover()
     with capture_logs() as logs:
         await watcher.poll_all()
