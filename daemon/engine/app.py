@@ -39,14 +39,12 @@ from daemon.engine.wake import Waker
 from daemon.engine.watcher import Watcher
 from daemon.errors import CloudError
 from daemon.journal.sqlite import SqliteJournal
-from daemon.model import Workflow
 from daemon.ops import sdnotify
 from daemon.ops.health import HealthState
 from daemon.ops.leader import AlwaysLeader, Elector, make_elector
 from daemon.ops.logging import configure_logging
 from daemon.ops.metrics import Metrics
 from daemon.ops.server import HealthServer
-from daemon.policy import in_scope
 from daemon.settings import Account, Settings
 
 log = structlog.get_logger("aomd.daemon")
@@ -108,7 +106,6 @@ class Daemon:
         self.journal = SqliteJournal(s.journal_path())
         self.notifier = Notifier(s.notify_webhook)
         self.elector: Elector = AlwaysLeader()
-        self.ready = False
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -176,15 +173,11 @@ class Daemon:
             on_unhandled=self._unhandled_changed,
         )
 
-        def scope() -> Callable[[Workflow], bool]:
-            rules = self.bundle.rules
-            return lambda wf: in_scope(rules, wf)
-
         watcher = Watcher(
             client=client,
             clock=self.clock,
             handler=handler,
-            scope=scope,
+            scope=lambda: self.bundle.policy.watches,
             fast_interval=w.fast_interval,
             slow_interval=w.slow_interval,
             discovery_interval=w.discovery_interval,
@@ -297,8 +290,6 @@ class Daemon:
         """READY=1 after the first successful discovery of every account."""
         for rt in self.accounts:
             await rt.watcher.discovered.wait()
-        self.ready = True
-        self.health.set_policy_loaded(True)
         sdnotify.ready()
         sdnotify.status(
             f"watching {sum(rt.watcher.stats.watched for rt in self.accounts)} workflows"
