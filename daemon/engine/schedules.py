@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -24,33 +23,20 @@ from daemon.cloud.protocol import CloudClient
 from daemon.engine.executor import (
     RETRYABLE_OUTCOMES,
     Executor,
-    JournalPort,
     Resolution,
     WriteIntent,
 )
-from daemon.facts import ExecutionFacts
+from daemon.journal.protocol import Journal
 
 log = structlog.get_logger("aomd.schedules")
 
 LOOKBACK = timedelta(days=1)
+"""How far back a start-up looks for fire times it may have slept through."""
 CHECKPOINT_NODE = "last-tick"
+"""The journal's sightings double as the scheduler's durable "last tick" mark."""
 CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
 """A lost execute reply counts as applied if an execution began this long before its
 fire time or later: the cloud's clock may be behind aomd's."""
-
-
-@runtime_checkable
-class CheckpointPort(Protocol):
-    """The journal's sightings double as the scheduler's durable "last tick" mark."""
-
-    async def facts(self, execution_id: str) -> ExecutionFacts: ...
-
-    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
-
-    async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
-
-
-"""How far back a start-up looks for fire times it may have slept through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +51,7 @@ class ScheduleRunner:
         self,
         *,
         client: CloudClient,
-        journal: JournalPort,
+        journal: Journal,
         executor: Executor,
         account: str,
         default_workspace: str | None = None,
@@ -149,16 +135,13 @@ class ScheduleRunner:
         """Where the first tick after a start looks back to: the last tick journaled by an
         earlier run (so fire times missed while aomd was down are reported), or, on a
         fresh journal, ``now`` (nothing before aomd ever ran is "missed")."""
-        if not isinstance(self.journal, CheckpointPort):
-            return now - LOOKBACK
         facts = await self.journal.facts(self._checkpoint_id)
         last = facts.first_seen.get(CHECKPOINT_NODE)
         return max(last, now - LOOKBACK) if last is not None else now
 
     async def _save_checkpoint(self, now: datetime) -> None:
-        if isinstance(self.journal, CheckpointPort):
-            await self.journal.forget_seen(self._checkpoint_id, CHECKPOINT_NODE)
-            await self.journal.saw(self._checkpoint_id, CHECKPOINT_NODE, now)
+        await self.journal.forget_seen(self._checkpoint_id, CHECKPOINT_NODE)
+        await self.journal.saw(self._checkpoint_id, CHECKPOINT_NODE, now)
 
     def _key(self, spec: ScheduleSpec, fire: Fire) -> str:
         return f"schedule/{self.account}/{spec.name}/{fire.time.isoformat()}"
