@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import _emulator  # bench/_emulator.py (bench/ is sys.path[0] for a script)
 import aiohttp
 from yarl import URL
 
@@ -73,41 +73,11 @@ def start_emulator(workflows: int) -> tuple[subprocess.Popen[str], str, Path]:
     tmp = Path(tempfile.mkdtemp(prefix="aomd-bench-"))
     path = tmp / "scenario.json"
     path.write_text(json.dumps(scenario))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daemon.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--project-id",
-            PID,
-            "--access-key",
-            AK,
-            "--secret-key",
-            SK,
-            "--token",
-            TOKEN,
-            "--scenario",
-            str(path),
-            "--speed",
-            "0",
-            "--ledger-limit",
-            "10000",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, line.split()[-1], path
+    proc, url = _emulator.start(
+        "--host", "127.0.0.1", "--project-id", PID, "--access-key", AK, "--secret-key", SK,
+        "--token", TOKEN, "--scenario", str(path), "--speed", "0", "--ledger-limit", "10000",
+    )  # fmt: skip
+    return proc, url, path
 
 
 async def discover(url: str) -> list[tuple[str, str]]:

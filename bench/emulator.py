@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _emulator  # bench/_emulator.py (bench/ is sys.path[0] for a script)
 import aiohttp
 from yarl import URL
 
@@ -42,21 +43,13 @@ WARMUP = 200
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     env = {
-        **os.environ,
         "AOMD_EMULATOR_ACCESS_KEY": AK,
         "AOMD_EMULATOR_SECRET_KEY": SK,
         "AOMD_EMULATOR_TOKEN": TOKEN,
-        "PYTHONPATH": str(ROOT),
     }
-    cmd = [sys.executable, "-m", "daemon.emulator", "--port", "0", "--project-id", PID]
-    cmd += ["--speed", "0", "--ledger-limit", "100000"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+    return _emulator.start(
+        "--project-id", PID, "--speed", "0", "--ledger-limit", "100000", env=env
+    )  # fmt: skip
 
 
 def cpu_seconds(pid: int) -> float:

@@ -53,6 +53,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import _emulator  # bench/_emulator.py (bench/ is sys.path[0] for a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 PID = "0123456789abcdef0123456789abcdef"
 AK, SK = "AKBENCHREACTION00001", "SKbench/reaction+secret==never-printed"
@@ -230,18 +232,12 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("AOMD_CONFIG", None)
 
-    emu = subprocess.Popen(
-        aomd("emulator", "--port", "0", "--project-id", PID, "--access-key", AK,
-             "--secret-key", SK, "--speed", "1", "--seed", str(args.seed)),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+    emu, url = _emulator.start(
+        "--project-id", PID, "--access-key", AK, "--secret-key", SK, "--speed", "1",
+        "--seed", str(args.seed),
     )  # fmt: skip
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        assert emu.stdout is not None
-        line = emu.stdout.readline().decode().strip()
-        if not line.startswith("listening on "):
-            raise SystemExit(f"emulator did not start: {line!r}")
-        url = line.removeprefix("listening on ")
         within = mode.warmup + mode.window
         t_pop = time.monotonic()
         population = admin(

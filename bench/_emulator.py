@@ -1,0 +1,29 @@
+"""Start ``aomd emulator`` in its own process for a benchmark (so its CPU is not ours)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Run ``python -m daemon.emulator --port 0 ARGS...``; return it and its URL once it
+    prints ``listening on URL``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"emulator did not start: {line!r}")
+    return proc, line.removeprefix("listening on ")
