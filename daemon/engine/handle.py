@@ -63,7 +63,6 @@ class ExecutionHandler:
         """(execution, node) paused with no matching rule; logged once each."""
         self._workflow_of: dict[str, str] = {}
         """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
-        self.decisions = 0
 
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
         now = self.clock.now()
@@ -91,7 +90,6 @@ class ExecutionHandler:
             self.calendars(),
             dry_run=self.executor.dry_run,
         )
-        self.decisions += 1
         self._track_unhandled(workflow, execution, decision.unhandled_node, now)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by

@@ -62,7 +62,6 @@ class ScheduleRunner:
         self.account = account
         self.default_workspace = default_workspace
         self._last_tick: datetime | None = None
-        self.runs = 0
 
     def next_fire(
         self,
@@ -238,8 +237,6 @@ class ScheduleRunner:
             # DataArts has no read-back for task actions: a lost reply stays "unknown"
             # and is reported, never resent.
             report = await self.executor.write(intent, call, None)
-        if report.outcome in ("applied", "dry_run"):
-            self.runs += 1
         return FireResult(spec.name, fire.time, report.outcome)
 
     async def _resolve_name(self, name: str) -> str | None:

@@ -116,7 +116,6 @@ class TriggerReconciler:
         self.ownership = ownership
         self.executor = executor
         self.account = account
-        self.passes = 0
         self.drifts = 0
         self.owned_count = 0
 
@@ -133,7 +132,6 @@ class TriggerReconciler:
         steps = plan_triggers(workflows, rules, calendars, owned, now)
         for step in steps:
             await self._apply(step, now)
-        self.passes += 1
         self.owned_count = len(await self.ownership.owned_triggers())
         return steps
 
