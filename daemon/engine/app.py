@@ -185,6 +185,8 @@ class Daemon:
             speed=self.speed,
             on_cycle=lambda stats: self.metrics.poll_cycle(stats.last_cycle_seconds),
             retire=handler.retire,
+            # beats from the watcher's own loop, so a stuck watcher goes stale on /healthz
+            on_tick=partial(self.health.beat, f"watch:{account.name}"),
         )
         triggers = TriggerReconciler(
             client=client, ownership=self.journal, executor=executor, account=account.name
@@ -267,16 +269,6 @@ class Daemon:
                 # parse in a thread; touch loop objects (events) back on the loop
                 ok = await asyncio.to_thread(self.policy.reload, reason="file changed")
                 self._reloaded(ok)
-
-    async def _watch_loop(self, rt: AccountRuntime) -> None:
-        async def beat() -> None:
-            while True:
-                self.health.beat(f"watch:{rt.account.name}")
-                await asyncio.sleep(2.0)
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(beat())
-            tg.create_task(rt.watcher.run())
 
     async def _retention_loop(self) -> None:
         days = self.settings.journal.retention_days
@@ -382,7 +374,7 @@ class Daemon:
             sw = Waker(scheduler, f"schedules:{rt.account.name}", self.clock, self.speed)
             self.wakers += [tw, sw]
             loops += [
-                (f"watch:{rt.account.name}", partial(self._watch_loop, rt)),
+                (f"watch:{rt.account.name}", rt.watcher.run),
                 (
                     f"triggers:{rt.account.name}",
                     partial(self._reconcile_loop, "triggers", tw, self._trigger_step(rt)),

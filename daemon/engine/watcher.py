@@ -79,6 +79,7 @@ class Watcher:
         concurrency: int,
         speed: float = 1.0,
         on_cycle: Callable[[WatchStats], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
         retire: Retire | None = None,
         scan_interval: float | None = None,
     ) -> None:
@@ -93,6 +94,8 @@ class Watcher:
         """0 or less disables the change scan (only discovery and the slow poll)."""
         self.speed = speed
         self.on_cycle = on_cycle
+        self.on_tick = on_tick
+        """Called once per pass of ``run`` (at least every second): the liveness beat."""
         self.retire = retire
         self._journal_error_logged = -float("inf")
         self.stats = WatchStats()
@@ -186,32 +189,22 @@ class Watcher:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if self.on_tick is not None:
+                self.on_tick()
             cycle_start = loop.time()
             if self._rediscover.is_set() or cycle_start >= self._next_discovery:
                 self._rediscover.clear()
                 try:
                     await self.discover()
                 except CloudError as exc:
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning(
-                        "discovery_failed",
-                        error=type(exc).__name__,
-                        error_code=exc.error_code,
-                        request_id=exc.request_id,
-                    )
+                    self._list_failed("discovery_failed", exc)
                     self._next_discovery = loop.time() + min(self.fast * 2, 30.0)
             elif cycle_start >= self._next_scan:
                 try:
                     await self.scan()
                 except CloudError as exc:
                     # Only a shortcut: the slow poll still finds new executions.
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning(
-                        "scan_failed",
-                        error=type(exc).__name__,
-                        error_code=exc.error_code,
-                        request_id=exc.request_id,
-                    )
+                    self._list_failed("scan_failed", exc)
                     self._next_scan = loop.time() + max(self.scan_interval, self.fast)
             due: list[str] = []
             now = loop.time()
@@ -244,6 +237,12 @@ class Watcher:
                     await self._rediscover.wait()
             except TimeoutError:
                 pass
+
+    def _list_failed(self, event: str, exc: CloudError) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            event, error=type(exc).__name__, error_code=exc.error_code, request_id=exc.request_id
+        )
 
     async def _poll(self, wid: str) -> None:
         loop = asyncio.get_running_loop()

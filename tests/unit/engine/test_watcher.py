@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -224,3 +225,19 @@ async def test_an_unusable_journal_is_reported_once_not_per_execution(
     assert events.count("journal_unavailable") == 1
     assert "poll_crashed" not in events
     assert watcher.stats.poll_errors == 6
+
+
+async def test_every_pass_of_the_loop_ticks_the_liveness_hook(
+    emu: Emulator, client: AomClient
+) -> None:
+    emu.add_workflow(name="in-a", nodes=LONG_TASK)
+    ticks: list[float] = []
+    loop = asyncio.get_running_loop()
+    watcher = _watcher(client, emu, Seen(), on_tick=lambda: ticks.append(loop.time()))
+    task = asyncio.create_task(watcher.run())
+    await asyncio.sleep(2.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # the loop sleeps at most 1 s between passes: several beats in 2.5 s, not one
+    assert len(ticks) >= 2
