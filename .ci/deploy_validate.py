@@ -133,7 +133,7 @@ def check_properties(target: str, docs: list[Doc]) -> None:
 
 def check_aomd_config(target: str, docs: list[Doc]) -> None:
     sys.path.insert(0, str(ROOT))
-    from daemon.errors import ConfigError
+    from daemon.kernel.errors import ConfigError
     from daemon.policy.loader import load_policy_dir
     from daemon.settings import Settings
 

@@ -6,7 +6,7 @@ The emulator runs as a subprocess (``python -m daemon.emulator``), so ``time.pro
 of this process counts only client work. The same workload (half ListWorkflowExecutions,
 half SearchWorkflowExecutionDetail, round-robin over W workflows x 5 executions) is run:
 
-* ``aomd``  -- ``AomClient`` with AK/SK signing, parsing into ``daemon.model`` values;
+* ``aomd``  -- ``AomClient`` with AK/SK signing, parsing into ``daemon.kernel.model`` values;
 * ``sdk``   -- huaweicloudsdkaom ``v1.AomAsyncClient`` (AK/SK, its 8-thread pool), C in flight;
 * ``floor`` -- bare aiohttp GET with headers signed once per URL beforehand (same bytes on
   the wire, so the emulator works the same), body read + ``json.loads``.

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar import build_calendars, build_schedule_sources, plan
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.model import Workflow
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.kernel.model import Workflow
 
 ICS = """BEGIN:VCALENDAR
 VERSION:2.0

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon import __version__
-from daemon.errors import AomdError, ConfigError
+from daemon.kernel.errors import AomdError, ConfigError
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1

@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 DEFAULT_CONFIG = Path("settings.toml")
 ENV_CONFIG = "AOMD_CONFIG"

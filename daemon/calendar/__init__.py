@@ -4,13 +4,19 @@ Import surface for the rest of aomd::
 
     from daemon.calendar import (Calendar, Window, build_calendars, desired_trigger,
                                  rule_matches, first_matching_rule, fire_times, plan)
-    from daemon.calendar.spec import CalendarSpec, TriggerRuleSpec, ScheduleSpec
+    from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec, ScheduleSpec
 """
 
 from daemon.calendar.build import build_calendars
 from daemon.calendar.calendar import DEFAULT_HORIZON, Calendar
-from daemon.calendar.plan import PlanItem, plan, render_plan_table
-from daemon.calendar.schedules import (
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.desired import (
+    check_trigger_rules,
+    desired_trigger,
+    first_matching_rule,
+    rule_matches,
+)
+from daemon.calendar.firetimes import (
     Fire,
     build_schedule_sources,
     check_schedule_names,
@@ -18,13 +24,7 @@ from daemon.calendar.schedules import (
     fire_times,
     next_fire,
 )
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.calendar.triggers import (
-    check_trigger_rules,
-    desired_trigger,
-    first_matching_rule,
-    rule_matches,
-)
+from daemon.calendar.plan import PlanItem, plan, render_plan_table
 from daemon.calendar.window import Window, localize
 
 __all__ = [

@@ -15,10 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.calendar.calendar import AllOf, AnyOf, Calendar, Except
+from daemon.calendar.calendar_spec import CalendarSpec, IcsSpec, RangeSpec
 from daemon.calendar.sources import HolidaySource, IcsSource, RangeSource, RecurringSource, Source
-from daemon.calendar.spec import CalendarSpec, IcsSpec, RangeSpec
 from daemon.calendar.window import Window, localize, merge
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 __all__ = ["build_calendars", "load_ics"]
 

@@ -16,11 +16,11 @@ from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.schedules import ScheduleSources, raw_fires
-from daemon.calendar.spec import ScheduleSpec, TriggerRuleSpec
-from daemon.calendar.triggers import first_matching_rule
+from daemon.calendar.calendar_spec import ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.desired import first_matching_rule
+from daemon.calendar.firetimes import ScheduleSources, raw_fires
 from daemon.calendar.window import Window, require_aware
-from daemon.model import Workflow
+from daemon.kernel.model import Workflow
 
 __all__ = ["PlanItem", "plan", "render_plan_table"]
 

@@ -2,5 +2,5 @@
 
 ``client.AomClient`` implements ``protocol.CloudClient`` from small single-job modules:
 ``auth`` (token / AK/SK headers; ``signer`` is the reference algorithm), ``wire`` (JSON to
-``daemon.model``), ``errors`` (status to ``daemon.errors``), ``retry`` and ``ratelimit``.
+``daemon.kernel.model``), ``errors`` (status to ``daemon.kernel.errors``), ``retry`` and ``ratelimit``.
 """

@@ -32,11 +32,10 @@ import aiohttp
 import structlog
 from yarl import URL
 
-from daemon.clock import Clock
-from daemon.cloud import errors as errmap
+from daemon.cloud import failures as errmap
 from daemon.cloud import signer, wire
 from daemon.cloud.auth import AkSkAuth, Auth, NoAuth, TokenAuth, host_of
-from daemon.cloud.protocol import (
+from daemon.cloud.port import (
     DataArtsAction,
     ExecuteResult,
     OperationAction,
@@ -44,8 +43,9 @@ from daemon.cloud.protocol import (
 )
 from daemon.cloud.ratelimit import TokenBucket
 from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
-from daemon.errors import CloudError, ConfigError, OutcomeUnknown, TemporaryCloudError
-from daemon.model import Execution, Workflow
+from daemon.kernel.clock import Clock
+from daemon.kernel.errors import CloudError, ConfigError, OutcomeUnknown, TemporaryCloudError
+from daemon.kernel.model import Execution, Workflow
 from daemon.ops.logging import register_secret
 from daemon.settings import Account
 

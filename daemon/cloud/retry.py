@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from daemon.errors import CloudError, TemporaryCloudError
+from daemon.kernel.errors import CloudError, TemporaryCloudError
 
 NOT_SENT: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectorError,

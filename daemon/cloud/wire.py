@@ -1,4 +1,4 @@
-"""Wire JSON -> ``daemon.model`` values, tolerant by design.
+"""Wire JSON -> ``daemon.kernel.model`` values, tolerant by design.
 
 Why tolerant: API.md marks much of the response shape as *assumed*. A newer cloud that
 adds a field or a status must not break aomd, so unknown fields land in ``extra`` and an
@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from daemon.errors import MalformedResponse
-from daemon.model import Execution, NodeRun, Status, Workflow, WorkflowNode
+from daemon.kernel.errors import MalformedResponse
+from daemon.kernel.model import Execution, NodeRun, Status, Workflow, WorkflowNode
 
 log = structlog.get_logger("aomd.cloud")
 T = TypeVar("T")

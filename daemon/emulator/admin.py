@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from daemon.emulator.faults import Fault
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     from daemon.emulator.emulator import Emulator

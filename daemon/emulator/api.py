@@ -19,11 +19,11 @@ from urllib.parse import unquote
 import structlog
 from aiohttp import web
 
-from daemon.emulator.auth import Credentials, authenticate
-from daemon.emulator.clock import EmuClock
 from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import AuthResult, Ledger
+from daemon.emulator.simclock import EmuClock
 from daemon.emulator.state import NotAllowed, UnknownNode
+from daemon.emulator.verify import Credentials, authenticate
 from daemon.emulator.workflows import Workflow, World
 
 INVALID_PARAM = "AOM.31001302"

@@ -18,7 +18,7 @@ import sys
 import structlog
 
 from daemon.emulator.emulator import Emulator
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1

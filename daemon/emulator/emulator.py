@@ -18,16 +18,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from daemon.clock import Clock
 from daemon.emulator.admin import add_admin_routes
 from daemon.emulator.api import Api
-from daemon.emulator.auth import Credentials
-from daemon.emulator.clock import EmuClock, ms_to_datetime
 from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import Ledger, LedgerEntry
 from daemon.emulator.scenario import parse_node, read_scenario
+from daemon.emulator.simclock import EmuClock, ms_to_datetime
 from daemon.emulator.state import Execution, NodeSpec
+from daemon.emulator.verify import Credentials
 from daemon.emulator.workflows import Population, Workflow, World
+from daemon.kernel.clock import Clock
 
 log = structlog.get_logger("daemon.emulator")
 

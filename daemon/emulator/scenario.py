@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from daemon.emulator.state import Behaviour, NodeSpec
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 DEFAULT_DURATION_SECONDS = 5.0
 

@@ -23,22 +23,23 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from daemon.clock import Clock, SystemClock
 from daemon.cloud.client import AomClient
 from daemon.engine.bundle import Bundle, load_bundle
 from daemon.engine.connect import connect, register_account_secrets
-from daemon.engine.executor import Executor, WriteIntent, WriteReport
+from daemon.engine.executor import Executor
 from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
 from daemon.engine.policyref import PolicyRef
 from daemon.engine.safety import BlastRadius, CircuitBreaker
-from daemon.engine.schedules import ScheduleRunner
+from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.engine.supervise import supervised
-from daemon.engine.triggers import TriggerReconciler
+from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.engine.wake import Waker
 from daemon.engine.watcher import Watcher
-from daemon.errors import CloudError
 from daemon.journal.sqlite import SqliteJournal
+from daemon.kernel.clock import Clock, SystemClock
+from daemon.kernel.errors import CloudError
+from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.ops import sdnotify
 from daemon.ops.health import HealthState
 from daemon.ops.leader import AlwaysLeader, Elector, make_elector

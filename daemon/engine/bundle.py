@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.spec import ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import ScheduleSpec, TriggerRuleSpec
 from daemon.policy import PolicySet, Rule, load_policy_dir
 
 

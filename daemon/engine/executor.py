@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import structlog
 
-from daemon.clock import Clock
 from daemon.engine.safety import BlastRadius, CircuitBreaker
-from daemon.errors import (
+from daemon.kernel.clock import Clock
+from daemon.kernel.errors import (
     CloudError,
     JournalError,
     MalformedResponse,
@@ -28,77 +26,14 @@ from daemon.errors import (
     PermanentCloudError,
     TemporaryCloudError,
 )
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED, Outcome, Resolution
+from daemon.kernel.ports import JournalPort, WriteGuard
+from daemon.kernel.writes import WriteIntent, WriteReport
 
 log = structlog.get_logger("aomd.executor")
 
-Outcome = Literal[
-    "applied",
-    "rejected",
-    "failed",
-    "unknown",
-    "resolved_applied",
-    "resolved_not_applied",
-    "moot",
-    "dry_run",
-    "refused",
-    "duplicate",
-]
-#: Outcomes after which the same key may be sent again (a read proved nothing happened,
-#: or the call was refused before it left).
-RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
-Resolution = Literal["applied", "not_applied", "moot", "unknown"]
 REFUSAL_MEMORY = 4096
 """Refused keys remembered for log de-duplication; oldest forgotten first."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WriteIntent:
-    """One write aomd means to make; ``key`` makes it happen at most once."""
-
-    key: str
-    kind: str
-    """restart | skip | continue | terminate | notify | trigger_enable | trigger_disable |
-    execute | dataarts_start | dataarts_schedule | dataarts_stop"""
-    workflow_id: str
-    execution_id: str | None = None
-    node_id: str | None = None
-    attempt: int = 1
-    rule: str = ""
-    reason: str = ""
-    dry_run: bool = False
-    observed: str = ""
-    """What the execution/trigger looked like when we decided (to resolve a lost reply)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WriteReport:
-    outcome: Outcome
-    request_id: str | None = None
-    error: str | None = None
-    result: Any = None
-
-
-class JournalPort(Protocol):
-    """What the executor needs of the journal (``daemon.journal`` implements it)."""
-
-    async def begin(self, intent: WriteIntent, at: datetime) -> str | None:
-        """Record the intent. Returns None when newly recorded, else the existing outcome
-        (``"pending"`` when the key has an intent but no outcome yet)."""
-        ...
-
-    async def finish(
-        self,
-        key: str,
-        outcome: str,
-        *,
-        request_id: str | None,
-        error: str | None,
-        at: datetime,
-    ) -> None: ...
-
-
-class Guard(Protocol):
-    def may_write(self) -> bool: ...
 
 
 class Executor:
@@ -109,7 +44,7 @@ class Executor:
         clock: Clock,
         blast: BlastRadius,
         breaker: CircuitBreaker,
-        leader: Guard,
+        leader: WriteGuard,
         dry_run: bool,
         on_outcome: Callable[[WriteIntent, WriteReport], None] | None = None,
     ) -> None:
@@ -241,7 +176,7 @@ class Executor:
         except BaseException:
             self._unreserve(intent, reserved)
             raise
-        if existing in ("pending", "unknown"):
+        if existing in UNRESOLVED:
             # Sent before (or maybe sent) and never resolved: read state, never resend.
             self._unreserve(intent, reserved)
             if resolve is None:

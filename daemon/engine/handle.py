@@ -10,32 +10,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from daemon.calendar.calendar import Calendar
-from daemon.clock import Clock
-from daemon.cloud.protocol import CloudClient
-from daemon.engine.executor import Executor, Resolution, WriteIntent, WriteReport
+from daemon.cloud.port import CloudClient
+from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolve import Fingerprint, resolve
-from daemon.facts import ExecutionFacts, PastWrite
-from daemon.model import Execution, Workflow
+from daemon.kernel.clock import Clock
+from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.model import Execution, Workflow
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
+from daemon.kernel.ports import FactsPort
+from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_node
-from daemon.policy.decide import RETRYABLE_OUTCOMES
 
 log = structlog.get_logger("aomd.decide")
 
 OPERATIONS = frozenset({"restart", "skip", "continue"})
-
-
-class FactsPort(Protocol):
-    async def facts(self, execution_id: str) -> ExecutionFacts: ...
-
-    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
-
-    async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
 
 
 class ExecutionHandler:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from daemon.journal.protocol import HistoryRow
 from daemon.journal.sqlite import SqliteJournal
+from daemon.journal.store import HistoryRow
 from daemon.settings import Settings
 
 COLUMNS = ("time", "workflow", "execution", "node", "action", "attempt", "rule", "outcome")

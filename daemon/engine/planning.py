@@ -13,12 +13,12 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.calendar.plan import PlanItem, plan, render_plan_table
-from daemon.calendar.spec import TriggerRuleSpec
 from daemon.engine.bundle import Bundle, load_bundle
 from daemon.engine.connect import connect
 from daemon.journal.sqlite import SqliteJournal
-from daemon.model import Workflow
+from daemon.kernel.model import Workflow
 from daemon.settings import Settings
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 log = structlog.get_logger("aomd.policy")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
 
-from daemon.model import Execution, Status
+from daemon.kernel.model import Execution, Status
+from daemon.kernel.outcomes import Resolution
 from daemon.policy.observe import observed
 
 
@@ -52,9 +52,6 @@ def fingerprint(execution: Execution, node_id: str | None) -> Fingerprint:
     fp = Fingerprint.loads(observed(execution, node_id))
     assert fp is not None  # observed() always emits the six-field list
     return fp
-
-
-Resolution = Literal["applied", "not_applied", "moot", "unknown"]
 
 
 def resolve(kind: str, node_id: str | None, before: Fingerprint, after: Execution) -> Resolution:

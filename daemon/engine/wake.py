@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from daemon.clock import Clock
+from daemon.kernel.clock import Clock
 
 #: APScheduler holds a date job for at most this long; later instants wake early and
 #: re-arm, which also bounds the damage of a wall clock that jumps.

@@ -33,10 +33,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from daemon.clock import Clock
-from daemon.cloud.protocol import CloudClient
-from daemon.errors import CloudError, JournalError
-from daemon.model import Execution, Workflow
+from daemon.cloud.port import CloudClient
+from daemon.kernel.clock import Clock
+from daemon.kernel.errors import CloudError, JournalError
+from daemon.kernel.model import Execution, Workflow
 
 log = structlog.get_logger("aomd.watcher")
 

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 from daemon.journal.memory import MemoryJournal
-from daemon.journal.protocol import PENDING, HistoryRow, Journal
 from daemon.journal.sqlite import SqliteJournal
+from daemon.journal.store import HistoryRow, Journal
+from daemon.kernel.outcomes import PENDING
 
 __all__ = ["PENDING", "HistoryRow", "Journal", "MemoryJournal", "SqliteJournal"]
 

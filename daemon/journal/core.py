@@ -16,10 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol, Self, TypeVar
 
-from daemon.engine.executor import RETRYABLE_OUTCOMES, WriteIntent
-from daemon.errors import JournalError
-from daemon.facts import ExecutionFacts, PastWrite
-from daemon.journal.protocol import PENDING, HistoryRow
+from daemon.journal.store import HistoryRow
+from daemon.kernel.errors import JournalError
+from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.outcomes import PENDING, RETRYABLE_OUTCOMES
+from daemon.kernel.writes import WriteIntent
 
 T = TypeVar("T")
 

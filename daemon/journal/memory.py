@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from daemon.journal.core import JournalBase, Tx, order
-from daemon.journal.protocol import HistoryRow
+from daemon.journal.store import HistoryRow
 
 T = TypeVar("T")
 

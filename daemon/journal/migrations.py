@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from daemon.errors import JournalError
+from daemon.kernel.errors import JournalError
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: intents with outcomes, triggers aomd disabled, first sightings of stopped nodes.

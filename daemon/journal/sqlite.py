@@ -34,10 +34,10 @@ from urllib.parse import quote
 
 import structlog
 
-from daemon.errors import JournalError
 from daemon.journal import migrations
 from daemon.journal.core import JournalBase, Tx, utc
-from daemon.journal.protocol import HistoryRow
+from daemon.journal.store import HistoryRow
+from daemon.kernel.errors import JournalError
 
 T = TypeVar("T")
 log = structlog.get_logger("aomd.journal")

@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from daemon.errors import AomdError, ConfigError
+from daemon.kernel.errors import AomdError, ConfigError
 from daemon.ops.logging import register_secret
 from daemon.settings import LeaderSettings
 

@@ -6,20 +6,13 @@ Import surface for the rest of aomd::
                                load_policy_paths, validate_paths, json_schema)
 """
 
-from daemon.policy.decide import (
-    RECHECK_SOON,
-    Action,
-    Decision,
-    decide,
-    execution_key,
-    stopped_node,
-)
+from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, execution_key, stopped_node
+from daemon.policy.file_spec import PolicyFile, RuleSpec
 from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
 from daemon.policy.match import in_scope
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
-from daemon.policy.spec import PolicyFile, RuleSpec
 
 Policy = PolicySet
 """Alias used by ``daemon.engine.policyref``."""

@@ -34,14 +34,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon.calendar.calendar import Calendar
-from daemon.facts import ExecutionFacts, PastWrite
-from daemon.model import Execution, NodeRun, Status, Workflow
+from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.model import Execution, NodeRun, Status, Workflow
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.policy.observe import observed as observe
 from daemon.policy.rule import Rule
 
 __all__ = [
     "RECHECK_SOON",
-    "RETRYABLE_OUTCOMES",
     "Action",
     "Decision",
     "decide",
@@ -51,9 +51,6 @@ __all__ = [
 
 RECHECK_SOON = timedelta(seconds=10)
 """How soon to look again after acting, or while waiting for the cloud to reflect a write."""
-RETRYABLE_OUTCOMES = frozenset({"resolved_not_applied", "failed"})
-"""Same as ``daemon.engine.executor.RETRYABLE_OUTCOMES`` (the core may not import the engine)."""
-_UNRESOLVED = frozenset({"pending", "unknown"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,7 +406,7 @@ class _Apply:
                     ),
                     node_id=self.node.node_id,
                     rule=rule.name,
-                    pending_keys=(latest.key,) if latest.outcome in _UNRESOLVED else (),
+                    pending_keys=(latest.key,) if latest.outcome in UNRESOLVED else (),
                 )
 
         retry_fb = [(w, s, n) for w, s, n in fallback if w.outcome in RETRYABLE_OUTCOMES]

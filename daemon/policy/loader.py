@@ -25,12 +25,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from daemon.calendar.build import build_calendars
-from daemon.calendar.schedules import build_schedule_sources
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.errors import ConfigError, PolicyError
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.firetimes import build_schedule_sources
+from daemon.kernel.errors import ConfigError, PolicyError
+from daemon.policy.file_spec import NotifySpec, PolicyFile, RuleSpec
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Rule
-from daemon.policy.spec import NotifySpec, PolicyFile, RuleSpec
 
 __all__ = [
     "POLICY_SUFFIXES",

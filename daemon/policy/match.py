@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 
-from daemon.model import Workflow
+from daemon.kernel.model import Workflow
 from daemon.policy.rule import Rule
 
 __all__ = ["in_scope", "workflow_matches"]

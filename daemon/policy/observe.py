@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from daemon.model import Execution, NodeRun
+from daemon.kernel.model import Execution, NodeRun
 
 __all__ = ["find_node", "observed"]
 

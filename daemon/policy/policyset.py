@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.calendar.triggers import selector_matches
-from daemon.model import Workflow
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.desired import selector_matches
+from daemon.kernel.model import Workflow
+from daemon.policy.file_spec import NotifySpec, RuleSpec
 from daemon.policy.match import in_scope
 from daemon.policy.rule import Rule
-from daemon.policy.spec import NotifySpec, RuleSpec
 
 __all__ = ["PolicySet"]
 

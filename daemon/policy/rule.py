@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-from daemon.policy.spec import RuleSpec
+from daemon.policy.file_spec import RuleSpec
 
 __all__ = ["Backoff", "Rule"]
 

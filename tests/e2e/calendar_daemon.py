@@ -25,7 +25,7 @@ import time
 from datetime import datetime, timedelta
 
 from daemon.engine.app import Daemon
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 from daemon.settings import load_settings
 
 

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from daemon.cloud.auth import AkSkAuth, Auth, TokenAuth, host_of
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
-from daemon.errors import (
+from daemon.kernel.errors import (
     AuthError,
     CloudError,
     InvalidParameter,
@@ -29,7 +29,7 @@ from daemon.errors import (
     ThrottledError,
     UnsupportedOperation,
 )
-from daemon.model import Status
+from daemon.kernel.model import Status
 from daemon.settings import Account
 
 PID = "0123456789abcdef0123456789abcdef"

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from daemon.clock import SystemClock
 from daemon.cloud import signer
 from daemon.emulator import Emulator
+from daemon.kernel.clock import SystemClock
 
 PID = "0123456789abcdef0123456789abcdef"
 AK, SK, TOKEN = "AKTESTEMULATOR", "SKtestsecret", "tok-emulator"

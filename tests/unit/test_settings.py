@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 from daemon.settings import load_settings
 
 PID = "0123456789abcdef0123456789abcdef"

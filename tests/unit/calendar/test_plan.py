@@ -22,9 +22,9 @@ from daemon.calendar import (
     render_plan_table,
     rule_matches,
 )
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.errors import ConfigError
-from daemon.model import Workflow
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.kernel.errors import ConfigError
+from daemon.kernel.model import Workflow
 
 TZ = "Europe/Berlin"
 

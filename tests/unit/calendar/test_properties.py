@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.calendar import Calendar, Window, build_calendars
-from daemon.calendar.spec import CalendarSpec
+from daemon.calendar.calendar_spec import CalendarSpec
 from daemon.calendar.window import intersect, merge, subtract, union
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Lord_Howe"]

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from daemon.calendar import Calendar, Window, build_calendars
-from daemon.calendar.spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.errors import ConfigError
+from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.kernel.errors import ConfigError
 
 
 def build(specs: dict[str, dict[str, Any]], base_dir: Path = Path(".")) -> dict[str, Calendar]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.cloud.errors import from_status, retry_after, transport
-from daemon.errors import (
+from daemon.cloud.failures import from_status, retry_after, transport
+from daemon.kernel.errors import (
     AuthError,
     InvalidParameter,
     NotFoundError,

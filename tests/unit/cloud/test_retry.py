@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.cloud.retry import Backoff, should_retry
-from daemon.errors import (
+from daemon.kernel.errors import (
     AuthError,
     CloudError,
     NotFoundError,

@@ -1,4 +1,4 @@
-"""Tolerant parsing of wire JSON into ``daemon.model`` values."""
+"""Tolerant parsing of wire JSON into ``daemon.kernel.model`` values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from daemon.cloud import wire
-from daemon.model import Execution, NodeRun, Status
+from daemon.kernel.model import Execution, NodeRun, Status
 
 BRIEF = {
     "workflow_id": "w1",

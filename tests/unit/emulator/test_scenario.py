@@ -9,7 +9,7 @@ import pytest
 import daemon.emulator
 from daemon.emulator import Emulator
 from daemon.emulator.scenario import read_scenario
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 PID = "0123456789abcdef0123456789abcdef"
 DEMO = Path(daemon.emulator.__file__).parent / "scenarios" / "demo.yaml"

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.emulator import Emulator
-from daemon.emulator.clock import EmuClock
 from daemon.emulator.ledger import Ledger
+from daemon.emulator.simclock import EmuClock
 from daemon.emulator.state import Behaviour, Execution, NodeSpec, NotAllowed, UnknownNode
 
 PID = "0123456789abcdef0123456789abcdef"

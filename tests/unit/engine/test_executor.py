@@ -16,10 +16,12 @@ from structlog.testing import capture_logs
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
 from daemon.engine import executor as executor_mod
-from daemon.engine.executor import Executor, Resolution, WriteIntent
+from daemon.engine.executor import Executor
 from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.journal import MemoryJournal, SqliteJournal
-from daemon.model import Status
+from daemon.kernel.model import Status
+from daemon.kernel.outcomes import Resolution
+from daemon.kernel.writes import WriteIntent
 from tests.unit.engine.conftest import DECISION_KEYS, FakeClock, Leader, make_executor
 
 

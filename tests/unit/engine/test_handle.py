@@ -15,7 +15,7 @@ from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
 from daemon.engine.notify import Notifier
 from daemon.journal import MemoryJournal
-from daemon.model import Status, Workflow
+from daemon.kernel.model import Status, Workflow
 from tests.unit.engine.conftest import Webhook, write_rules
 from tests.unit.engine.rig import Rig
 

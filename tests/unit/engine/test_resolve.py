@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.engine.resolve import Fingerprint, fingerprint, resolve
-from daemon.model import Execution, NodeRun, Status
+from daemon.kernel.model import Execution, NodeRun, Status
 
 
 def _exe(status: Status, *nodes: NodeRun) -> Execution:

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
-from daemon.engine.schedules import ScheduleRunner
+from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
 from tests.unit.engine.conftest import DECISION_KEYS, T0, EmuClock, make_executor, write_rules

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
-from daemon.engine.triggers import TriggerReconciler
+from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
 from tests.unit.engine.conftest import DECISION_KEYS, EmuClock, make_executor, write_rules
@@ -114,8 +114,8 @@ def test_unreadable_trigger_state_is_disabled_once_and_re_enabled_after(tmp_path
     observed ``False`` was re-enabled, never turned back on after it."""
     from datetime import timedelta
 
-    from daemon.engine.triggers import plan_triggers
-    from daemon.model import Workflow
+    from daemon.engine.trigger_reconciler import plan_triggers
+    from daemon.kernel.model import Workflow
     from tests.unit.engine.conftest import T0
 
     policy = load_policy_dir(write_rules(tmp_path, POLICY))

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
 from daemon.engine.watcher import Handler, Scope, Watcher
-from daemon.model import Execution, Workflow
+from daemon.kernel.model import Execution, Workflow
 from tests.unit.engine.conftest import EmuClock
 
 FAST, SLOW = 2.0, 30.0

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.engine.executor import WriteIntent
 from daemon.journal import Journal, MemoryJournal, SqliteJournal
+from daemon.kernel.writes import WriteIntent
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from daemon.errors import JournalError
-from daemon.journal import PENDING, HistoryRow
+from daemon.journal import HistoryRow
+from daemon.kernel.errors import JournalError
+from daemon.kernel.outcomes import PENDING
 
 
 async def test_begin_records_once_then_reports_pending(journal, intent, t0) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.engine.executor import WriteIntent
-from daemon.errors import JournalError
 from daemon.journal import Journal, MemoryJournal, SqliteJournal
+from daemon.kernel.errors import JournalError
+from daemon.kernel.writes import WriteIntent
 
 T0 = datetime(2026, 11, 26, tzinfo=UTC)
 OUTCOMES = ["applied", "rejected", "failed", "unknown", "resolved_applied",

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import JournalError
-from daemon.journal import PENDING, SqliteJournal
+from daemon.journal import SqliteJournal
 from daemon.journal.migrations import LATEST
+from daemon.kernel.errors import JournalError
+from daemon.kernel.outcomes import PENDING
 
 
 def _pragma(path: Path, name: str) -> object:

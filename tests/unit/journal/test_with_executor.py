@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from daemon.engine.executor import Executor, Resolution, WriteIntent
+from daemon.engine.executor import Executor
 from daemon.engine.safety import BlastRadius, CircuitBreaker
-from daemon.errors import OutcomeUnknown, ServerError
-from daemon.journal import PENDING, Journal
+from daemon.journal import Journal
+from daemon.kernel.errors import OutcomeUnknown, ServerError
+from daemon.kernel.outcomes import PENDING, Resolution
+from daemon.kernel.writes import WriteIntent
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 from daemon.ops.leader import (
     AlwaysLeader,
     LeaderElector,

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.facts import ExecutionFacts, PastWrite
-from daemon.model import Execution, NodeRun, Status, Workflow, WorkflowNode
+from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.model import Execution, NodeRun, Status, Workflow, WorkflowNode
 from daemon.policy import Action, Rule, RuleSpec
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon.calendar import build_calendars
-from daemon.calendar.spec import CalendarSpec
-from daemon.model import Status
+from daemon.calendar.calendar_spec import CalendarSpec
+from daemon.kernel.model import Status
 from daemon.policy import RECHECK_SOON, decide, observed
 from tests.unit.policy.helpers import T0, WORKFLOW, execution, facts, rule, written
 

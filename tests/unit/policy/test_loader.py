@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main as cli_main
-from daemon.errors import ConfigError, PolicyError
+from daemon.kernel.errors import ConfigError, PolicyError
 from daemon.policy import PolicySet, json_schema, load_policy_dir, load_policy_paths, validate_paths
 
 REPO = Path(__file__).resolve().parents[3]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.engine.resolve import fingerprint
-from daemon.model import Execution, NodeRun, Status
+from daemon.kernel.model import Execution, NodeRun, Status
 from daemon.policy import observed
 
 statuses = st.sampled_from(list(Status))

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.facts import ExecutionFacts, PastWrite
-from daemon.model import Execution, Status
+from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.model import Execution, Status
 from daemon.policy import Decision, Rule, decide
 from tests.unit.policy.helpers import T0, WORKFLOW, execution, rule
 

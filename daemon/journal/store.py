@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from daemon.engine.executor import JournalPort
-from daemon.engine.triggers import OwnershipPort
-from daemon.facts import ExecutionFacts
-
-PENDING = "pending"
-"""Outcome of an intent whose call has not been journaled as done (sent or not)."""
+from daemon.kernel.facts import ExecutionFacts
+from daemon.kernel.ports import JournalPort, OwnershipPort
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,29 +15,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import structlog
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.spec import TriggerRuleSpec
-from daemon.calendar.triggers import desired_trigger, first_matching_rule
-from daemon.cloud.protocol import CloudClient
-from daemon.engine.executor import Executor, Resolution, WriteIntent
-from daemon.model import Workflow
+from daemon.calendar.calendar_spec import TriggerRuleSpec
+from daemon.calendar.desired import desired_trigger, first_matching_rule
+from daemon.cloud.port import CloudClient
+from daemon.engine.executor import Executor
+from daemon.kernel.model import Workflow
+from daemon.kernel.outcomes import Resolution
+from daemon.kernel.ports import OwnershipPort
+from daemon.kernel.writes import WriteIntent
 
 log = structlog.get_logger("aomd.triggers")
 
 NOT_APPLIED = frozenset({"rejected", "failed", "resolved_not_applied", "moot"})
 """Write outcomes after which the trigger certainly kept its state."""
-
-
-class OwnershipPort(Protocol):
-    async def owned_triggers(self) -> set[str]: ...
-
-    async def set_trigger_owned(
-        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from daemon.model import Execution, Workflow
+from daemon.kernel.model import Execution, Workflow
 
 OperationAction = Literal["restart", "skip", "continue"]
 DataArtsAction = Literal["start", "schedule", "stop"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from daemon.clock import Clock, SystemClock
+from daemon.kernel.clock import Clock, SystemClock
 
 
 class EmuClock:

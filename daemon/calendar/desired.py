@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import overload
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.spec import TriggerRuleSpec, WorkflowSelector
-from daemon.errors import ConfigError
-from daemon.model import Workflow
+from daemon.calendar.calendar_spec import TriggerRuleSpec, WorkflowSelector
+from daemon.kernel.errors import ConfigError
+from daemon.kernel.model import Workflow
 
 __all__ = [
     "check_trigger_rules",

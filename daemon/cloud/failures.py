@@ -1,4 +1,4 @@
-"""The one place that translates HTTP outcomes into ``daemon.errors`` types.
+"""The one place that translates HTTP outcomes into ``daemon.kernel.errors`` types.
 
 Why one place: the engine decides *may I send this again?* from the exception type
 alone, so every path out of the client (status codes, error codes, transport failures)
@@ -8,7 +8,7 @@ only the operation name, status, error code/message and the request id.
 
 from __future__ import annotations
 
-from daemon.errors import (
+from daemon.kernel.errors import (
     AuthError,
     CloudError,
     InvalidParameter,

@@ -17,16 +17,13 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.schedules import Fire, ScheduleSources, fire_times
-from daemon.calendar.spec import ScheduleSpec
-from daemon.cloud.protocol import CloudClient
-from daemon.engine.executor import (
-    RETRYABLE_OUTCOMES,
-    Executor,
-    Resolution,
-    WriteIntent,
-)
-from daemon.journal.protocol import Journal
+from daemon.calendar.calendar_spec import ScheduleSpec
+from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times
+from daemon.cloud.port import CloudClient
+from daemon.engine.executor import Executor
+from daemon.journal.store import Journal
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
+from daemon.kernel.writes import WriteIntent
 
 log = structlog.get_logger("aomd.schedules")
 

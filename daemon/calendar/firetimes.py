@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 
 from daemon.calendar.build import load_ics
 from daemon.calendar.calendar import Calendar
+from daemon.calendar.calendar_spec import ScheduleSpec
 from daemon.calendar.sources import cron_times, ics_occurrences
-from daemon.calendar.spec import ScheduleSpec
 from daemon.calendar.window import Window, require_aware
-from daemon.errors import ConfigError
+from daemon.kernel.errors import ConfigError
 
 __all__ = [
     "Fire",

@@ -4,7 +4,7 @@ Text enters aomd here and only here. Every model rejects unknown keys (a typo su
 ``max_attempt`` must be an error, not a silently ignored setting) and every validator says
 what it expected, because these messages and the field descriptions (which feed
 ``aomd schema`` and editor completion) are what an operator sees. The calendar, trigger
-and schedule sections reuse the models of ``daemon.calendar.spec``. ``daemon.policy.rule``
+and schedule sections reuse the models of ``daemon.calendar.calendar_spec``. ``daemon.policy.rule``
 turns ``RuleSpec`` into the frozen ``Rule`` that ``decide`` sees, so the pure core never
 touches pydantic.
 """
@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.calendar.spec import (
+from daemon.calendar.calendar_spec import (
     CalendarName,
     CalendarSpec,
     Duration,

@@ -1,0 +1,59 @@
+"""The journal as the engine sees it: small Protocols declared below both.
+
+The executor, the trigger reconciler and the execution handler depend on these; the
+journal package implements them. Declared in the kernel so that neither side imports the
+other (kopf declares ``HandlerState`` beside its user for the same reason).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from daemon.kernel.facts import ExecutionFacts
+from daemon.kernel.writes import WriteIntent
+
+
+class JournalPort(Protocol):
+    """What the executor needs of the journal."""
+
+    async def begin(self, intent: WriteIntent, at: datetime) -> str | None:
+        """Record the intent. Returns None when newly recorded, else the existing outcome
+        (``"pending"`` when the key has an intent but no outcome yet)."""
+        ...
+
+    async def finish(
+        self,
+        key: str,
+        outcome: str,
+        *,
+        request_id: str | None,
+        error: str | None,
+        at: datetime,
+    ) -> None: ...
+
+
+class OwnershipPort(Protocol):
+    """Triggers aomd disabled itself, so it re-enables only those."""
+
+    async def owned_triggers(self) -> set[str]: ...
+
+    async def set_trigger_owned(
+        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
+    ) -> None: ...
+
+
+class FactsPort(Protocol):
+    """What the execution handler reads and records per execution."""
+
+    async def facts(self, execution_id: str) -> ExecutionFacts: ...
+
+    async def saw(self, execution_id: str, node_id: str, at: datetime) -> None: ...
+
+    async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
+
+
+class WriteGuard(Protocol):
+    """May this replica write now (the leader elector)."""
+
+    def may_write(self) -> bool: ...
