@@ -96,6 +96,36 @@ def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth |
     return refresh
 
 
+class WriteResent(aiohttp.ClientError):
+    """aiohttp was about to send a write again on a new connection."""
+
+
+def write_once_trace() -> aiohttp.TraceConfig:
+    """Stops aiohttp's own resend of an idempotent request (PUT) whose connection broke.
+
+    aiohttp retries a GET/PUT once when the connection fails after sending (RFC 9112
+    9.3.1); for the trigger PUT that hides a write that was applied and whose reply was
+    lost, and sends it twice. Every write must go out once and the executor decide what
+    happens next, so the second connection of a request fails with ``WriteResent``
+    (a transport error after sending: outcome unknown) before a byte of it is written.
+    """
+
+    async def start(_: object, ctx: Any, __: object) -> None:
+        ctx.connections = 0
+
+    async def connecting(_: object, ctx: Any, __: object) -> None:
+        ctx.connections += 1
+        if ctx.connections > 1:
+            raise WriteResent("write not resent on a new connection; its outcome is unknown")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(start)
+    trace.on_connection_create_start.append(connecting)
+    trace.on_connection_reuseconn.append(connecting)
+    trace.freeze()
+    return trace
+
+
 class AomClient:
     """AOM workflows + DataArts task actions for one account (implements ``CloudClient``)."""
 
@@ -138,6 +168,7 @@ class AomClient:
         self._max_concurrency = max_concurrency
         self._owns_session = session is None
         self._session = session
+        self._write_session: aiohttp.ClientSession | None = None
         self._monotonic = monotonic
         self._sleep = sleep
         self._rand = rand
@@ -227,24 +258,37 @@ class AomClient:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _http(self) -> aiohttp.ClientSession:
+    def _http(self, *, write: bool = False) -> aiohttp.ClientSession:
+        """The session for reads, or for writes: writes get their own pool whose requests
+        go out at most once (``write_once_trace``), reads keep the cheaper untraced one."""
+        if write and self._owns_session:
+            ws = self._write_session
+            if ws is None or ws.closed:
+                ws = self._write_session = self._new_session(trace=True)
+            return ws
         session = self._session
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_concurrency, limit_per_host=self._max_concurrency
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=True,
-                raise_for_status=False,
-            )
-            self._session = session
+            session = self._session = self._new_session(trace=False)
             self._owns_session = True
         return session
 
+    def _new_session(self, *, trace: bool) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_concurrency, limit_per_host=self._max_concurrency
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
+            raise_for_status=False,
+            trace_configs=[write_once_trace()] if trace else None,
+        )
+
     async def close(self) -> None:
         session, self._session = self._session, None
+        ws, self._write_session = self._write_session, None
+        if ws is not None and not ws.closed:
+            await ws.close()
         if session is not None and self._owns_session and not session.closed:
             await session.close()
 
@@ -335,22 +379,26 @@ class AomClient:
     ) -> WriteResult:
         path = f"{self._wf_prefix}{_seg(workflow_id)}/executions/{_seg(execution_id)}/operation"
         query = _query([("action", action), ("node_id", node_id)])
-        _, data, rid = await self._call("operate", "POST", self._aom, path, query, b"", write=True)
-        return WriteResult(rid, wire.loads_lenient(data))
+        status, data, rid = await self._call(
+            "operate", "POST", self._aom, path, query, b"", write=True
+        )
+        return self._written(wire.operation_result, "operate", status, data, rid)
 
     async def terminate(self, workflow_id: str, execution_id: str) -> WriteResult:
         path = f"{self._wf_prefix}{_seg(workflow_id)}/executions/{_seg(execution_id)}/terminate"
-        _, data, rid = await self._call("terminate", "POST", self._aom, path, "", b"", write=True)
-        return WriteResult(rid, wire.loads_lenient(data))
+        status, data, rid = await self._call(
+            "terminate", "POST", self._aom, path, "", b"", write=True
+        )
+        return self._written(wire.operation_result, "terminate", status, data, rid)
 
     async def set_trigger(self, workflow_id: str, enable: bool) -> WriteResult:
-        """Any 2xx body is success: the documented body ``{"success"}`` is not JSON."""
+        """The documented success body ``{"success"}`` is not JSON (``wire.trigger_result``)."""
         path = f"{self._wf_prefix}{_seg(workflow_id)}/trigger/action"
         query = _query([("action", "enable" if enable else "disable")])
-        _, data, rid = await self._call(
+        status, data, rid = await self._call(
             "set_trigger", "PUT", self._aom, path, query, b"", write=True
         )
-        return WriteResult(rid, wire.loads_lenient(data))
+        return self._written(wire.trigger_result, "set_trigger", status, data, rid)
 
     async def execute_workflow(
         self, workflow_id: str, params: Mapping[str, Any] | None = None
@@ -371,7 +419,7 @@ class AomClient:
     ) -> WriteResult:
         path = f"{self._v3_prefix}{_seg(task_id)}/action"
         query = _query([("action", action)])
-        _, data, rid = await self._call(
+        status, data, rid = await self._call(
             "dataarts_task_action",
             "POST",
             self._dataarts,
@@ -382,6 +430,22 @@ class AomClient:
             extra={"workspace": workspace},
             dataarts=True,
         )
+        return self._written(wire.dataarts_result, "dataarts_task_action", status, data, rid)
+
+    def _written(
+        self,
+        check: Callable[[bytes], None],
+        operation: str,
+        status: int,
+        data: bytes,
+        rid: str | None,
+    ) -> WriteResult:
+        """Only the documented success body proves a write applied; any other 2xx body
+        raises ``MalformedResponse``, which the executor resolves by reading state."""
+        try:
+            check(data)
+        except wire.Malformed as exc:
+            raise self._malformed(exc, operation, status, rid) from None
         return WriteResult(rid, wire.loads_lenient(data))
 
     # -- the one HTTP path -----------------------------------------------------------------
@@ -407,7 +471,7 @@ class AomClient:
             if len(self._urls) >= PARSE_CACHE_SIZE:
                 del self._urls[next(iter(self._urls))]
             url = self._urls[text] = URL(text, encoded=True)
-        session = self._http()
+        session = self._http(write=write)
         attempt = 0
         refreshed = False
         while True:

@@ -297,13 +297,61 @@ def loads(body: bytes) -> Any:
 
 
 def loads_lenient(body: bytes) -> Any:
-    """For bodies documented as not-JSON (trigger ``{"success"}``): the text if not JSON."""
+    """A write's reply for the record (``WriteResult.body``): the text if not JSON."""
     if not body:
         return None
     try:
         return json.loads(body)
     except ValueError:
         return body.decode("utf-8", "replace")
+
+
+def _success_result(data: object) -> bool:
+    return isinstance(data, Mapping) and str(data.get("result", "")).lower() == "success"
+
+
+def operation_result(body: bytes) -> None:
+    """Operate / terminate: only the documented ``{"result": "success"}`` proves the write
+    was applied. Anything else in a 2xx is unreadable: the write may or may not have
+    happened, and the caller resolves it by reading state (never by trusting the 2xx)."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        raise Malformed("reply is not JSON") from None
+    if not _success_result(data):
+        raise Malformed('reply is not the documented {"result": "success"}')
+
+
+TRIGGER_SUCCESS = b'{"success"}'
+"""The trigger PUT's documented success body, literally (not valid JSON)."""
+
+
+def trigger_result(body: bytes) -> None:
+    """Trigger enable/disable: the documented literal ``{"success"}``, tolerantly also the
+    JSON forms ``"success"`` and ``{"result": "success"}``. Anything else: unreadable."""
+    text = body.strip()
+    if text.replace(b" ", b"") == TRIGGER_SUCCESS:
+        return
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        raise Malformed('reply is not the documented {"success"}') from None
+    if data == "success" or _success_result(data):
+        return
+    raise Malformed('reply is not the documented {"success"}')
+
+
+def dataarts_result(body: bytes) -> None:
+    """DataArts task action: the seed documents a bare 200, so an empty body or a JSON
+    object without an error code is success; a body that is not JSON is unreadable."""
+    if not body.strip():
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise Malformed("reply is not JSON") from None
+    if not isinstance(data, Mapping) or data.get("error_code"):
+        raise Malformed("reply is not a JSON object without an error code")
 
 
 def error_fields(body: bytes) -> tuple[str | None, str | None]:

@@ -114,7 +114,7 @@ class Api:
                 fault=fault.kind if fault is not None else None,
             )
 
-        if fault is not None and fault.kind != "applied_then_lost":
+        if fault is not None and not fault.serves_first:
             if fault.kind == "latency":
                 await asyncio.sleep(fault.delay)  # then answer normally
             elif fault.kind in ("reset", "hang"):
@@ -155,6 +155,11 @@ class Api:
             # the write happened, the answer never comes
             record(None, reply.change)
             return self._drop(request, rid)
+        if fault is not None and fault.kind == "malformed" and reply.status < 300:
+            # the write happened, the answer cannot be read
+            bad = self._fault_reply(fault)
+            record(bad.status, reply.change)
+            return self._respond(bad, rid)
         record(reply.status, reply.change)
         return self._respond(reply, rid)
 

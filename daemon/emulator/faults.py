@@ -46,6 +46,14 @@ class Fault:
     """``server_error``: status to send (default 500); ``throttle`` default 429."""
     body: str | None = None
     """``malformed``: body to send (default: truncated, invalid JSON)."""
+    apply: bool = False
+    """``malformed``: serve the request first (a write takes effect), then send the
+    malformed body instead of the real reply; False answers without serving it."""
+
+    @property
+    def serves_first(self) -> bool:
+        """Whether the request is served (its write applied) before the fault answers."""
+        return self.kind == "applied_then_lost" or (self.kind == "malformed" and self.apply)
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -56,6 +64,10 @@ class Fault:
             raise ValueError("times must be >= 0")
         if self.path is not None:
             re.compile(self.path)
+        if self.apply and self.kind != "malformed":
+            raise ValueError(
+                "apply is only for malformed faults (applied_then_lost always applies)"
+            )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fault:

@@ -18,7 +18,7 @@ from daemon.calendar.calendar import Calendar
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
-from daemon.engine.resolve import Fingerprint, resolve
+from daemon.engine.resolution import resolve_operation
 from daemon.kernel.clock import Clock
 from daemon.kernel.facts import ExecutionFacts, PastWrite
 from daemon.kernel.model import Execution, Workflow
@@ -26,6 +26,7 @@ from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
 from daemon.kernel.ports import FactsPort
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_node
+from daemon.policy.observe import Fingerprint
 
 log = structlog.get_logger("aomd.decide")
 
@@ -187,7 +188,7 @@ class ExecutionHandler:
             if before is None:
                 return "unknown"
             after = await self.client.get_execution(wid, eid)
-            return resolve(kind, node_id, before, after)
+            return resolve_operation(kind, node_id, before, after)
 
         return read_back
 

@@ -22,6 +22,7 @@ from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.journal.store import Journal
+from daemon.kernel.keys import schedule_key
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
 from daemon.kernel.writes import WriteIntent
 
@@ -140,7 +141,7 @@ class ScheduleRunner:
         await self.journal.saw(self._checkpoint_id, CHECKPOINT_NODE, now)
 
     def _key(self, spec: ScheduleSpec, fire: Fire) -> str:
-        return f"schedule/{self.account}/{spec.name}/{fire.time.isoformat()}"
+        return schedule_key(self.account, spec.name, fire.time)
 
     async def _record(
         self, spec: ScheduleSpec, fire: Fire, outcome: str, reason: str

@@ -23,6 +23,7 @@ from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.calendar.desired import desired_trigger, first_matching_rule
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
+from daemon.kernel.keys import trigger_key
 from daemon.kernel.model import Workflow
 from daemon.kernel.outcomes import Resolution
 from daemon.kernel.ports import OwnershipPort
@@ -148,13 +149,7 @@ class TriggerReconciler:
             )
             if step.report_only:
                 return
-        # One key per (workflow, direction, minute): a retry in the same pass is a
-        # duplicate; a drift correction later is a new, separately journaled write.
-        # A drift correction keys on the second too: a person re-enabling a trigger in
-        # the same minute aomd disabled it would otherwise hit the disable's key, be
-        # skipped as a duplicate and stay enabled (while "correcting" was logged).
-        when = f"{now:%Y%m%dT%H%M}" + (f"/drift{now:%S}" if step.drift else "")
-        key = f"trigger/{self.account}/{step.workflow_id}/{action}/{when}"
+        key = trigger_key(self.account, step.workflow_id, action, now, drift=step.drift)
         intent = WriteIntent(
             key=key,
             kind=action,

@@ -6,7 +6,7 @@ Import surface for the rest of aomd::
                                load_policy_paths, validate_paths, json_schema)
 """
 
-from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, execution_key, stopped_node
+from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, stopped_node
 from daemon.policy.file_spec import PolicyFile, RuleSpec
 from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
 from daemon.policy.match import in_scope
@@ -28,7 +28,6 @@ __all__ = [
     "Rule",
     "RuleSpec",
     "decide",
-    "execution_key",
     "in_scope",
     "json_schema",
     "load_policy_dir",

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from daemon.calendar.calendar import Calendar
 from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.keys import execution_key, key_segment
 from daemon.kernel.model import Execution, NodeRun, Status, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.policy.observe import observed as observe
@@ -45,7 +46,6 @@ __all__ = [
     "Action",
     "Decision",
     "decide",
-    "execution_key",
     "stopped_node",
 ]
 
@@ -101,10 +101,6 @@ class Decision:
     @property
     def notes(self) -> tuple[str, ...]:
         return self.reasons
-
-
-def execution_key(execution_id: str, node_id: str, action: str, attempt: int) -> str:
-    return f"exec/{execution_id}/{node_id}/{action}/{attempt}"
 
 
 def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
@@ -245,10 +241,7 @@ def _matches(
 
 def _split_key(write: PastWrite) -> tuple[str, int]:
     """(action segment, attempt) of a journaled key; falls back to kind/attempt."""
-    parts = write.key.rsplit("/", 2)
-    if len(parts) == 3 and parts[2].isdigit():
-        return parts[1], int(parts[2])
-    return write.kind, write.attempt
+    return key_segment(write.key) or (write.kind, write.attempt)
 
 
 def _latest(writes: Sequence[PastWrite]) -> PastWrite:

@@ -1,20 +1,18 @@
-"""The node fingerprint ``decide`` journals with every action, without importing the engine.
+"""The fingerprint of a stopped node: what ``decide`` journals with every action.
 
-The import contract in pyproject.toml forbids the pure core (``daemon.policy``) from
-importing ``daemon.engine``, yet ``decide`` must produce exactly the string
-``daemon.engine.resolve.fingerprint(execution, node_id).dumps()`` so the executor can
-resolve a lost reply and so "state did not move since our write" can be detected.
-This is the same computation; ``tests/unit/policy/test_observe.py`` checks with
-hypothesis that both always agree.
+It is the "before" of every lost-reply resolution (``daemon.engine.resolution``) and the
+test for "the cloud has not moved since our write". One computation, used by the pure
+core and the engine alike, so the two can never disagree.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from daemon.kernel.model import Execution, NodeRun
 
-__all__ = ["find_node", "observed"]
+__all__ = ["Fingerprint", "find_node", "fingerprint", "observed"]
 
 
 def find_node(execution: Execution, node_id: str | None) -> NodeRun | None:
@@ -27,17 +25,51 @@ def find_node(execution: Execution, node_id: str | None) -> NodeRun | None:
     return None
 
 
-def observed(execution: Execution, node_id: str | None) -> str:
-    """``resolve.fingerprint(execution, node_id).dumps()``."""
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """The parts of an execution a write changes; journaled (as ``dumps()``) with every
+    intent."""
+
+    status: str
+    current_node: str | None
+    node_status: str | None
+    node_begin: int | None
+    node_end: int | None
+    node_output: str
+
+    def dumps(self) -> str:
+        return json.dumps(
+            [
+                self.status,
+                self.current_node,
+                self.node_status,
+                self.node_begin,
+                self.node_end,
+                self.node_output,
+            ]
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Fingerprint | None:
+        try:
+            s, cur, ns, nb, ne, out = json.loads(text)
+        except (ValueError, TypeError):
+            return None
+        return cls(s, cur, ns, nb, ne, out)
+
+
+def fingerprint(execution: Execution, node_id: str | None) -> Fingerprint:
     node = find_node(execution, node_id)
-    current = execution.nodes[-1].node_id if execution.nodes else None
-    return json.dumps(
-        [
-            execution.raw_status or execution.status.value,
-            current,
-            (node.raw_status or node.status.value) if node else None,
-            node.begin_time if node else None,
-            node.end_time if node else None,
-            json.dumps(dict(node.output), sort_keys=True, default=str) if node else "",
-        ]
+    return Fingerprint(
+        execution.raw_status or execution.status.value,
+        execution.nodes[-1].node_id if execution.nodes else None,
+        (node.raw_status or node.status.value) if node else None,
+        node.begin_time if node else None,
+        node.end_time if node else None,
+        json.dumps(dict(node.output), sort_keys=True, default=str) if node else "",
     )
+
+
+def observed(execution: Execution, node_id: str | None) -> str:
+    """The journaled form: ``fingerprint(execution, node_id).dumps()``."""
+    return fingerprint(execution, node_id).dumps()

@@ -1,7 +1,8 @@
-"""``daemon.policy.observed`` must always equal ``resolve.fingerprint(...).dumps()``.
+"""The journaled fingerprint must read back as exactly the one it was made from.
 
-The pure core may not import the engine (import contract), so the fingerprint is computed
-twice; if the two ever differ, "state did not move since our write" breaks silently.
+Lost-reply resolution compares the journaled ``observed`` text (parsed back) with a fresh
+``fingerprint``; if the round trip lost anything, "state did not move since our write"
+would break silently.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.engine.resolve import fingerprint
 from daemon.kernel.model import Execution, NodeRun, Status
-from daemon.policy import observed
+from daemon.policy.observe import Fingerprint, fingerprint, observed
 
 statuses = st.sampled_from(list(Status))
 times = st.none() | st.integers(0, 2**41)
@@ -39,5 +39,5 @@ executions = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(executions, st.none() | st.sampled_from(["a", "b", "c", "zz"]))
-def test_observed_equals_engine_fingerprint(execution: Execution, node_id: str | None) -> None:
-    assert observed(execution, node_id) == fingerprint(execution, node_id).dumps()
+def test_observed_reads_back_as_the_fingerprint(execution: Execution, node_id: str | None) -> None:
+    assert Fingerprint.loads(observed(execution, node_id)) == fingerprint(execution, node_id)

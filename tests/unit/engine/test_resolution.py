@@ -5,8 +5,9 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.engine.resolve import Fingerprint, fingerprint, resolve
+from daemon.engine.resolution import resolve_operation as resolve
 from daemon.kernel.model import Execution, NodeRun, Status
+from daemon.policy.observe import Fingerprint, fingerprint
 
 
 def _exe(status: Status, *nodes: NodeRun) -> Execution:
@@ -71,3 +72,24 @@ def test_fingerprint_roundtrip(out: str, begin: int) -> None:
     fp = fingerprint(exe, "n")
     assert Fingerprint.loads(fp.dumps()) == fp
     assert Fingerprint.loads("garbage") is None
+
+
+def test_restart_applied_then_finished_is_applied_not_moot() -> None:
+    """Issue #16 (5): a restart whose reply was lost, after which the node succeeded and
+    the execution finished, was journaled ``moot`` although it was applied."""
+    before = fingerprint(FAILED, "b")
+    after = _exe(Status.SUCCESS, _node("a", Status.SUCCESS), _node("b", Status.SUCCESS, 9))
+    assert resolve("restart", "b", before, after) == "applied"
+
+
+def test_skip_of_the_last_node_that_ended_the_run_is_applied() -> None:
+    before = fingerprint(FAILED, "b")
+    after = _exe(Status.SUCCESS, _node("a", Status.SUCCESS), _node("b", Status.FAIL, 5))
+    assert resolve("skip", "b", before, after) == "applied"
+    assert resolve("restart", "b", before, after) == "moot"
+
+
+def test_something_else_changed_is_unknown() -> None:
+    before = fingerprint(FAILED, "b")
+    after = replace(FAILED, raw_status="PAUSING")
+    assert resolve("restart", "b", before, after) == "unknown"

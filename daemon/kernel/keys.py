@@ -1,0 +1,49 @@
+"""Every idempotency key aomd journals, in one place.
+
+A key names one effect in the world, so its format decides what "the same write" means:
+two decisions that build the same key are one write, sent at most once. Keys are stored
+in the journal for months, so a format never changes silently; each builder here says
+what makes its key unique and why.
+
+    exec/<execution>/<node>/<segment>/<attempt>      node operation, terminate, notify
+    trigger/<account>/<workflow>/<action>/<minute>[/drift<second>]
+    schedule/<account>/<schedule>/<fire time ISO>   execute or DataArts task action
+    unhandled/<execution>/<node>                     "no rule matches": told once
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def execution_key(execution_id: str, node_id: str, segment: str, attempt: int) -> str:
+    """A write to one stopped node. ``segment`` is the action (``restart``...) or
+    ``fallback-<kind>``; ``attempt`` makes a retry a new write, never a resend."""
+    return f"exec/{execution_id}/{node_id}/{segment}/{attempt}"
+
+
+def key_segment(key: str) -> tuple[str, int] | None:
+    """``(segment, attempt)`` of an execution key, None if ``key`` is not one."""
+    parts = key.rsplit("/", 2)
+    if len(parts) == 3 and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return None
+
+
+def trigger_key(account: str, workflow_id: str, action: str, at: datetime, *, drift: bool) -> str:
+    """One trigger change per (workflow, direction, minute): a second pass in the same
+    minute is the same write. A drift correction keys on the second too: a person
+    re-enabling a trigger in the minute aomd disabled it would otherwise hit the
+    disable's key, be skipped as a duplicate and stay enabled."""
+    when = f"{at:%Y%m%dT%H%M}" + (f"/drift{at:%S}" if drift else "")
+    return f"trigger/{account}/{workflow_id}/{action}/{when}"
+
+
+def schedule_key(account: str, schedule: str, fire_time: datetime) -> str:
+    """One fire time of one schedule: runs once however often it is looked at."""
+    return f"schedule/{account}/{schedule}/{fire_time.isoformat()}"
+
+
+def unhandled_key(execution_id: str, node_id: str) -> str:
+    """A stop no rule matches is logged and notified once, across restarts too."""
+    return f"unhandled/{execution_id}/{node_id}"
