@@ -30,6 +30,7 @@ from daemon.engine.executor import Executor
 from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
 from daemon.engine.policyref import PolicyRef
+from daemon.engine.resolution import ReadBack, Sweeper
 from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.engine.supervise import supervised
@@ -81,6 +82,7 @@ class AccountRuntime:
     handler: ExecutionHandler
     triggers: TriggerReconciler
     schedules: ScheduleRunner
+    sweeper: Sweeper
 
 
 @dataclass
@@ -163,9 +165,19 @@ class Daemon:
 
     def _assemble(self, account: Account, client: AomClient, executor: Executor) -> AccountRuntime:
         w = self.settings.watch
+        read_back = ReadBack(client=client, clock=self.clock)
+        sweeper = Sweeper(
+            read_back=read_back,
+            journal=self.journal,
+            executor=executor,
+            notifier=self.notifier,
+            account=account.name,
+            sole_account=len(self.settings.accounts) == 1,
+        )
         handler = ExecutionHandler(
             client=client,
             journal=self.journal,
+            read_back=read_back,
             executor=executor,
             clock=self.clock,
             notifier=self.notifier,
@@ -190,16 +202,22 @@ class Daemon:
             on_tick=partial(self.health.beat, f"watch:{account.name}"),
         )
         triggers = TriggerReconciler(
-            client=client, ownership=self.journal, executor=executor, account=account.name
+            client=client,
+            ownership=self.journal,
+            executor=executor,
+            read_back=read_back,
+            account=account.name,
         )
         schedules = ScheduleRunner(
             client=client,
             journal=self.journal,
             executor=executor,
+            read_back=read_back,
             account=account.name,
             default_workspace=account.workspace,
+            notifier=self.notifier,
         )
-        return AccountRuntime(account, client, watcher, handler, triggers, schedules)
+        return AccountRuntime(account, client, watcher, handler, triggers, schedules, sweeper)
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -376,6 +394,7 @@ class Daemon:
             self.wakers += [tw, sw]
             loops += [
                 (f"watch:{rt.account.name}", rt.watcher.run),
+                (f"resolve:{rt.account.name}", rt.sweeper.run),
                 (
                     f"triggers:{rt.account.name}",
                     partial(self._reconcile_loop, "triggers", tw, self._trigger_step(rt)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -132,7 +133,18 @@ class Executor:
         """Make ``intent`` happen at most once. ``call`` does the API write; ``resolve``
         reads state again to tell whether a write with a lost reply took effect."""
         dry = self.dry_run or intent.dry_run
-        bound = log.bind(
+        bound = self._bind(intent, dry)
+        if intent.key in self._keys_in_flight:
+            return WriteReport("duplicate")
+        self._keys_in_flight.add(intent.key)
+        try:
+            return await self._write(intent, call, resolve, bound, dry)
+        finally:
+            self._keys_in_flight.discard(intent.key)
+
+    @staticmethod
+    def _bind(intent: WriteIntent, dry: bool) -> Any:
+        return log.bind(
             workflow_id=intent.workflow_id,
             execution_id=intent.execution_id,
             node_id=intent.node_id,
@@ -142,13 +154,6 @@ class Executor:
             reason=intent.reason,
             dry_run=dry,
         )
-        if intent.key in self._keys_in_flight:
-            return WriteReport("duplicate")
-        self._keys_in_flight.add(intent.key)
-        try:
-            return await self._write(intent, call, resolve, bound, dry)
-        finally:
-            self._keys_in_flight.discard(intent.key)
 
     async def _write(
         self,
@@ -254,15 +259,46 @@ class Executor:
             return WriteReport("unknown", exc.request_id, _describe(exc))
         if resolution == "unknown":
             return WriteReport("unknown")
-        outcome: Outcome = {
-            "applied": "resolved_applied",
-            "not_applied": "resolved_not_applied",
-            "moot": "moot",
-        }[resolution]  # type: ignore[assignment]  # the dict covers every other Resolution
+        outcome = _RESOLVED[resolution]
         report = WriteReport(outcome)
         await self._finish(intent, report)
-        bound.info("outcome_resolved", outcome=outcome, request_id=None)
+        level = "warning" if outcome == "ambiguous" else "info"
+        getattr(bound, level)("outcome_resolved", outcome=outcome, request_id=None)
         return report
+
+    async def record(self, intent: WriteIntent, outcome: str, at: datetime | None = None) -> bool:
+        """Journal a decision that calls nothing (a skipped fire time, a stop left to a
+        person) in one atomic step. False when the key was already recorded: the caller
+        must then neither log nor notify it again (after a restart, say)."""
+        existing = await self.journal.record(intent, outcome, at or self.clock.now())
+        return existing is None or existing in RETRYABLE_OUTCOMES
+
+    async def resolve_open(
+        self, intent: WriteIntent, resolve: Callable[[], Awaitable[Resolution]]
+    ) -> WriteReport:
+        """Find out what became of a journaled write still ``pending``/``unknown`` (the
+        sweep after a crash) by reading state only: nothing is ever sent from here, and
+        only the replica that may write journals the answer."""
+        if self.stopping or not self.leader.may_write():
+            return WriteReport("refused")
+        if intent.key in self._keys_in_flight:
+            return WriteReport("duplicate")
+        self._keys_in_flight.add(intent.key)
+        try:
+            return await self._resolve(intent, resolve, self._bind(intent, intent.dry_run))
+        finally:
+            self._keys_in_flight.discard(intent.key)
+
+    async def finish_open(self, intent: WriteIntent, outcome: str) -> bool:
+        """Close an open row whose outcome needs no read (a legacy two-step record, a
+        DataArts action that cannot be read back: ``unknown``). Leader only."""
+        if self.stopping or not self.leader.may_write():
+            return False
+        await self.journal.finish(
+            intent.key, outcome, request_id=None, error=None, at=self.clock.now()
+        )
+        log.info("outcome_resolved", key=intent.key, action=intent.kind, outcome=outcome)
+        return True
 
     async def _finish(self, intent: WriteIntent, report: WriteReport) -> None:
         # Shielded: a shutdown must not lose the record of a write that happened.
@@ -281,6 +317,14 @@ class Executor:
             raise
         if self.on_outcome is not None:
             self.on_outcome(intent, report)
+
+
+_RESOLVED: dict[Resolution, Outcome] = {
+    "applied": "resolved_applied",
+    "not_applied": "resolved_not_applied",
+    "moot": "moot",
+    "ambiguous": "ambiguous",
+}
 
 
 def _describe(exc: CloudError) -> str:

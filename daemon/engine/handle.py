@@ -8,7 +8,7 @@ Returns when to look at this execution again so the watcher can poll sooner.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,15 +18,15 @@ from daemon.calendar.calendar import Calendar
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
-from daemon.engine.resolution import resolve_operation
+from daemon.engine.resolution import ReadBack
 from daemon.kernel.clock import Clock
 from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.keys import unhandled_key
 from daemon.kernel.model import Execution, Workflow
-from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES
 from daemon.kernel.ports import FactsPort
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_node
-from daemon.policy.observe import Fingerprint
 
 log = structlog.get_logger("aomd.decide")
 
@@ -39,6 +39,7 @@ class ExecutionHandler:
         *,
         client: CloudClient,
         journal: FactsPort,
+        read_back: ReadBack | None = None,
         executor: Executor,
         clock: Clock,
         notifier: Notifier | None,
@@ -48,6 +49,7 @@ class ExecutionHandler:
     ) -> None:
         self.client = client
         self.journal = journal
+        self.read_back = read_back or ReadBack(client=client, clock=clock)
         self.executor = executor
         self.clock = clock
         self.notifier = notifier
@@ -85,7 +87,7 @@ class ExecutionHandler:
             self.calendars(),
             dry_run=self.executor.dry_run,
         )
-        self._track_unhandled(workflow, execution, decision.unhandled_node, now)
+        await self._track_unhandled(workflow, execution, decision.unhandled_node, now)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -103,7 +105,7 @@ class ExecutionHandler:
                 break
         return decision.recheck_at
 
-    def _track_unhandled(
+    async def _track_unhandled(
         self, workflow: Workflow, execution: Execution, node: str | None, now: datetime
     ) -> None:
         key_prefix = execution.execution_id
@@ -114,35 +116,50 @@ class ExecutionHandler:
         elif (key_prefix, node) not in self.unhandled:
             self.unhandled[(key_prefix, node)] = now
             self._workflow_of[key_prefix] = workflow.id
-            log.warning(
-                "unhandled_pause",
-                workflow_id=workflow.id,
-                execution_id=execution.execution_id,
-                node_id=node,
-                rule=None,
-                action="leave",
-                attempt=None,
-                reason="no rule matches this stopped node; left for a human",
-                outcome="unhandled",
-                request_id=None,
-                dry_run=self.executor.dry_run,
+            reason = "no rule matches this stopped node; left for a human"
+            first = await self.executor.record(
+                WriteIntent(
+                    key=unhandled_key(execution.execution_id, node),
+                    kind="unhandled",
+                    workflow_id=workflow.id,
+                    execution_id=execution.execution_id,
+                    node_id=node,
+                    reason=reason,
+                    dry_run=self.executor.dry_run,
+                ),
+                "reported",
             )
-            if self.notifier is not None:
-                self.notifier.notify(
-                    "unhandled_pause",
-                    {
-                        "workflow_id": workflow.id,
-                        "workflow_name": workflow.name,
-                        "execution_id": execution.execution_id,
-                        "node_id": node,
-                    },
-                )
+            if first:  # told once, not again after every restart
+                self._report_unhandled(workflow, execution, node, reason)
         if self.on_unhandled is not None:
             self.on_unhandled(len(self.unhandled))
 
-    def forget(self, execution_ids: set[str]) -> None:
-        """Drop unhandled entries of executions no longer active."""
-        self._drop([k for k in self.unhandled if k[0] not in execution_ids])
+    def _report_unhandled(
+        self, workflow: Workflow, execution: Execution, node: str, reason: str
+    ) -> None:
+        log.warning(
+            "unhandled_pause",
+            workflow_id=workflow.id,
+            execution_id=execution.execution_id,
+            node_id=node,
+            rule=None,
+            action="leave",
+            attempt=None,
+            reason=reason,
+            outcome="unhandled",
+            request_id=None,
+            dry_run=self.executor.dry_run,
+        )
+        if self.notifier is not None:
+            self.notifier.notify(
+                "unhandled_pause",
+                {
+                    "workflow_id": workflow.id,
+                    "workflow_name": workflow.name,
+                    "execution_id": execution.execution_id,
+                    "node_id": node,
+                },
+            )
 
     def retire(self, workflow_id: str, active: Collection[str]) -> None:
         """The watcher's ``retire`` hook: ``active`` are the executions of ``workflow_id``
@@ -167,30 +184,12 @@ class ExecutionHandler:
         self, workflow: Workflow, execution: Execution, past: PastWrite
     ) -> None:
         intent = _intent(workflow.id, execution.execution_id, past)
-
-        async def never() -> object:
-            raise AssertionError("a pending write is resolved by reading, never resent")
-
-        await self.executor.write(
+        await self.executor.resolve_open(
             intent,
-            never,
-            self._read_back(
+            self.read_back.operation(
                 workflow.id, execution.execution_id, past.kind, past.node_id, past.observed
             ),
         )
-
-    def _read_back(
-        self, wid: str, eid: str, kind: str, node_id: str | None, observed: str
-    ) -> Callable[[], Awaitable[Resolution]]:
-        before = Fingerprint.loads(observed)
-
-        async def read_back() -> Resolution:
-            if before is None:
-                return "unknown"
-            after = await self.client.get_execution(wid, eid)
-            return resolve_operation(kind, node_id, before, after)
-
-        return read_back
 
     async def _act(self, workflow: Workflow, execution: Execution, action: Action) -> WriteReport:
         wid, eid = workflow.id, execution.execution_id
@@ -224,7 +223,7 @@ class ExecutionHandler:
                 return None
             raise ValueError(f"unknown action kind {action.kind!r}")
 
-        read_back = self._read_back(wid, eid, action.kind, action.node_id, action.observed)
+        read_back = self.read_back.operation(wid, eid, action.kind, action.node_id, action.observed)
         report = await self.executor.write(
             intent, call, read_back if action.kind != "notify" else None
         )

@@ -17,13 +17,22 @@ person: aomd will neither claim the run happened nor risk a second one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from daemon.cloud.port import CloudClient
+from daemon.engine.executor import Executor
+from daemon.engine.notify import Notifier
+from daemon.journal.store import HistoryRow, Journal
+from daemon.kernel.clock import Clock
+from daemon.kernel.errors import CloudError
 from daemon.kernel.model import Execution, Status, Workflow
 from daemon.kernel.outcomes import Resolution
+from daemon.kernel.writes import WriteIntent
 from daemon.policy.observe import Fingerprint, fingerprint
 
 CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
@@ -116,13 +125,9 @@ class ExecuteEvidence:
         return cls(sent_at, known)
 
 
-ExecuteResolution = Resolution | str
-"""``Resolution`` or ``"ambiguous"``."""
-
-
 def resolve_execute(
     evidence: ExecuteEvidence, executions: Iterable[Execution], now: datetime
-) -> ExecuteResolution:
+) -> Resolution:
     """A scheduled execute, from the executions that appeared after we sent.
 
     Exactly one new execution: ``applied``. None, once the list had time to settle:
@@ -147,3 +152,167 @@ def resolve_execute(
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+SWEEP_SECONDS = 30.0
+"""How often open journal rows are looked at again (real seconds)."""
+OPERATION_KINDS = frozenset({"restart", "skip", "continue", "terminate"})
+TRIGGER_KINDS = frozenset({"trigger_enable", "trigger_disable"})
+
+
+class ReadBack:
+    """Read-back closures for the live paths (handler, trigger reconciler, schedule
+    runner): each reads the cloud once and answers with a ``Resolution``."""
+
+    def __init__(self, *, client: CloudClient, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+
+    def operation(
+        self, wid: str, eid: str, kind: str, node_id: str | None, observed: str
+    ) -> Callable[[], Awaitable[Resolution]]:
+        before = Fingerprint.loads(observed)
+
+        async def read_back() -> Resolution:
+            if kind == "notify":
+                # A webhook we may or may not have queued before a kill: told again
+                # rather than never (a notification is not a cloud write).
+                return "not_applied"
+            if before is None:
+                return "unknown"
+            after = await self.client.get_execution(wid, eid)
+            return resolve_operation(kind, node_id, before, after)
+
+        return read_back
+
+    def trigger(self, wid: str, enable: bool) -> Callable[[], Awaitable[Resolution]]:
+        async def read_back() -> Resolution:
+            found = [w for w in await self.client.list_workflows() if w.id == wid]
+            return resolve_trigger(enable, found[0] if found else None)
+
+        return read_back
+
+    def execute(
+        self, wid: str, evidence: ExecuteEvidence | None
+    ) -> Callable[[], Awaitable[Resolution]]:
+        async def read_back() -> Resolution:
+            if evidence is None:
+                return "unknown"
+            return resolve_execute(
+                evidence, await self.client.list_executions(wid), self.clock.now()
+            )
+
+        return read_back
+
+
+class Sweeper:
+    """Finds every journaled write still ``pending``/``unknown`` after a crash or a lost
+    reply, whatever path made it, and resolves it by reading, so no row is left open
+    once the cloud can tell. Runs at start-up and every ``SWEEP_SECONDS``."""
+
+    def __init__(
+        self,
+        *,
+        read_back: ReadBack,
+        journal: Journal,
+        executor: Executor,
+        notifier: Notifier | None = None,
+        account: str = "",
+        sole_account: bool = True,
+    ) -> None:
+        self.read_back = read_back
+        self.journal = journal
+        self.executor = executor
+        self.notifier = notifier
+        self.account = account
+        self.sole_account = sole_account
+        """Execution rows carry no account: with several accounts only the live path
+        (the handler, which knows the account) resolves them, not the sweep."""
+
+    async def run(self) -> None:
+        """Sweep at start-up and then every ``SWEEP_SECONDS``; a failed read is logged by
+        the client and retried next time (the rows stay open meanwhile)."""
+        while True:
+            # a failed read is logged as api_call_failed with its request id; next sweep
+            with contextlib.suppress(CloudError):
+                await self.sweep()
+            await asyncio.sleep(SWEEP_SECONDS)
+
+    async def sweep(self) -> int:
+        """Resolve every open row the cloud can answer for; returns how many closed."""
+        closed = 0
+        for row in await self.journal.unresolved():
+            closed += await self._close(row)
+        return closed
+
+    async def _close(self, row: HistoryRow) -> int:
+        intent = WriteIntent(
+            key=row.key,
+            kind=row.kind,
+            workflow_id=row.workflow_id,
+            execution_id=row.execution_id,
+            node_id=row.node_id,
+            attempt=row.attempt,
+            rule=row.rule,
+            reason=row.reason,
+            dry_run=row.dry_run,
+            observed=row.observed,
+        )
+        read_back: Callable[[], Awaitable[Resolution]]
+        if (
+            row.kind in ("trigger_enable", "trigger_disable", "execute")
+            or row.kind.startswith(("dataarts_", "scheduled_"))
+        ) and f"/{self.account}/" not in row.key:
+            return 0  # another account's row
+        if row.kind in OPERATION_KINDS or row.kind == "notify":
+            if row.execution_id is None or not self.sole_account:
+                return 0
+            read_back = self.read_back.operation(
+                row.workflow_id, row.execution_id, row.kind, row.node_id, row.observed
+            )
+        elif row.kind in TRIGGER_KINDS:
+            read_back = self.read_back.trigger(row.workflow_id, row.kind == "trigger_enable")
+        elif row.kind == "execute":
+            read_back = self.read_back.execute(row.workflow_id, ExecuteEvidence.loads(row.observed))
+        elif row.kind.startswith("scheduled_"):
+            # A decision journaled by an older aomd in two steps and cut between them.
+            done = await self.executor.finish_open(intent, row.kind.removeprefix("scheduled_"))
+            return int(done)
+        elif row.kind.startswith("dataarts_"):
+            if row.outcome == "unknown":
+                return 0  # already reported: DataArts has no read-back
+            await self.executor.finish_open(intent, "unknown")
+            if self.notifier is not None:
+                self.notifier.notify("outcome_unknown", _payload(row))
+            return 0
+        else:
+            return 0
+        report = await self.executor.resolve_open(intent, read_back)
+        if row.kind in TRIGGER_KINDS and report.outcome in ("resolved_applied", "moot"):
+            # as the reconciler does after a write it saw land: a trigger aomd disabled is
+            # its own (re-enabled after the window), one it enabled is no longer
+            disabled = row.kind == "trigger_disable" and report.outcome == "resolved_applied"
+            await self.journal.set_trigger_owned(
+                row.workflow_id, disabled, reason=row.reason, at=self.executor.clock.now()
+            )
+        elif (
+            row.kind == "trigger_disable"
+            and report.outcome == "resolved_not_applied"
+            and "/drift" not in row.key  # a drift correction's claim predates it
+        ):
+            await self.journal.set_trigger_owned(
+                row.workflow_id, False, reason=row.reason, at=self.executor.clock.now()
+            )
+        if report.outcome == "ambiguous" and self.notifier is not None:
+            self.notifier.notify("outcome_ambiguous", _payload(row))
+        return int(report.outcome not in ("unknown", "refused", "duplicate"))
+
+
+def _payload(row: HistoryRow) -> dict[str, object]:
+    return {
+        "workflow_id": row.workflow_id,
+        "key": row.key,
+        "kind": row.kind,
+        "rule": row.rule,
+        "reason": row.reason,
+    }

@@ -1,15 +1,20 @@
 """Scheduled work: run workflows and DataArts task actions at their fire times, once.
 
-Each fire time has the idempotency key ``schedule/<name>/<fire time>``. The journal
-intent is written before the call, so a restart around the fire time finds the key and
-never runs it twice; a lost reply is resolved by looking for an execution that began at
-or after the fire time. Fire times inside a ``blocked_by`` calendar are journaled as
-skipped, late ones beyond ``misfire_grace_seconds`` as missed, and with ``coalesce`` only
-the latest of several due fire times runs.
+Each fire time has the idempotency key ``schedule/<account>/<name>/<fire time>``. The
+journal intent is written before the call, so a restart around the fire time finds the
+key and never runs it twice. Before an execute is sent, the executions that already exist
+are journaled with the intent as evidence: a lost or unreadable reply is then resolved
+from the executions that appeared *after* we sent (``resolution.resolve_execute``), so a
+cron or manual run near the fire time can never pass for ours. Fire times inside a
+``blocked_by`` calendar are journaled as skipped, late ones beyond
+``misfire_grace_seconds`` as missed (each in one atomic step), and with ``coalesce``
+only the latest of several due fire times runs. The first start on an empty journal
+looks at nothing before it started.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,20 +26,17 @@ from daemon.calendar.calendar_spec import ScheduleSpec
 from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
+from daemon.engine.notify import Notifier
+from daemon.engine.resolution import ExecuteEvidence, ReadBack
 from daemon.journal.store import Journal
 from daemon.kernel.keys import schedule_key
-from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, Resolution
-from daemon.kernel.writes import WriteIntent
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
+from daemon.kernel.writes import WriteIntent, WriteReport
 
 log = structlog.get_logger("aomd.schedules")
 
 LOOKBACK = timedelta(days=1)
 """How far back a start-up looks for fire times it may have slept through."""
-CHECKPOINT_NODE = "last-tick"
-"""The journal's sightings double as the scheduler's durable "last tick" mark."""
-CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
-"""A lost execute reply counts as applied if an execution began this long before its
-fire time or later: the cloud's clock may be behind aomd's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +53,13 @@ class ScheduleRunner:
         client: CloudClient,
         journal: Journal,
         executor: Executor,
+        read_back: ReadBack | None = None,
         account: str,
         default_workspace: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
+        self.notifier = notifier
+        self.read_back = read_back or ReadBack(client=client, clock=executor.clock)
         self.client = client
         self.journal = journal
         self.executor = executor
@@ -87,10 +93,10 @@ class ScheduleRunner:
         sources: ScheduleSources,
         now: datetime,
     ) -> list[FireResult]:
-        since = self._last_tick or await self._checkpoint(now)
+        last = self._last_tick or await self._checkpoint(now)
         # Bounded like the journaled checkpoint: a wall clock that jumps far ahead must
         # not turn into one journaled "missed" row per fire time since the last tick.
-        since = max(since, now - LOOKBACK)
+        since = max(last, now - LOOKBACK) if last is not None else now
         results: list[FireResult] = []
         for spec in schedules:
             grace = timedelta(seconds=spec.misfire_grace_seconds)
@@ -98,7 +104,8 @@ class ScheduleRunner:
             # guard, a transient error, no workflow of that name) ages out of the grace
             # window between ticks: look back one grace period further so it is
             # journaled as missed instead of vanishing. One that ran is a duplicate.
-            start = min(since, now) - grace
+            # Not on the very first start: nothing before aomd ever ran is its to run.
+            start = min(since, now) - (grace if last is not None else timedelta(0))
             fires = fire_times(spec, calendars, start, now + timedelta(microseconds=1), sources)
             due = [f for f in fires if now - f.time <= grace]
             missed = [f for f in fires if now - f.time > grace]
@@ -128,17 +135,15 @@ class ScheduleRunner:
     def _checkpoint_id(self) -> str:
         return f"schedules/{self.account}"
 
-    async def _checkpoint(self, now: datetime) -> datetime:
+    async def _checkpoint(self, now: datetime) -> datetime | None:
         """Where the first tick after a start looks back to: the last tick journaled by an
-        earlier run (so fire times missed while aomd was down are reported), or, on a
-        fresh journal, ``now`` (nothing before aomd ever ran is "missed")."""
-        facts = await self.journal.facts(self._checkpoint_id)
-        last = facts.first_seen.get(CHECKPOINT_NODE)
-        return max(last, now - LOOKBACK) if last is not None else now
+        earlier run (so fire times missed while aomd was down are reported), or None on a
+        fresh journal (nothing before aomd ever ran is "missed" or due)."""
+        last = await self.journal.last_tick(self._checkpoint_id)
+        return max(last, now - LOOKBACK) if last is not None else None
 
     async def _save_checkpoint(self, now: datetime) -> None:
-        await self.journal.forget_seen(self._checkpoint_id, CHECKPOINT_NODE)
-        await self.journal.saw(self._checkpoint_id, CHECKPOINT_NODE, now)
+        await self.journal.set_last_tick(self._checkpoint_id, now)
 
     def _key(self, spec: ScheduleSpec, fire: Fire) -> str:
         return schedule_key(self.account, spec.name, fire.time)
@@ -153,10 +158,8 @@ class ScheduleRunner:
             rule=spec.name,
             reason=reason,
         )
-        existing = await self.journal.begin(intent, fire.time)
-        if existing is not None and existing not in RETRYABLE_OUTCOMES:
+        if not await self.executor.record(intent, outcome, at=fire.time):
             return FireResult(spec.name, fire.time, "duplicate")
-        await self.journal.finish(intent.key, outcome, request_id=None, error=None, at=fire.time)
         self._log("info", "scheduled_run_" + outcome, spec, fire, reason, outcome)
         return FireResult(spec.name, fire.time, outcome)
 
@@ -189,28 +192,7 @@ class ScheduleRunner:
                 why = f"no workflow named {ex.workflow_name!r}"
                 self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
                 return FireResult(spec.name, fire.time, "failed")
-            intent = WriteIntent(
-                key=self._key(spec, fire),
-                kind="execute",
-                workflow_id=workflow_id,
-                rule=spec.name,
-                reason=reason,
-            )
-            params = dict(ex.parameters)
-
-            async def call() -> object:
-                return await self.client.execute_workflow(workflow_id, params or None)
-
-            async def resolve() -> Resolution:
-                # begin_time is the cloud's clock, fire.time ours: allow for skew, erring
-                # on "applied" (a run reported, never a second run of the workflow).
-                since_ms = int((fire.time - CLOCK_SKEW_ALLOWANCE).timestamp() * 1000)
-                for e in await self.client.list_executions(workflow_id):
-                    if e.begin_time is not None and e.begin_time >= since_ms:
-                        return "applied"
-                return "not_applied"
-
-            report = await self.executor.write(intent, call, resolve)
+            report = await self._execute(spec, fire, workflow_id, reason, dict(ex.parameters))
         else:
             da = action.dataarts
             assert da is not None  # ActionSpec guarantees exactly one
@@ -235,7 +217,65 @@ class ScheduleRunner:
             # DataArts has no read-back for task actions: a lost reply stays "unknown"
             # and is reported, never resent.
             report = await self.executor.write(intent, call, None)
+            if report.outcome == "unknown":
+                self._notify("outcome_unknown", spec, fire, intent.workflow_id, intent.key)
         return FireResult(spec.name, fire.time, report.outcome)
+
+    async def _execute(
+        self,
+        spec: ScheduleSpec,
+        fire: Fire,
+        workflow_id: str,
+        reason: str,
+        params: dict[str, object],
+    ) -> WriteReport:
+        key = self._key(spec, fire)
+        intent = WriteIntent(
+            key=key, kind="execute", workflow_id=workflow_id, rule=spec.name, reason=reason
+        )
+
+        async def call() -> object:
+            return await self.client.execute_workflow(workflow_id, params or None)
+
+        row = await self.journal.intent(key)
+        if row is not None and row.outcome in UNRESOLVED:
+            # sent (or maybe sent) by an earlier pass or process: resolve it from the
+            # evidence journaled with it, never with fresh evidence (that would miss it)
+            evidence = ExecuteEvidence.loads(row.observed)
+            intent = dataclasses.replace(intent, observed=row.observed)
+        elif row is not None and row.outcome not in RETRYABLE_OUTCOMES:
+            return WriteReport("duplicate")
+        else:
+            # what exists before we send, journaled with the intent (one read per run)
+            existing = await self.client.list_executions(workflow_id)
+            evidence = ExecuteEvidence.before_send(self.executor.clock.now(), existing)
+            intent = dataclasses.replace(intent, observed=evidence.dumps())
+        report = await self.executor.write(
+            intent, call, self.read_back.execute(workflow_id, evidence)
+        )
+        if report.outcome == "ambiguous":
+            self._log(
+                "error",
+                "scheduled_run_ambiguous",
+                spec,
+                fire,
+                "reply lost and several executions appeared since; cannot tell which is ours",
+                "ambiguous",
+            )
+            self._notify("outcome_ambiguous", spec, fire, workflow_id, key)
+        return report
+
+    def _notify(self, kind: str, spec: ScheduleSpec, fire: Fire, target: str, key: str) -> None:
+        if self.notifier is not None:
+            self.notifier.notify(
+                kind,
+                {
+                    "workflow_id": target,
+                    "schedule": spec.name,
+                    "fire_time": fire.time.isoformat(),
+                    "key": key,
+                },
+            )
 
     async def _resolve_name(self, name: str) -> str | None:
         for wf in await self.client.list_workflows(search=name):

@@ -23,9 +23,9 @@ from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.calendar.desired import desired_trigger, first_matching_rule
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
+from daemon.engine.resolution import ReadBack
 from daemon.kernel.keys import trigger_key
 from daemon.kernel.model import Workflow
-from daemon.kernel.outcomes import Resolution
 from daemon.kernel.ports import OwnershipPort
 from daemon.kernel.writes import WriteIntent
 
@@ -105,8 +105,10 @@ class TriggerReconciler:
         client: CloudClient,
         ownership: OwnershipPort,
         executor: Executor,
+        read_back: ReadBack | None = None,
         account: str,
     ) -> None:
+        self.read_back = read_back or ReadBack(client=client, clock=executor.clock)
         self.client = client
         self.ownership = ownership
         self.executor = executor
@@ -171,15 +173,9 @@ class TriggerReconciler:
                 )
             return await self.client.set_trigger(step.workflow_id, step.enable)
 
-        async def resolve() -> Resolution:
-            for wf in await self.client.list_workflows(search=None):
-                if wf.id == step.workflow_id:
-                    if wf.trigger_enabled is step.enable:
-                        return "applied"
-                    return "not_applied"
-            return "moot"
-
-        report = await self.executor.write(intent, call, resolve)
+        report = await self.executor.write(
+            intent, call, self.read_back.trigger(step.workflow_id, step.enable)
+        )
         if report.outcome in ("applied", "resolved_applied"):
             await self.ownership.set_trigger_owned(
                 step.workflow_id, not step.enable, reason=step.reason, at=now

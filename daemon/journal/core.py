@@ -19,7 +19,7 @@ from typing import Protocol, Self, TypeVar
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
 from daemon.kernel.facts import ExecutionFacts, PastWrite
-from daemon.kernel.outcomes import PENDING, RETRYABLE_OUTCOMES
+from daemon.kernel.outcomes import PENDING, RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.kernel.writes import WriteIntent
 
 T = TypeVar("T")
@@ -70,6 +70,14 @@ class Tx(Protocol):
         """Delete intents with ``finished_at < cutoff`` and sightings older than it."""
         ...
 
+    def unresolved(self) -> list[HistoryRow]:
+        """Intents whose outcome is ``pending`` or ``unknown``, any order."""
+        ...
+
+    def get_tick(self, scope: str) -> datetime | None: ...
+
+    def set_tick(self, scope: str, at: datetime) -> None: ...
+
 
 def row_from_intent(intent: WriteIntent, at: datetime, *, tries: int = 1) -> HistoryRow:
     return HistoryRow(
@@ -103,6 +111,22 @@ def begin_in(tx: Tx, intent: WriteIntent, at: datetime) -> str | None:
     if existing.outcome in RETRYABLE_OUTCOMES:
         tx.put_intent(row_from_intent(intent, at, tries=existing.tries + 1))
     return existing.outcome
+
+
+def record_in(tx: Tx, intent: WriteIntent, outcome: str, at: datetime) -> str | None:
+    """Record a decision that calls nothing (a skipped fire time, a stop told to a person)
+    with its final outcome in one step, so no kill can leave it ``pending``. Like
+    ``begin_in``: returns the existing outcome of a key already recorded (and then
+    changes nothing unless that outcome was retryable)."""
+    if outcome in UNRESOLVED:
+        raise JournalError(f"cannot record intent {intent.key!r} with outcome {outcome!r}")
+    existing = tx.get_intent(intent.key)
+    if existing is not None and existing.outcome not in RETRYABLE_OUTCOMES:
+        return existing.outcome
+    tries = 1 if existing is None else existing.tries + 1
+    row = row_from_intent(intent, at, tries=tries)
+    tx.put_intent(dataclasses.replace(row, outcome=outcome, finished_at=utc(at)))
+    return None if existing is None else existing.outcome
 
 
 def finish_in(
@@ -157,6 +181,21 @@ class JournalBase(ABC):
 
     async def begin(self, intent: WriteIntent, at: datetime) -> str | None:
         return await self._run(lambda tx: begin_in(tx, intent, at))
+
+    async def record(self, intent: WriteIntent, outcome: str, at: datetime) -> str | None:
+        return await self._run(lambda tx: record_in(tx, intent, outcome, at))
+
+    async def intent(self, key: str) -> HistoryRow | None:
+        return await self._run(lambda tx: tx.get_intent(key))
+
+    async def unresolved(self) -> list[HistoryRow]:
+        return sorted(await self._run(lambda tx: tx.unresolved()), key=order)
+
+    async def last_tick(self, scope: str) -> datetime | None:
+        return await self._run(lambda tx: tx.get_tick(scope))
+
+    async def set_last_tick(self, scope: str, at: datetime) -> None:
+        await self._run(lambda tx: tx.set_tick(scope, utc(at)))
 
     async def finish(
         self,

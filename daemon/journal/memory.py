@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from daemon.journal.core import JournalBase, Tx, order
 from daemon.journal.store import HistoryRow
+from daemon.kernel.outcomes import UNRESOLVED
 
 T = TypeVar("T")
 
@@ -22,6 +23,7 @@ class _MemoryTx:
         self.intents: dict[str, HistoryRow] = {}
         self.sightings: dict[tuple[str, str], datetime] = {}
         self.owned_by_us: dict[str, tuple[str, datetime]] = {}
+        self.ticks: dict[str, datetime] = {}
 
     def get_intent(self, key: str) -> HistoryRow | None:
         return self.intents.get(key)
@@ -63,6 +65,15 @@ class _MemoryTx:
             key=order,
         )
         return rows if limit is None else rows[max(0, len(rows) - limit) :]
+
+    def unresolved(self) -> list[HistoryRow]:
+        return [r for r in self.intents.values() if r.outcome in UNRESOLVED]
+
+    def get_tick(self, scope: str) -> datetime | None:
+        return self.ticks.get(scope)
+
+    def set_tick(self, scope: str, at: datetime) -> None:
+        self.ticks[scope] = at
 
     def prune(self, cutoff: datetime) -> int:
         old = [

@@ -52,6 +52,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX sightings_first_seen ON sightings (first_seen)",
     ),
+    # 2: the schedule runner's last tick gets its own table (it was a fake sighting of a
+    # node "last-tick" under the pseudo-execution "schedules/<account>"); rows whose
+    # outcome is still open are found by index (the resolver sweeps them).
+    (
+        """CREATE TABLE ticks (
+            scope TEXT PRIMARY KEY,
+            at    TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """INSERT INTO ticks (scope, at)
+            SELECT execution_id, first_seen FROM sightings WHERE node_id = 'last-tick'""",
+        "DELETE FROM sightings WHERE node_id = 'last-tick'",
+        "CREATE INDEX intents_open ON intents (outcome) WHERE outcome IN ('pending', 'unknown')",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

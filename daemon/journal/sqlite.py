@@ -166,6 +166,23 @@ class _SqliteTx:
         params.append(-1 if limit is None else limit)
         return [_row(r) for r in self.conn.execute(sql, params)]
 
+    def unresolved(self) -> list[HistoryRow]:
+        cur = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM intents WHERE outcome IN ('pending', 'unknown')"
+        )
+        return [_row(r) for r in cur]
+
+    def get_tick(self, scope: str) -> datetime | None:
+        r = self.conn.execute("SELECT at FROM ticks WHERE scope = ?", (scope,)).fetchone()
+        return None if r is None else _parse(r[0])
+
+    def set_tick(self, scope: str, at: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO ticks (scope, at) VALUES (?, ?) "
+            "ON CONFLICT (scope) DO UPDATE SET at = excluded.at",
+            (scope, _ts(at)),
+        )
+
     def prune(self, cutoff: datetime) -> int:
         at = _ts(cutoff)
         intents = self.conn.execute(

@@ -76,6 +76,21 @@ class Journal(JournalPort, OwnershipPort, Protocol):
         ``limit`` of them (still oldest first)."""
         ...
 
+    async def intent(self, key: str) -> HistoryRow | None:
+        """The row of one key as journaled now, None if there is none."""
+        ...
+
+    async def unresolved(self) -> list[HistoryRow]:
+        """Every intent still ``pending`` or ``unknown``, oldest first: the writes whose
+        outcome must still be found out by reading the cloud."""
+        ...
+
+    async def last_tick(self, scope: str) -> datetime | None:
+        """When the schedule runner of ``scope`` last looked at its fire times."""
+        ...
+
+    async def set_last_tick(self, scope: str, at: datetime) -> None: ...
+
     async def prune(self, older_than: datetime) -> int:
         """Delete finished intents finished before ``older_than`` and sightings first seen
         before it. Pending intents and owned triggers are never pruned. Returns rows deleted."""

@@ -20,11 +20,14 @@ Outcome = Literal[
     "dry_run",
     "refused",
     "duplicate",
+    "ambiguous",
 ]
 """What became of one write, as the executor reports and the journal stores it."""
 
-Resolution = Literal["applied", "not_applied", "moot", "unknown"]
-"""What a read of the cloud says about a write whose reply was lost or unreadable."""
+Resolution = Literal["applied", "not_applied", "moot", "unknown", "ambiguous"]
+"""What a read of the cloud says about a write whose reply was lost or unreadable.
+``ambiguous`` is final: the evidence fits both "ours happened" and "someone else's", so
+it is reported to a person instead of being claimed (or resent)."""
 
 PENDING: Final = "pending"
 """Outcome of an intent whose call has not been journaled as done (sent or not)."""

@@ -22,6 +22,11 @@ class JournalPort(Protocol):
         (``"pending"`` when the key has an intent but no outcome yet)."""
         ...
 
+    async def record(self, intent: WriteIntent, outcome: str, at: datetime) -> str | None:
+        """Record a decision that calls nothing, with its final outcome, atomically (no
+        kill can leave it pending). None when newly recorded, else the existing outcome."""
+        ...
+
     async def finish(
         self,
         key: str,

@@ -374,6 +374,19 @@ class _Apply:
 
         fallback = [(w, s, n) for w, s, n in visible if s.startswith("fallback-")]
         for w, s, _ in fallback:
+            if w.outcome in UNRESOLVED:
+                # Sent, or maybe sent (a kill or a lost reply): resolved by reading state
+                # like any other write, never taken as done nor resent blindly.
+                return Decision(
+                    recheck_at=self.now + RECHECK_SOON,
+                    reasons=(
+                        f"node {self.label} {self.state}: fallback {s[9:]} outcome "
+                        f"{w.outcome}; resolving it by reading state",
+                    ),
+                    node_id=self.node.node_id,
+                    rule=rule.name,
+                    pending_keys=(w.key,),
+                )
             if w.outcome not in RETRYABLE_OUTCOMES:
                 return self._done(
                     f"node {self.label} {self.state}: fallback {s[9:]} already sent "

@@ -215,6 +215,10 @@ async def test_unreadable_2xx_reply_to_execute_is_resolved_by_reading_not_reject
     emu.inject(
         Fault(kind="malformed", path=f"/{wid}/executions$", method="POST", body="{}", times=1)
     )
+    # No new execution yet: not proof of "not applied" until the list had time to
+    # settle (issue #16: concluding too early could start a backup twice).
+    assert await _tick(runner, policy, clock) == ["10:00 unknown"]
+    emu.advance(30)
     assert await _tick(runner, policy, clock) == ["10:00 resolved_not_applied"]
     emu.advance(30)
     assert await _tick(runner, policy, clock) == ["10:00 applied"]
