@@ -66,6 +66,9 @@ class ScheduleRunner:
         self.account = account
         self.default_workspace = default_workspace
         self._last_tick: datetime | None = None
+        self._first_tick: datetime | None = None
+        """When this account's runner first ever ticked (journaled): fire times before
+        it were never aomd's to run, report or coalesce."""
 
     def next_fire(
         self,
@@ -94,6 +97,7 @@ class ScheduleRunner:
         now: datetime,
     ) -> list[FireResult]:
         last = self._last_tick or await self._checkpoint(now)
+        first = self._first_tick = self._first_tick or await self._first(now)
         # Bounded like the journaled checkpoint: a wall clock that jumps far ahead must
         # not turn into one journaled "missed" row per fire time since the last tick.
         since = max(last, now - LOOKBACK) if last is not None else now
@@ -105,7 +109,7 @@ class ScheduleRunner:
             # window between ticks: look back one grace period further so it is
             # journaled as missed instead of vanishing. One that ran is a duplicate.
             # Not on the very first start: nothing before aomd ever ran is its to run.
-            start = min(since, now) - (grace if last is not None else timedelta(0))
+            start = max(min(since, now) - grace, first)
             fires = fire_times(spec, calendars, start, now + timedelta(microseconds=1), sources)
             due = [f for f in fires if now - f.time <= grace]
             missed = [f for f in fires if now - f.time > grace]
@@ -141,6 +145,14 @@ class ScheduleRunner:
         fresh journal (nothing before aomd ever ran is "missed" or due)."""
         last = await self.journal.last_tick(self._checkpoint_id)
         return max(last, now - LOOKBACK) if last is not None else None
+
+    async def _first(self, now: datetime) -> datetime:
+        scope = f"{self._checkpoint_id}/first"
+        first = await self.journal.last_tick(scope)
+        if first is None:
+            first = now
+            await self.journal.set_last_tick(scope, now)
+        return first
 
     async def _save_checkpoint(self, now: datetime) -> None:
         await self.journal.set_last_tick(self._checkpoint_id, now)
