@@ -6,7 +6,7 @@ in the journal for months, so a format never changes silently; each builder here
 what makes its key unique and why.
 
     exec/<execution>/<node>/<segment>/<attempt>      node operation, terminate, notify
-    trigger/<account>/<workflow>/<action>/<minute>[/drift<second>]
+    trigger/<account>/<workflow>/<action>/<second>[/drift]
     schedule/<account>/<schedule>/<fire time ISO>   execute or DataArts task action
     unhandled/<execution>/<node>                     "no rule matches": told once
 """
@@ -31,12 +31,15 @@ def key_segment(key: str) -> tuple[str, int] | None:
 
 
 def trigger_key(account: str, workflow_id: str, action: str, at: datetime, *, drift: bool) -> str:
-    """One trigger change per (workflow, direction, minute): a second pass in the same
-    minute is the same write. A drift correction keys on the second too: a person
-    re-enabling a trigger in the minute aomd disabled it would otherwise hit the
-    disable's key, be skipped as a duplicate and stay enabled."""
-    when = f"{at:%Y%m%dT%H%M}" + (f"/drift{at:%S}" if drift else "")
-    return f"trigger/{account}/{workflow_id}/{action}/{when}"
+    """One trigger change per (workflow, direction, pass second). Every pass reads the
+    trigger state first and asks for a change only where it differs, so the key need
+    only stop a repeat within one pass; a coarser key (the minute, as before) made the
+    second of two freezes in one minute a "duplicate" that was never sent (found by the
+    crash test's oracle), and a person re-enabling a trigger in the minute aomd disabled
+    it stay enabled. A drift correction is marked as such for the journal reader."""
+    return f"trigger/{account}/{workflow_id}/{action}/{at:%Y%m%dT%H%M%S}" + (
+        "/drift" if drift else ""
+    )
 
 
 def schedule_key(account: str, schedule: str, fire_time: datetime) -> str:

@@ -492,6 +492,8 @@ def test_scheduled_run_happens_once_across_kill_9_and_skips_blocked_fire(
     w.call(
         lambda e: e.inject(
             Fault(kind="applied_then_lost", method="POST", path="wf-job/executions$", times=1),
+            # the first list is the evidence read before the send: served normally
+            Fault(kind="latency", method="GET", path="wf-job/executions$", times=1),
             Fault(kind="hang", method="GET", path="wf-job/executions$"),
         )
     )
