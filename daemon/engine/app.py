@@ -18,14 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.cloud.client import AomClient
 from daemon.engine.bundle import Bundle, load_bundle
-from daemon.engine.connect import connect, register_account_secrets
+from daemon.engine.connect import StartEmulator, connect, register_account_secrets
 from daemon.engine.executor import Executor
 from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
@@ -59,21 +58,6 @@ HEARTBEAT_SECONDS = 5.0
 RETENTION_PERIOD_SECONDS = 3600.0
 
 
-class EmulatedClock:
-    """The daemon's clock when it drives the embedded emulator: emulated ``now``, real
-    monotonic time (rate limits and breakers stay in real seconds)."""
-
-    def __init__(self, emu_clock: Any) -> None:
-        self._emu = emu_clock
-
-    def now(self) -> datetime:
-        now: datetime = self._emu.now()
-        return now
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
 @dataclass
 class AccountRuntime:
     account: Account
@@ -93,10 +77,11 @@ class Daemon:
     on_ready: Callable[[Daemon], None] | None = None
     clock: Clock = field(default_factory=SystemClock)
     speed: float = 1.0
+    start_emulator: StartEmulator | None = None
+    """How the command that composed the daemon starts the embedded emulator."""
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     wakers: list[Waker] = field(default_factory=list)
     accounts: list[AccountRuntime] = field(default_factory=list)
-    emulators: list[Any] = field(default_factory=list)
     executor: Executor = field(init=False)
     http_port: int | None = None
 
@@ -358,10 +343,11 @@ class Daemon:
         scheduler = AsyncIOScheduler(timezone="UTC")
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(self.journal.close)
-            cloud = await connect(s, stack, on_call=self._on_call)
-            self.emulators = list(cloud.emulators)
-            if self.emulators:
-                self.clock = EmulatedClock(self.emulators[0].clock)
+            cloud = await connect(
+                s, stack, start_emulator=self.start_emulator, on_call=self._on_call
+            )
+            if cloud.clock is not None:
+                self.clock = cloud.clock
                 self.speed = s.emulator.speed if s.emulator.speed > 0 else 1.0
             if s.leader.enabled:
                 self.elector = make_elector(s.leader)
