@@ -21,7 +21,6 @@ import asyncio
 import json
 import random
 import re
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Self
@@ -42,6 +41,7 @@ from daemon.cloud.port import (
 )
 from daemon.cloud.ratelimit import TokenBucket
 from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
+from daemon.kernel.clock import SYSTEM_CLOCK
 from daemon.kernel.errors import CloudError, OutcomeUnknown, TemporaryCloudError
 from daemon.kernel.model import Execution, Workflow
 
@@ -123,7 +123,7 @@ class AomClient:
         backoff: Backoff | None = None,
         session: aiohttp.ClientSession | None = None,
         on_call: OnCall | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = SYSTEM_CLOCK.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         parse_cache_size: int = PARSE_CACHE_SIZE,

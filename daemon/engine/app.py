@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,12 +36,13 @@ from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.engine.wake import Waker
 from daemon.engine.watcher import Watcher
 from daemon.journal.sqlite import SqliteJournal
-from daemon.kernel.clock import Clock, SystemClock
+from daemon.kernel.clock import SYSTEM_CLOCK, Clock, SystemClock
 from daemon.kernel.errors import CloudError
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.ops import sdnotify
 from daemon.ops.health import HealthState
-from daemon.ops.leader import AlwaysLeader, Elector, make_elector
+from daemon.ops.leader import AlwaysLeader, LeaderElector
+from daemon.ops.leader_config import elector_from_settings
 from daemon.ops.logging import configure_logging
 from daemon.ops.metrics import Metrics
 from daemon.ops.server import HealthServer
@@ -76,6 +76,9 @@ class Daemon:
     once: bool = False
     on_ready: Callable[[Daemon], None] | None = None
     clock: Clock = field(default_factory=SystemClock)
+    """May be emulated (the embedded emulator's, or a test's)."""
+    wall: Clock = SYSTEM_CLOCK
+    """Real time, for what operators read (metric timestamps) and wall-clock timers."""
     speed: float = 1.0
     start_emulator: StartEmulator | None = None
     """How the command that composed the daemon starts the embedded emulator."""
@@ -93,7 +96,7 @@ class Daemon:
         self.policy = PolicyRef(s.policies_dir, load_bundle)
         self.journal = SqliteJournal(s.journal_path())
         self.notifier = Notifier(s.notify_webhook)
-        self.elector: Elector = AlwaysLeader()
+        self.elector: LeaderElector = AlwaysLeader()
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -223,10 +226,10 @@ class Daemon:
             due = (
                 version != last_version
                 or (armed is not None and self.clock.now() >= armed)
-                or time.monotonic() - last_run >= self.settings.reconcile_interval
+                or self.clock.monotonic() - last_run >= self.settings.reconcile_interval
             )
             if due:
-                last_run, last_version = time.monotonic(), version
+                last_run, last_version = self.clock.monotonic(), version
                 now = self.clock.now()
                 try:
                     waker.arm(await step(self.bundle, now))
@@ -249,7 +252,7 @@ class Daemon:
             await rt.triggers.reconcile(bundle.triggers, bundle.calendars, now)
             self.metrics.drift(rt.triggers.drifts - drifts)
             self.metrics.set_triggers_owned(rt.triggers.owned_count)
-            self.metrics.reconciled(time.time())
+            self.metrics.reconciled(self.wall.now().timestamp())
             nxt = bundle.next_trigger_transition(now)
             # one second past the transition so ``active_at`` already reads the new state
             return nxt + timedelta(seconds=1) if nxt else None
@@ -350,7 +353,7 @@ class Daemon:
                 self.clock = cloud.clock
                 self.speed = s.emulator.speed if s.emulator.speed > 0 else 1.0
             if s.leader.enabled:
-                self.elector = make_elector(s.leader)
+                self.elector = elector_from_settings(s.leader)
             self.executor = self._executor()
             for acc in cloud.accounts:
                 self.accounts.append(self._assemble(acc.account, acc.client, self.executor))
@@ -375,8 +378,12 @@ class Daemon:
             ("leader", self.elector.run),
         ]
         for rt in self.accounts:
-            tw = Waker(scheduler, f"triggers:{rt.account.name}", self.clock, self.speed)
-            sw = Waker(scheduler, f"schedules:{rt.account.name}", self.clock, self.speed)
+            tw = Waker(
+                scheduler, f"triggers:{rt.account.name}", self.clock, self.speed, wall=self.wall
+            )
+            sw = Waker(
+                scheduler, f"schedules:{rt.account.name}", self.clock, self.speed, wall=self.wall
+            )
             self.wakers += [tw, sw]
             loops += [
                 (f"watch:{rt.account.name}", rt.watcher.run),
@@ -409,10 +416,10 @@ class Daemon:
         """No new writes; give in-flight ones a bounded time to finish and be journaled."""
         ex = self.executor
         ex.stopping = True
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = self.clock.monotonic() + STOP_GRACE_SECONDS
         # Polling a counter (not an Event): in-flight writes live in many tasks and the
         # executor must stay free of shutdown plumbing.
-        while ex.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+        while ex.in_flight and self.clock.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if ex.in_flight:
             log.warning("stopping_with_writes_in_flight", in_flight=ex.in_flight)
