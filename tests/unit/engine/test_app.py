@@ -5,6 +5,7 @@ files, real HTTP server on 127.0.0.1:0."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,19 @@ async def test_signals_are_handled_from_the_first_await_of_start_up(tmp_path: Pa
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+async def test_a_cancel_from_outside_propagates(tmp_path: Path) -> None:
+    """Cancelling ``run`` (not a stop request) must cancel it: swallowing the
+    CancelledError made ``run`` return 0 as if a SIGTERM had stopped it."""
+    ready = asyncio.Event()
+    daemon, _ = _daemon(_settings(tmp_path, speed=60.0), on_ready=lambda d: ready.set())
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(ready.wait(), 30)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=30)
+    assert done
+    assert task.cancelled()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.remove_signal_handler(sig)
