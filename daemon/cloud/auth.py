@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from daemon.cloud import signer
+from daemon.kernel.clock import SYSTEM_CLOCK
 
 CONTENT_TYPE = "application/json;charset=UTF-8"
 _SIGNED = "content-type;host;x-project-id;x-sdk-date"
@@ -122,7 +122,7 @@ class AkSkAuth:
         self._sk = sk
         self._host = host
         self._project_id = project_id
-        self._now = now or _utcnow
+        self._now = now or SYSTEM_CLOCK.now
         self._cache_date = now is None
         """Only the real clock is cached: an injected one (tests) is read every time."""
         self._date_until = 0.0
@@ -141,7 +141,7 @@ class AkSkAuth:
         if self._cache_date:
             # One datetime + strftime per second instead of per request: the text only
             # changes when the second does, and monotonic() is far cheaper than now().
-            tick = time.monotonic()
+            tick = SYSTEM_CLOCK.monotonic()
             if tick < self._date_until:
                 return self._date_text
             moment = self._now()
@@ -207,7 +207,3 @@ class AkSkAuth:
 def _split_pair(part: str) -> tuple[str, str]:
     key, _, value = part.partition("=")
     return unquote(key), unquote(value)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)

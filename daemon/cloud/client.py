@@ -21,10 +21,8 @@ import asyncio
 import json
 import random
 import re
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -34,7 +32,7 @@ from yarl import URL
 
 from daemon.cloud import failures as errmap
 from daemon.cloud import signer, wire
-from daemon.cloud.auth import AkSkAuth, Auth, NoAuth, TokenAuth, host_of
+from daemon.cloud.auth import Auth
 from daemon.cloud.port import (
     DataArtsAction,
     ExecuteResult,
@@ -43,11 +41,9 @@ from daemon.cloud.port import (
 )
 from daemon.cloud.ratelimit import TokenBucket
 from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
-from daemon.kernel.clock import Clock
-from daemon.kernel.errors import CloudError, ConfigError, OutcomeUnknown, TemporaryCloudError
+from daemon.kernel.clock import SYSTEM_CLOCK
+from daemon.kernel.errors import CloudError, OutcomeUnknown, TemporaryCloudError
 from daemon.kernel.model import Execution, Workflow
-from daemon.ops.logging import register_secret
-from daemon.settings import Account
 
 log = structlog.get_logger("aomd.cloud")
 
@@ -75,25 +71,6 @@ def _seg(value: str) -> str:
 
 def _query(pairs: list[tuple[str, str]]) -> str:
     return signer.canonical_query(pairs)
-
-
-def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth | None]:
-    """Re-read ``token_file`` after a 401: whoever renews the IAM token rewrites the file."""
-    last = [current]
-
-    def refresh() -> Auth | None:
-        try:
-            secret = account.secret("token")
-        except ConfigError as exc:  # keep the 401 as the error; say why no refresh
-            log.warning("token_refresh_failed", account=account.name, error=str(exc))
-            return None
-        if secret is None or secret.get_secret_value() == last[0]:
-            return None
-        last[0] = secret.get_secret_value()
-        register_secret(last[0])  # masked in logs like the start-up token
-        return TokenAuth(account.project_id, last[0])
-
-    return refresh
 
 
 class WriteResent(aiohttp.ClientError):
@@ -146,7 +123,7 @@ class AomClient:
         backoff: Backoff | None = None,
         session: aiohttp.ClientSession | None = None,
         on_call: OnCall | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = SYSTEM_CLOCK.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         parse_cache_size: int = PARSE_CACHE_SIZE,
@@ -185,73 +162,6 @@ class AomClient:
         self._list_path = f"{prefix}/workflow-list"
         self._wf_prefix = f"{prefix}/workflow/"
         self._v3_prefix = f"/v3/{_seg(project_id)}/metadata/tasks/"
-
-    @classmethod
-    def from_account(
-        cls,
-        account: Account,
-        *,
-        aom_endpoint_override: str | None = None,
-        clock: Clock | None = None,
-        session: aiohttp.ClientSession | None = None,
-        on_call: OnCall | None = None,
-    ) -> AomClient:
-        """Build from settings; secrets are read (from value or file) here, once."""
-        aom = aom_endpoint_override or (
-            account.aom_endpoint() if (account.endpoints.aom or account.region) else None
-        )
-        if aom is None:
-            raise ConfigError(
-                f"account {account.name!r}: no AOM endpoint; set region or endpoints.aom "
-                "(or start the emulator and pass its URL)"
-            )
-        dataarts = aom_endpoint_override or account.dataarts_endpoint()
-        now: Callable[[], datetime] | None = clock.now if clock is not None else None
-        token, ak, sk = account.secret("token"), account.secret("ak"), account.secret("sk")
-        auth: Auth
-        dataarts_auth: Auth
-        refresh_auth: Callable[[], Auth | None] | None = None
-        if ak is not None and sk is not None:
-            auth = AkSkAuth(
-                project_id=account.project_id,
-                ak=ak.get_secret_value(),
-                sk=sk.get_secret_value(),
-                host=host_of(aom),
-                now=now,
-            )
-            dataarts_auth = AkSkAuth(
-                project_id=account.project_id,
-                ak=ak.get_secret_value(),
-                sk=sk.get_secret_value(),
-                host=host_of(dataarts),
-                now=now,
-            )
-        elif token is not None:
-            auth = dataarts_auth = TokenAuth(account.project_id, token.get_secret_value())
-            if account.token is None and account.token_file is not None:
-                refresh_auth = _token_file_refresher(account, token.get_secret_value())
-        else:
-            auth = dataarts_auth = NoAuth(account.project_id)
-        kwargs: dict[str, Any] = {}
-        if clock is not None:
-            kwargs["monotonic"] = clock.monotonic
-        return cls(
-            aom_endpoint=aom,
-            dataarts_endpoint=dataarts,
-            project_id=account.project_id,
-            auth=auth,
-            dataarts_auth=dataarts_auth,
-            name=account.name,
-            requests_per_second=account.requests_per_second,
-            burst=account.burst,
-            max_concurrency=account.max_concurrency,
-            timeout_seconds=account.timeout_seconds,
-            read_retries=account.read_retries,
-            session=session,
-            on_call=on_call,
-            refresh_auth=refresh_auth,
-            **kwargs,
-        )
 
     def __repr__(self) -> str:
         return f"AomClient(name={self.name!r}, endpoint={self._aom!r}, auth={self._auth.kind!r})"

@@ -9,9 +9,10 @@ without a lock: each caller learns its own wait from one pure computation.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from daemon.kernel.clock import SYSTEM_CLOCK
 
 
 @dataclass(slots=True)
@@ -46,7 +47,7 @@ class TokenBucket:
         rate: float,
         burst: int,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = SYSTEM_CLOCK.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0 or burst < 1:

@@ -1,7 +1,7 @@
-"""``python -m daemon.emulator``: see ``daemon.emulator.cli``."""
+"""``python -m daemon.emulator``: see ``daemon.emulator.serve``."""
 
 import sys
 
-from daemon.emulator.cli import main
+from daemon.emulator.serve import main
 
 sys.exit(main())

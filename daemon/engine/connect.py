@@ -1,31 +1,44 @@
-"""Turn the configured accounts into live clients, booting the embedded emulator if asked.
+"""Turn the configured accounts into live clients.
 
 Shared by ``aomd run``, ``aomd demo`` and ``aomd plan --live`` so the three see the same
-cloud the same way. An account with ``emulator = true`` gets an in-process emulator with
-a fresh random token (registered for redaction) and the bundled or configured scenario.
+cloud the same way. Settings are read here, not in ``daemon.cloud``: the client takes
+plain values (endpoints, credentials, limits) and callbacks. An account with
+``emulator = true`` is handed to the ``StartEmulator`` callback of the command that
+composed the daemon; only the command line may start the embedded emulator.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+import aiohttp
 import structlog
-from pydantic import SecretStr
 
+from daemon.cloud.auth import AkSkAuth, Auth, NoAuth, TokenAuth, host_of
 from daemon.cloud.client import AomClient, OnCall
+from daemon.kernel.clock import Clock
+from daemon.kernel.errors import ConfigError
 from daemon.ops.logging import register_secret
-from daemon.settings import Account, Endpoints, Settings
+from daemon.settings import Account, Settings
 
-if TYPE_CHECKING:
-    from daemon.emulator import Emulator
+log = structlog.get_logger("aomd.cloud")
 
-log = structlog.get_logger("aomd.daemon")
 
-DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "emulator" / "scenarios" / "demo.yaml"
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """An ``emulator = true`` account after the command started its emulator: wired to
+    the emulator's URL and token, with the emulated clock the daemon must run on."""
+
+    account: Account
+    clock: Clock
+
+
+StartEmulator = Callable[[Account, contextlib.AsyncExitStack], Awaitable[Embedded]]
+"""Starts the emulator for one account; whatever it opens is closed by the stack."""
 
 
 @dataclass
@@ -36,8 +49,9 @@ class Connected:
 
 @dataclass
 class Cloud:
-    accounts: list[Connected]
-    emulators: list[Emulator]
+    accounts: list[Connected] = field(default_factory=list)
+    clock: Clock | None = None
+    """The first embedded emulator's clock, when any account is emulated."""
 
 
 def register_account_secrets(settings: Settings) -> None:
@@ -48,40 +62,112 @@ def register_account_secrets(settings: Settings) -> None:
                 register_secret(value)
 
 
-async def start_embedded(settings: Settings, account: Account) -> tuple[Account, Emulator]:
-    from daemon.emulator import Emulator
-
-    es = settings.emulator
-    token = secrets.token_urlsafe(24)
-    register_secret(token)
-    emu = Emulator(
-        project_id=account.project_id,
-        token=token,
-        speed=es.speed,
-        seed=es.seed,
-        start_time=es.start,
-    )
-    emu.load_scenario(es.scenario or DEMO_SCENARIO)
-    emu.set_speed(es.speed)  # the settings win over a speed written in the scenario
-    url = await emu.start()
-    log.info("emulator_started", url=url, account=account.name, speed=es.speed)
-    wired = account.model_copy(
-        update={"token": SecretStr(token), "endpoints": Endpoints(aom=url, dataarts=url)}
-    )
-    return wired, emu
-
-
 async def connect(
-    settings: Settings, stack: contextlib.AsyncExitStack, *, on_call: OnCall | None = None
+    settings: Settings,
+    stack: contextlib.AsyncExitStack,
+    *,
+    start_emulator: StartEmulator | None = None,
+    on_call: OnCall | None = None,
 ) -> Cloud:
     """Clients for every account; everything opened is closed by ``stack``."""
-    cloud = Cloud([], [])
+    cloud = Cloud()
     for account in settings.accounts:
         if account.emulator:
-            account, emu = await start_embedded(settings, account)
-            stack.push_async_callback(emu.stop)
-            cloud.emulators.append(emu)
-        client = AomClient.from_account(account, on_call=on_call)
+            if start_emulator is None:
+                raise ConfigError(
+                    f"account {account.name!r}: emulator = true, but this command cannot "
+                    "start the embedded emulator"
+                )
+            embedded = await start_emulator(account, stack)
+            account = embedded.account
+            if cloud.clock is None:
+                cloud.clock = embedded.clock
+        client = client_for_account(account, on_call=on_call)
         stack.push_async_callback(client.close)
         cloud.accounts.append(Connected(account, client))
     return cloud
+
+
+def client_for_account(
+    account: Account,
+    *,
+    aom_endpoint_override: str | None = None,
+    clock: Clock | None = None,
+    session: aiohttp.ClientSession | None = None,
+    on_call: OnCall | None = None,
+) -> AomClient:
+    """Build from settings; secrets are read (from value or file) here, once."""
+    aom = aom_endpoint_override or (
+        account.aom_endpoint() if (account.endpoints.aom or account.region) else None
+    )
+    if aom is None:
+        raise ConfigError(
+            f"account {account.name!r}: no AOM endpoint; set region or endpoints.aom "
+            "(or start the emulator and pass its URL)"
+        )
+    dataarts = aom_endpoint_override or account.dataarts_endpoint()
+    now: Callable[[], datetime] | None = clock.now if clock is not None else None
+    token, ak, sk = account.secret("token"), account.secret("ak"), account.secret("sk")
+    auth: Auth
+    dataarts_auth: Auth
+    refresh_auth: Callable[[], Auth | None] | None = None
+    if ak is not None and sk is not None:
+        auth = AkSkAuth(
+            project_id=account.project_id,
+            ak=ak.get_secret_value(),
+            sk=sk.get_secret_value(),
+            host=host_of(aom),
+            now=now,
+        )
+        dataarts_auth = AkSkAuth(
+            project_id=account.project_id,
+            ak=ak.get_secret_value(),
+            sk=sk.get_secret_value(),
+            host=host_of(dataarts),
+            now=now,
+        )
+    elif token is not None:
+        auth = dataarts_auth = TokenAuth(account.project_id, token.get_secret_value())
+        if account.token is None and account.token_file is not None:
+            refresh_auth = _token_file_refresher(account, token.get_secret_value())
+    else:
+        auth = dataarts_auth = NoAuth(account.project_id)
+    kwargs: dict[str, Any] = {}
+    if clock is not None:
+        kwargs["monotonic"] = clock.monotonic
+    return AomClient(
+        aom_endpoint=aom,
+        dataarts_endpoint=dataarts,
+        project_id=account.project_id,
+        auth=auth,
+        dataarts_auth=dataarts_auth,
+        name=account.name,
+        requests_per_second=account.requests_per_second,
+        burst=account.burst,
+        max_concurrency=account.max_concurrency,
+        timeout_seconds=account.timeout_seconds,
+        read_retries=account.read_retries,
+        session=session,
+        on_call=on_call,
+        refresh_auth=refresh_auth,
+        **kwargs,
+    )
+
+
+def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth | None]:
+    """Re-read ``token_file`` after a 401: whoever renews the IAM token rewrites the file."""
+    last = [current]
+
+    def refresh() -> Auth | None:
+        try:
+            secret = account.secret("token")
+        except ConfigError as exc:  # keep the 401 as the error; say why no refresh
+            log.warning("token_refresh_failed", account=account.name, error=str(exc))
+            return None
+        if secret is None or secret.get_secret_value() == last[0]:
+            return None
+        last[0] = secret.get_secret_value()
+        register_secret(last[0])  # masked in logs like the start-up token
+        return TokenAuth(account.project_id, last[0])
+
+    return refresh

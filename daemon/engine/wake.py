@@ -9,11 +9,11 @@ clock runs ``speed`` times faster, so the wall-clock delay is divided by it.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from daemon.kernel.clock import Clock
+from daemon.kernel.clock import SYSTEM_CLOCK, Clock
 
 #: APScheduler holds a date job for at most this long; later instants wake early and
 #: re-arm, which also bounds the damage of a wall clock that jumps.
@@ -23,10 +23,20 @@ MAX_ARM = timedelta(days=1)
 class Waker:
     """One named wake-up slot; ``arm`` replaces any earlier instant."""
 
-    def __init__(self, scheduler: AsyncIOScheduler, name: str, clock: Clock, speed: float) -> None:
+    def __init__(
+        self,
+        scheduler: AsyncIOScheduler,
+        name: str,
+        clock: Clock,
+        speed: float,
+        *,
+        wall: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.scheduler = scheduler
         self.name = name
         self.clock = clock
+        self.wall = wall
+        """Real time: APScheduler runs date jobs on the wall clock, ``clock`` may be emulated."""
         self.speed = speed if speed > 0 else 1.0
         self.event = asyncio.Event()
         self.armed_for: datetime | None = None
@@ -47,7 +57,7 @@ class Waker:
         self.scheduler.add_job(
             self._fire,
             "date",
-            run_date=datetime.now(UTC) + timedelta(seconds=delay),
+            run_date=self.wall.now() + timedelta(seconds=delay),
             id=self.name,
             replace_existing=True,
             misfire_grace_time=None,

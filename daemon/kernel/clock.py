@@ -21,3 +21,8 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
+"""The real clock, for defaults (``monotonic=SYSTEM_CLOCK.monotonic``) where a test passes
+its own."""

@@ -7,10 +7,11 @@ from an injectable monotonic clock so tests need no sleeps.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from daemon.kernel.clock import SYSTEM_CLOCK
 
 Role = Literal["leader", "follower", "unknown"]
 
@@ -41,7 +42,7 @@ class HealthState:
     def __init__(
         self,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
         cloud_stale_after: float = 300.0,
         default_max_age: float = 120.0,
     ) -> None:

@@ -14,15 +14,11 @@ from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
 
-Policy = PolicySet
-"""Alias used by ``daemon.engine.policyref``."""
-
 __all__ = [
     "RECHECK_SOON",
     "Action",
     "Backoff",
     "Decision",
-    "Policy",
     "PolicyFile",
     "PolicySet",
     "Rule",

@@ -1,6 +1,6 @@
 """``PolicySet``: every policy file merged into one immutable snapshot.
 
-The engine swaps whole snapshots on reload (``daemon.engine.policyref``), so everything
+The engine swaps whole snapshots on reload (``daemon.engine.reload``), so everything
 derived from the files (runtime calendars, parsed schedule iCalendars, frozen rules) is
 built once here and a half-valid policy can never be in force.
 """

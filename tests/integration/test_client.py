@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from daemon.cloud.auth import AkSkAuth, Auth, TokenAuth, host_of
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
+from daemon.engine.connect import client_for_account
 from daemon.kernel.errors import (
     AuthError,
     CloudError,
@@ -111,7 +112,7 @@ async def test_every_operation_round_trips(emu: Emulator, mode: str) -> None:
     creds: dict[str, Any] = {"token": TOKEN} if mode == "token" else {"ak": AK, "sk": SK}
     account = Account(name="t", project_id=PID, region="cn-north-4", **creds)
     calls: list[tuple[str, str]] = []
-    async with AomClient.from_account(
+    async with client_for_account(
         account, aom_endpoint_override=emu.url, on_call=lambda op, st, s: calls.append((op, st))
     ) as client:
         [wf] = await client.list_workflows()
@@ -352,7 +353,7 @@ async def test_secrets_never_in_repr_or_errors_from_account(emu: Emulator, tmp_p
     sk_file = tmp_path / "sk"
     sk_file.write_text(SK + "\n")
     account = Account(project_id=PID, region="cn-north-4", ak=AK, sk_file=sk_file, read_retries=0)
-    client = AomClient.from_account(account, aom_endpoint_override=emu.url)
+    client = client_for_account(account, aom_endpoint_override=emu.url)
     try:
         await client.list_workflows()  # the file secret works
         emu.faults.add(Fault(kind="reset"))
@@ -369,7 +370,7 @@ async def test_token_file_reread_once_after_401(emu: Emulator, tmp_path: Any) ->
     token_file = tmp_path / "token"
     token_file.write_text("expired-token\n")
     account = Account(project_id=PID, region="cn-north-4", token_file=token_file)
-    async with AomClient.from_account(account, aom_endpoint_override=emu.url) as client:
+    async with client_for_account(account, aom_endpoint_override=emu.url) as client:
         token_file.write_text(TOKEN + "\n")  # the renewer rewrote the file
         wid, eid = failing_workflow(emu)
         await client.operate(wid, eid, "restart", "patch")
@@ -379,7 +380,7 @@ async def test_token_file_reread_once_after_401(emu: Emulator, tmp_path: Any) ->
         emu_token_rejected = Emulator(project_id=PID, token="other", speed=0)
         url = await emu_token_rejected.start()
         try:
-            other = AomClient.from_account(account, aom_endpoint_override=url)
+            other = client_for_account(account, aom_endpoint_override=url)
             async with other:
                 with pytest.raises(AuthError):
                     await other.list_workflows()
@@ -398,7 +399,7 @@ async def test_dataarts_uses_its_own_endpoint_and_signature(emu: Emulator) -> No
             sk=SK,
             endpoints={"aom": emu.url, "dataarts": dayu_url},
         )
-        async with AomClient.from_account(account) as client:
+        async with client_for_account(account) as client:
             await client.dataarts_task_action("task-9", "schedule", "ws-9")
             assert await client.list_workflows() == []
         assert [e.auth for e in dayu.ledger] == ["aksk"]
@@ -474,7 +475,7 @@ async def test_token_reread_from_file_is_registered_for_redaction(tmp_path: Any)
         token_file = tmp_path / "token"
         token_file.write_text("expired-token\n")
         account = Account(project_id=PID, region="cn-north-4", token_file=token_file)
-        async with AomClient.from_account(account, aom_endpoint_override=url) as client:
+        async with client_for_account(account, aom_endpoint_override=url) as client:
             token_file.write_text(fresh + "\n")
             await client.list_workflows()
         assert [e.status for e in renewed.ledger] == [401, 200]

@@ -91,7 +91,7 @@ async def test_cli_sigint_and_bad_scenario() -> None:
 
 
 async def test_aomd_emulator_subcommand_with_every_flag() -> None:
-    """``aomd emulator`` (daemon/cli.py) forwards to the same entry point, flags included."""
+    """``aomd emulator`` (daemon/cli/cmd_emulator.py) forwards to the same entry point, flags included."""
     aomd = Path(sys.executable).parent / "aomd"
     cmd = (
         [str(aomd)]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
+from daemon.engine.connect import client_for_account
 from daemon.journal import SqliteJournal
 from daemon.settings import Account, Endpoints
 from tests.unit.engine.conftest import T0, write_rules
@@ -44,7 +44,7 @@ TASK = {"kind": "task", "duration": 10}
 async def test_lost_replies_never_double_a_write(tmp_path: Path, seed: int) -> None:
     emu = Emulator(project_id=PID, token="tok", speed=0, seed=seed, start_time=T0)
     await emu.start()
-    client = AomClient.from_account(
+    client = client_for_account(
         Account(
             name="t",
             project_id=PID,

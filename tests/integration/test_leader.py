@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from daemon.ops.leader import KubernetesLeaseApi, LeaseElector, LeaseTiming
+from daemon.ops.lease_election import LeaseElector, LeaseTiming
+from daemon.ops.lease_kubernetes import KubernetesLeaseApi
 
 pytest.importorskip("kubernetes_asyncio")
 

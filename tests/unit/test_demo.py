@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import holidays
 
-from daemon.demo import demo_start
+from daemon.cli.cmd_demo import demo_start
 
 
 def test_demo_starts_on_a_tuesday_outside_the_example_freezes_all_year() -> None:

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
+from daemon.engine.connect import client_for_account
 from daemon.engine.executor import Executor
 from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.journal import MemoryJournal, SqliteJournal
@@ -125,7 +126,7 @@ async def client(emu: Emulator) -> AsyncIterator[AomClient]:
         requests_per_second=10_000,
         burst=10_000,
     )
-    c = AomClient.from_account(account)
+    c = client_for_account(account)
     try:
         yield c
     finally:

@@ -5,8 +5,11 @@ files, real HTTP server on 127.0.0.1:0."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
+from typing import Any
 
+from daemon.cli.embedded import EmbeddedEmulators
 from daemon.engine.app import Daemon
 from daemon.journal import SqliteJournal
 from daemon.settings import (
@@ -59,6 +62,12 @@ def _settings(tmp_path: Path, *, speed: float = 0.0, dry_run: bool = False) -> S
     )
 
 
+def _daemon(settings: Settings, **kwargs: Any) -> tuple[Daemon, EmbeddedEmulators]:
+    """A daemon composed as ``aomd run`` does: the embedded emulator started on its behalf."""
+    emulators = EmbeddedEmulators(settings.emulator)
+    return Daemon(settings, start_emulator=emulators.start, **kwargs), emulators
+
+
 async def _journal_rows(settings: Settings) -> list[tuple[str, str, str]]:
     journal = SqliteJournal(settings.journal_path())
     await journal.open()
@@ -70,9 +79,9 @@ async def _journal_rows(settings: Settings) -> list[tuple[str, str, str]]:
 
 async def test_once_acts_and_returns_0(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    daemon = Daemon(settings, once=True)
+    daemon, emulators = _daemon(settings, once=True)
     assert await asyncio.wait_for(daemon.run(), 60) == 0
-    [emu] = daemon.emulators
+    [emu] = emulators.started
     ops = emu.changes("operation")
     assert [(c["action"], c["node_id"]) for c in ops] == [("continue", "approve")]
     assert await _journal_rows(settings) == [("continue", "approve", "applied")]
@@ -80,9 +89,9 @@ async def test_once_acts_and_returns_0(tmp_path: Path) -> None:
 
 async def test_once_dry_run_decides_but_writes_nothing(tmp_path: Path) -> None:
     settings = _settings(tmp_path, dry_run=True)
-    daemon = Daemon(settings, once=True)
+    daemon, emulators = _daemon(settings, once=True)
     assert await asyncio.wait_for(daemon.run(), 60) == 0
-    assert daemon.emulators[0].changes() == []
+    assert emulators.started[0].changes() == []
     assert await _journal_rows(settings) == [("continue", "approve", "dry_run")]
 
 
@@ -94,7 +103,7 @@ async def test_request_stop_makes_run_return_0(tmp_path: Path) -> None:
         ready.append(d.http_port)
         d.request_stop("test")
 
-    daemon = Daemon(settings, on_ready=on_ready)
+    daemon, _ = _daemon(settings, on_ready=on_ready)
     assert await asyncio.wait_for(daemon.run(), 30) == 0
     assert ready
     assert ready[0]  # the ops server was listening on a real port
@@ -104,17 +113,17 @@ async def test_request_stop_makes_run_return_0(tmp_path: Path) -> None:
 
 async def test_running_daemon_acts_then_stops(tmp_path: Path) -> None:
     settings = _settings(tmp_path, speed=60.0)
-    daemon = Daemon(settings)
+    daemon, emulators = _daemon(settings)
     task = asyncio.create_task(daemon.run())
     try:
-        while not (daemon.emulators and daemon.emulators[0].changes("operation")):
+        while not (emulators.started and emulators.started[0].changes("operation")):
             assert not task.done(), task
             await asyncio.sleep(0.02)
     finally:
         daemon.request_stop("test")
         code = await asyncio.wait_for(task, 30)
     assert code == 0
-    [op] = daemon.emulators[0].changes("operation")
+    [op] = emulators.started[0].changes("operation")
     assert (op["action"], op["node_id"]) == ("continue", "approve")
 
 
@@ -125,9 +134,9 @@ async def test_once_delivers_its_notifications(tmp_path: Path, webhook: Webhook)
     (settings.policies_dir / "rules.yaml").write_text(
         RULES.replace("node: {name: approve}", "node: {name: other}"), encoding="utf-8"
     )
-    daemon = Daemon(settings, once=True)
+    daemon, emulators = _daemon(settings, once=True)
     assert await asyncio.wait_for(daemon.run(), 60) == 0
-    assert daemon.emulators[0].changes() == []
+    assert emulators.started[0].changes() == []
     [body] = webhook.received
     assert (body["kind"], body["node_id"]) == ("unhandled_pause", "approve")
 
@@ -147,7 +156,7 @@ async def test_unhandled_pauses_gauge_counts_every_account(tmp_path: Path) -> No
     (settings.policies_dir / "rules.yaml").write_text(
         RULES.replace("node: {name: approve}", "node: {name: other}"), encoding="utf-8"
     )
-    daemon = Daemon(settings, once=True)
+    daemon, _ = _daemon(settings, once=True)
     assert await asyncio.wait_for(daemon.run(), 60) == 0
     assert [len(rt.handler.unhandled) for rt in daemon.accounts] == [1, 1]
     assert daemon.metrics.value("aomd_unhandled_pauses") == 2
@@ -159,7 +168,7 @@ async def test_signals_are_handled_from_the_first_await_of_start_up(tmp_path: Pa
     ``run`` return 0 once start-up is done."""
     import signal
 
-    daemon = Daemon(_settings(tmp_path, speed=60.0))
+    daemon, _ = _daemon(_settings(tmp_path, speed=60.0))
     task = asyncio.create_task(daemon.run())
     await asyncio.sleep(0)  # run() is now at its first await (opening the journal)
     assert not task.done()
@@ -172,3 +181,19 @@ async def test_signals_are_handled_from_the_first_await_of_start_up(tmp_path: Pa
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+async def test_a_cancel_from_outside_propagates(tmp_path: Path) -> None:
+    """Cancelling ``run`` (not a stop request) must cancel it: swallowing the
+    CancelledError made ``run`` return 0 as if a SIGTERM had stopped it."""
+    ready = asyncio.Event()
+    daemon, _ = _daemon(_settings(tmp_path, speed=60.0), on_ready=lambda d: ready.set())
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(ready.wait(), 30)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=30)
+    assert done
+    assert task.cancelled()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.remove_signal_handler(sig)

@@ -7,7 +7,7 @@ import io
 import json
 
 from daemon.cli import main
-from daemon.engine.history import print_history
+from daemon.cli.cmd_history import print_history
 from daemon.journal import SqliteJournal
 from daemon.settings import Settings
 

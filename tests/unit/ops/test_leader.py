@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from daemon.kernel.errors import ConfigError
-from daemon.ops.leader import (
-    AlwaysLeader,
-    LeaderElector,
-    LeaseApiError,
-    LeaseConflict,
-    LeaseElector,
-    LeaseTiming,
-    elector_from_settings,
-)
+from daemon.ops.leader import AlwaysLeader, LeaderElector
+from daemon.ops.leader_config import elector_from_settings, lease_timing
+from daemon.ops.lease_api import LeaseApiError, LeaseConflict
+from daemon.ops.lease_election import LeaseElector, LeaseTiming
 from daemon.settings import LeaderSettings
 
 TIMING = LeaseTiming(lease_duration=15, renew_deadline=10, retry_period=5)
@@ -154,8 +149,8 @@ def test_timing_validation_and_settings_mapping() -> None:
     with pytest.raises(ConfigError):
         LeaseTiming(lease_duration=10, renew_deadline=10, retry_period=2)
     with pytest.raises(ConfigError):
-        LeaseTiming.from_settings(LeaderSettings(lease_seconds=10, renew_seconds=5))
-    t = LeaseTiming.from_settings(LeaderSettings())
+        lease_timing(LeaderSettings(lease_seconds=10, renew_seconds=5))
+    t = lease_timing(LeaderSettings())
     assert (t.lease_duration, t.renew_deadline, t.retry_period) == (15, 10, 5)
 
 

@@ -1,4 +1,4 @@
-"""``python -m daemon.emulator`` / ``aomd emulator``: run the emulator as a process.
+"""``python -m daemon.emulator`` / ``aomd emulator``: serve the emulator as a process.
 
 Prints exactly one line, ``listening on http://HOST:PORT``, once the socket accepts
 connections, so a parent process (tests, the demo, benchmarks) can read the port when

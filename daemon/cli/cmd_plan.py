@@ -8,22 +8,55 @@ triggers whose current state differs from what the plan wants at the start.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from daemon.calendar.calendar_spec import TriggerRuleSpec
-from daemon.calendar.plan import PlanItem, plan, render_plan_table
-from daemon.engine.bundle import Bundle, load_bundle
-from daemon.engine.connect import connect
-from daemon.journal.sqlite import SqliteJournal
-from daemon.kernel.model import Workflow
-from daemon.settings import Settings
+from daemon.cli.command import Subparsers
+from daemon.cli.instants import parse_instant
+
+if TYPE_CHECKING:
+    from daemon.calendar.calendar_spec import TriggerRuleSpec
+    from daemon.calendar.plan import PlanItem
+    from daemon.kernel.model import Workflow
+    from daemon.policy import PolicySet
+    from daemon.settings import Settings
+
+
+def add_parser(sub: Subparsers) -> None:
+    plan = sub.add_parser(
+        "plan",
+        help="print trigger changes and scheduled runs in a period",
+        description="Every trigger change and scheduled run aomd would make between "
+        "--from and --until, with the rule and calendar behind each. No cloud calls unless "
+        "--live. Times: ISO 8601 (naive = UTC) or a duration (--until 2d = 2 days after "
+        "--from).",
+    )
+    plan.add_argument("--from", dest="start", help="ISO time (default: now)")
+    plan.add_argument("--until", dest="end", help="ISO time (default: start + 7 days)")
+    plan.add_argument("--json", action="store_true", help="JSON output")
+    plan.add_argument("--live", action="store_true", help="compare with current trigger state")
+
+
+def run(args: argparse.Namespace) -> int:
+    from daemon.kernel.clock import SystemClock
+    from daemon.settings import load_settings
+
+    settings = load_settings(args.config)
+    now = SystemClock().now()
+    start = parse_instant(args.start, now, base=now)
+    end = parse_instant(args.end, start + timedelta(days=7), base=start)
+    return asyncio.run(print_plan(settings, start, end, as_json=args.json, live=args.live))
 
 
 def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
     """One stand-in per rule, built from its selector so the rule selects it."""
+    from daemon.kernel.model import Workflow
+
     out = []
     for rule in rules:
         sel = rule.select
@@ -40,8 +73,12 @@ def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
 
 
 async def live_workflows(settings: Settings) -> list[Workflow]:
+    from daemon.cli.embedded import EmbeddedEmulators
+    from daemon.engine.connect import connect
+
     async with contextlib.AsyncExitStack() as stack:
-        cloud = await connect(settings, stack)
+        emulators = EmbeddedEmulators(settings.emulator)
+        cloud = await connect(settings, stack, start_emulator=emulators.start)
         found: list[Workflow] = []
         for acc in cloud.accounts:
             found.extend(await acc.client.list_workflows())
@@ -49,16 +86,18 @@ async def live_workflows(settings: Settings) -> list[Workflow]:
 
 
 def compute_plan(
-    bundle: Bundle, workflows: Sequence[Workflow], start: datetime, end: datetime
+    policy: PolicySet, workflows: Sequence[Workflow], start: datetime, end: datetime
 ) -> list[PlanItem]:
+    from daemon.calendar.plan import plan
+
     return plan(
-        bundle.calendars,
-        bundle.triggers,
-        bundle.schedules,
+        policy.built_calendars,
+        policy.triggers,
+        policy.schedules,
         workflows,
         start,
         end,
-        schedule_sources=bundle.sources,
+        schedule_sources=policy.schedule_sources,
     )
 
 
@@ -107,6 +146,8 @@ def mark_live(
 
 async def owned_triggers(settings: Settings) -> set[str]:
     """Triggers the journal says aomd disabled (empty when there is no journal yet)."""
+    from daemon.journal.sqlite import SqliteJournal
+
     path = settings.journal_path()
     if not path.exists():
         return set()
@@ -121,16 +162,19 @@ async def owned_triggers(settings: Settings) -> set[str]:
 async def print_plan(
     settings: Settings, start: datetime, end: datetime, *, as_json: bool, live: bool
 ) -> int:
-    bundle = load_bundle(settings.policies_dir)
+    from daemon.calendar.plan import render_plan_table
+    from daemon.policy import load_policy_dir
+
+    policy = load_policy_dir(settings.policies_dir)
     if live:
         workflows = await live_workflows(settings)
         owned = await owned_triggers(settings)
         items = mark_live(
-            compute_plan(bundle, workflows, start, end), workflows, bundle.triggers, owned
+            compute_plan(policy, workflows, start, end), workflows, policy.triggers, owned
         )
     else:
-        workflows = placeholder_workflows(bundle.triggers)
-        items = compute_plan(bundle, workflows, start, end)
+        workflows = placeholder_workflows(policy.triggers)
+        items = compute_plan(policy, workflows, start, end)
     if as_json:
         for item in items:
             print(json.dumps(item.to_dict()))

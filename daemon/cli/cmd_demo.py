@@ -8,27 +8,36 @@ faked: the decisions, writes and journal rows are the ones ``aomd run`` would ma
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import holidays
+from daemon.cli.command import Subparsers
 
-from daemon.settings import (
-    Account,
-    EmulatorSettings,
-    HttpSettings,
-    LogSettings,
-    Settings,
-    WatchSettings,
-)
+if TYPE_CHECKING:
+    from daemon.settings import Settings
 
 DEMO_PROJECT = "0123456789abcdef0123456789abcdef"
 DEMO_ZONE = ZoneInfo("Europe/Berlin")
+
+
+def add_parser(sub: Subparsers) -> None:
+    demo = sub.add_parser(
+        "demo", help="run the embedded emulator with example policies on an accelerated clock"
+    )
+    demo.add_argument("--speed", type=float, default=360.0, help="emulated seconds per real second")
+    demo.add_argument("--duration", type=float, default=60.0, help="real seconds to run")
+    demo.add_argument("--policies", type=Path, default=None, help="policies dir (default: bundled)")
+
+
+def run(args: argparse.Namespace) -> int:
+    # the demo is self-contained (embedded emulator, temp journal): --config is not read
+    return run_demo(speed=args.speed, duration=args.duration, policies=args.policies)
 
 
 def demo_start(today: date | None = None) -> datetime:
@@ -39,7 +48,11 @@ def demo_start(today: date | None = None) -> datetime:
     Tuesdays the example ``change-freeze`` covers anyway are passed over: the year-end
     freeze (mid-December to early January, by a wide margin) and Bavarian public
     holidays on the Tuesday or the Wednesday, when the triggers would stay off."""
-    day = today or datetime.now(DEMO_ZONE).date()
+    import holidays  # local: the country tables are slow to import
+
+    from daemon.kernel.clock import SystemClock
+
+    day = today or SystemClock().now().astimezone(DEMO_ZONE).date()
     bavaria = holidays.country_holidays("DE", subdiv="BY", years=(day.year, day.year + 1))
     day += timedelta(days=1)
     while (
@@ -55,13 +68,23 @@ def demo_start(today: date | None = None) -> datetime:
 
 def default_policies() -> Path:
     """The repo's ``policies/`` (editable install), else the copy shipped in the package."""
-    repo = Path(__file__).resolve().parent.parent / "policies"
-    return repo if repo.is_dir() else Path(__file__).resolve().parent / "policies"
+    package = Path(__file__).resolve().parents[1]
+    repo = package.parent / "policies"
+    return repo if repo.is_dir() else package / "policies"
 
 
 def demo_settings(
     *, speed: float, policies: Path | None, state_dir: Path, log_format: str = "console"
 ) -> Settings:
+    from daemon.settings import (
+        Account,
+        EmulatorSettings,
+        HttpSettings,
+        LogSettings,
+        Settings,
+        WatchSettings,
+    )
+
     return Settings(
         accounts=[Account(name="demo", project_id=DEMO_PROJECT, emulator=True)],
         state_dir=state_dir,
@@ -75,20 +98,15 @@ def demo_settings(
     )
 
 
-def run_demo(
-    *,
-    config: str | None = None,
-    speed: float = 360.0,
-    duration: float = 60.0,
-    policies: Path | None = None,
-) -> int:
-    del config  # the demo is self-contained: embedded emulator, temp journal
+def run_demo(*, speed: float = 360.0, duration: float = 60.0, policies: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aomd-demo-") as tmp:
         settings = demo_settings(speed=speed, policies=policies, state_dir=Path(tmp))
         return asyncio.run(_demo(settings, duration))
 
 
 async def _demo(settings: Settings, duration: float) -> int:
+    from daemon.cli.cmd_history import read_history
+    from daemon.cli.embedded import EmbeddedEmulators
     from daemon.engine.app import Daemon
 
     start = settings.emulator.start
@@ -105,14 +123,15 @@ async def _demo(settings: Settings, duration: float) -> int:
         "(DataArts at 23:00, backup at 02:30).\n",
         flush=True,
     )
-    daemon = Daemon(settings)
+    emulators = EmbeddedEmulators(settings.emulator)
+    daemon = Daemon(settings, start_emulator=emulators.start)
     task = asyncio.create_task(daemon.run())
     done, _ = await asyncio.wait({task}, timeout=duration)
     if not done:
         daemon.request_stop("demo finished")
     rc = await task
-    emulator = daemon.emulators[0] if daemon.emulators else None
-    rows = await _history(settings)
+    emulator = emulators.started[0] if emulators.started else None
+    rows = await read_history(settings, since=None, workflow=None, limit=10_000)
     triggers = (
         {wf.id: wf.trigger_enabled for wf in emulator.world.workflows.values() if wf.cron}
         if emulator
@@ -120,17 +139,6 @@ async def _demo(settings: Settings, duration: float) -> int:
     )
     print(render_summary(rows, emulator.changes() if emulator else [], triggers))
     return rc
-
-
-async def _history(settings: Settings) -> list[Any]:
-    from daemon.journal.sqlite import SqliteJournal
-
-    journal = SqliteJournal(settings.journal_path())
-    await journal.open()
-    try:
-        return list(await journal.history(since=None, workflow_id=None, limit=10_000))
-    finally:
-        await journal.close()
 
 
 def render_summary(

@@ -7,18 +7,61 @@ or JSON lines (one intent per line, every journal column) for scripts.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from daemon.journal.sqlite import SqliteJournal
-from daemon.journal.store import HistoryRow
-from daemon.settings import Settings
+from daemon.cli.command import Subparsers
+from daemon.cli.instants import parse_instant
+
+if TYPE_CHECKING:
+    from daemon.journal.store import HistoryRow
+    from daemon.settings import Settings
 
 COLUMNS = ("time", "workflow", "execution", "node", "action", "attempt", "rule", "outcome")
 """Table columns; ``reason`` follows, unpadded, because it is free text."""
+
+
+def add_parser(sub: Subparsers) -> None:
+    hist = sub.add_parser(
+        "history",
+        help="print what aomd did and why",
+        description="Read the journal: every write aomd decided, its outcome and reason.",
+    )
+    hist.add_argument("--since", help="ISO time or duration like 2h, 7d (default: 24h)")
+    hist.add_argument("--workflow", help="only this workflow id")
+    hist.add_argument("--json", action="store_true", help="JSON lines output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from daemon.kernel.clock import SystemClock
+    from daemon.settings import load_settings
+
+    settings = load_settings(args.config)
+    now = SystemClock().now()
+    return asyncio.run(
+        print_history(
+            settings,
+            since=parse_instant(args.since or "24h", now),
+            workflow=args.workflow,
+            as_json=args.json,
+        )
+    )
+
+
+async def read_history(
+    settings: Settings, *, since: datetime | None, workflow: str | None, limit: int | None
+) -> list[HistoryRow]:
+    """Journaled intents at or after ``since``, oldest first, from the journal file the
+    settings name, opened read-only; the caller checks that the file exists."""
+    from daemon.journal.sqlite import SqliteJournal
+
+    async with SqliteJournal(settings.journal_path(), readonly=True) as journal:
+        return list(await journal.history(since, workflow, limit))
 
 
 def row_json(row: HistoryRow) -> dict[str, Any]:
@@ -93,8 +136,7 @@ async def print_history(
             file=stream,
         )
         return 0
-    async with SqliteJournal(path, readonly=True) as journal:
-        rows = await journal.history(since, workflow, limit)
+    rows = await read_history(settings, since=since, workflow=workflow, limit=limit)
     if as_json:
         for row in rows:
             print(json.dumps(row_json(row), ensure_ascii=False), file=stream)

@@ -1,0 +1,26 @@
+"""Times on the command line: ISO 8601 or a duration, for ``history`` and ``plan``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from daemon.kernel.errors import ConfigError
+
+
+def parse_instant(text: str | None, default: datetime, *, base: datetime | None = None) -> datetime:
+    """ISO-8601 (naive = UTC) or a duration like ``2h``/``7d``: counted back from
+    ``default`` (``history --since 2h``), or forward from ``base`` when one is given
+    (``plan --until 2d`` = two days after ``--from``)."""
+    if not text:
+        return default
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[-1] in units and text[:-1].isdigit():
+        span = timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        return base + span if base is not None else default - span
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"invalid time {text!r}: expected ISO 8601 like 2026-12-24T00:00 or a duration like 2h"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
