@@ -8,21 +8,19 @@ Import surface for the rest of aomd::
 
 from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, stopped_node
 from daemon.policy.file_spec import PolicyFile, RuleSpec
-from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
+from daemon.policy.loader import load_policy_dir, load_policy_paths
 from daemon.policy.match import in_scope
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
-
-Policy = PolicySet
-"""Alias used by ``daemon.engine.policyref``."""
+from daemon.policy.schema import json_schema
+from daemon.policy.validate import validate_paths
 
 __all__ = [
     "RECHECK_SOON",
     "Action",
     "Backoff",
     "Decision",
-    "Policy",
     "PolicyFile",
     "PolicySet",
     "Rule",

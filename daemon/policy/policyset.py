@@ -16,7 +16,7 @@ from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
 from daemon.calendar.desired import selector_matches
 from daemon.kernel.model import Workflow
-from daemon.policy.file_spec import NotifySpec, RuleSpec
+from daemon.policy.file_spec import NotifySpec
 from daemon.policy.match import in_scope
 from daemon.policy.rule import Rule
 
@@ -28,7 +28,6 @@ class PolicySet:
     """Files merged in sorted file-name order; rules keep file order (first match wins)."""
 
     rules: tuple[Rule, ...] = ()
-    rule_specs: tuple[RuleSpec, ...] = ()
     calendars: Mapping[str, CalendarSpec] = field(default_factory=dict)
     """Calendar specs by name (``ics`` paths made absolute)."""
     triggers: tuple[TriggerRuleSpec, ...] = ()
