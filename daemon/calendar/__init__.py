@@ -4,12 +4,12 @@ Import surface for the rest of aomd::
 
     from daemon.calendar import (Calendar, Window, build_calendars, desired_trigger,
                                  rule_matches, first_matching_rule, fire_times, plan)
-    from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec, ScheduleSpec
+    from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 """
 
 from daemon.calendar.build import build_calendars
 from daemon.calendar.calendar import DEFAULT_HORIZON, Calendar
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.desired import (
     check_trigger_rules,
     desired_trigger,
@@ -33,7 +33,6 @@ __all__ = [
     "CalendarSpec",
     "Fire",
     "PlanItem",
-    "ScheduleSpec",
     "TriggerRuleSpec",
     "Window",
     "build_calendars",

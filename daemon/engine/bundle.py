@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import ScheduleSpec, TriggerRuleSpec
-from daemon.policy import PolicySet, Rule, load_policy_dir
+from daemon.calendar.calendar_spec import TriggerRuleSpec
+from daemon.policy import PolicySet, Rule, ScheduleSpec, load_policy_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from daemon.policy.match import in_scope
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
+from daemon.policy.schedule_spec import ScheduleSpec
 from daemon.policy.schema import json_schema
 from daemon.policy.validate import validate_paths
 
@@ -25,6 +26,7 @@ __all__ = [
     "PolicySet",
     "Rule",
     "RuleSpec",
+    "ScheduleSpec",
     "decide",
     "in_scope",
     "json_schema",

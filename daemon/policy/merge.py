@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar.build import build_calendars
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.firetimes import build_schedule_sources
 from daemon.kernel.errors import ConfigError
 from daemon.policy.file_spec import NotifySpec, PolicyFile
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Rule
+from daemon.policy.schedule_spec import ScheduleSpec
 from daemon.policy.source_file import SourceFile, dotted
 from daemon.policy.yaml_lines import PathKey
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.desired import selector_matches
 from daemon.kernel.model import Workflow
 from daemon.policy.file_spec import NotifySpec
 from daemon.policy.match import in_scope
 from daemon.policy.rule import Rule
+from daemon.policy.schedule_spec import ScheduleSpec
 
 __all__ = ["PolicySet"]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import yaml
 
 from daemon.calendar import build_calendars, build_schedule_sources, check_schedule_refs, plan
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.model import Workflow
+from daemon.policy.schedule_spec import ScheduleSpec
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "policies" / "calendars.example.yaml"
 

@@ -22,9 +22,10 @@ from daemon.calendar import (
     render_plan_table,
     rule_matches,
 )
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.errors import ConfigError
 from daemon.kernel.model import Workflow
+from daemon.policy.schedule_spec import ScheduleSpec
 
 TZ = "Europe/Berlin"
 
