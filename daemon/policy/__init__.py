@@ -9,12 +9,12 @@ Import surface for the rest of aomd::
 from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, stopped_node
 from daemon.policy.file_spec import PolicyFile, RuleSpec
 from daemon.policy.loader import load_policy_dir, load_policy_paths
-from daemon.policy.match import in_scope
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
 from daemon.policy.schedule_spec import ScheduleSpec
 from daemon.policy.schema import json_schema
+from daemon.policy.scope import in_scope
 from daemon.policy.validate import validate_paths
 
 __all__ = [

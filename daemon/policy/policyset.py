@@ -14,12 +14,11 @@ from typing import Any
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
-from daemon.calendar.desired import selector_matches
 from daemon.kernel.model import Workflow
 from daemon.policy.file_spec import NotifySpec
-from daemon.policy.match import in_scope
 from daemon.policy.rule import Rule
 from daemon.policy.schedule_spec import ScheduleSpec
+from daemon.policy.scope import in_scope
 
 __all__ = ["PolicySet"]
 
@@ -54,7 +53,3 @@ class PolicySet:
     def watches(self, workflow: Workflow) -> bool:
         """Could an execution rule apply to this workflow? (Scopes the watcher's polling.)"""
         return in_scope(self.rules, workflow)
-
-    def manages_trigger(self, workflow: Workflow) -> bool:
-        """Does a trigger rule select this workflow?"""
-        return any(selector_matches(t.select, workflow) for t in self.triggers)
