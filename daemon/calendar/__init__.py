@@ -11,7 +11,6 @@ from daemon.calendar.build import build_calendars
 from daemon.calendar.calendar import DEFAULT_HORIZON, Calendar
 from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.desired import (
-    check_trigger_rules,
     desired_trigger,
     first_matching_rule,
     rule_matches,
@@ -19,8 +18,6 @@ from daemon.calendar.desired import (
 from daemon.calendar.firetimes import (
     Fire,
     build_schedule_sources,
-    check_schedule_names,
-    check_schedule_refs,
     fire_times,
     next_fire,
 )
@@ -37,9 +34,6 @@ __all__ = [
     "Window",
     "build_calendars",
     "build_schedule_sources",
-    "check_schedule_names",
-    "check_schedule_refs",
-    "check_trigger_rules",
     "desired_trigger",
     "fire_times",
     "first_matching_rule",

@@ -14,12 +14,10 @@ from typing import overload
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import TriggerRuleSpec
-from daemon.kernel.errors import ConfigError
 from daemon.kernel.model import Workflow
 from daemon.kernel.workflow_match import workflow_matches
 
 __all__ = [
-    "check_trigger_rules",
     "desired_trigger",
     "first_matching_rule",
     "rule_matches",
@@ -42,24 +40,6 @@ def first_matching_rule(
         if rule_matches(rule, workflow):
             return rule
     return None
-
-
-def check_trigger_rules(
-    rules: Sequence[TriggerRuleSpec], calendars: Mapping[str, Calendar]
-) -> None:
-    """Rule names must be unique and name known calendars; ``ConfigError`` otherwise."""
-    seen: set[str] = set()
-    for i, rule in enumerate(rules):
-        if rule.name in seen:
-            raise ConfigError(f"triggers[{i}].name: duplicate trigger rule name {rule.name!r}")
-        seen.add(rule.name)
-        field = "off_during" if rule.off_during is not None else "on_only_during"
-        if rule.calendar not in calendars:
-            known = ", ".join(sorted(calendars)) or "(none defined)"
-            raise ConfigError(
-                f"trigger {rule.name!r}: {field}: unknown calendar {rule.calendar!r}; "
-                f"expected one of: {known}"
-            )
 
 
 @overload

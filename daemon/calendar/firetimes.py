@@ -21,15 +21,12 @@ from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import IcsSpec
 from daemon.calendar.sources import cron_times, ics_occurrences
 from daemon.calendar.window import Window, require_aware
-from daemon.kernel.errors import ConfigError
 
 __all__ = [
     "Fire",
     "ScheduleSources",
     "ScheduleTiming",
     "build_schedule_sources",
-    "check_schedule_names",
-    "check_schedule_refs",
     "fire_times",
     "next_fire",
     "raw_fires",
@@ -76,20 +73,6 @@ def build_schedule_sources(schedules: Sequence[ScheduleTiming], base_dir: Path) 
         if spec.ics is not None:
             out[spec.name] = load_ics(spec.ics, base_dir, f"schedule {spec.name!r}: ics")
     return out
-
-
-def check_schedule_refs(
-    schedules: Sequence[ScheduleTiming], calendars: Mapping[str, Calendar]
-) -> None:
-    """Every ``blocked_by`` name must be a calendar."""
-    for spec in schedules:
-        for i, name in enumerate(spec.blocked_by):
-            if name not in calendars:
-                known = ", ".join(sorted(calendars)) or "(none defined)"
-                raise ConfigError(
-                    f"schedule {spec.name!r}: blocked_by[{i}]: unknown calendar {name!r}; "
-                    f"expected one of: {known}"
-                )
 
 
 def _raw_times(
@@ -165,15 +148,6 @@ def next_fire(
             return found[0]
         lo, step = hi, min(step * 4, timedelta(days=92))
     return None
-
-
-def check_schedule_names(schedules: Sequence[ScheduleTiming]) -> None:
-    """Schedule names key the journal: they must be unique."""
-    seen: set[str] = set()
-    for i, spec in enumerate(schedules):
-        if spec.name in seen:
-            raise ConfigError(f"schedules[{i}].name: duplicate schedule name {spec.name!r}")
-        seen.add(spec.name)
 
 
 class _Blocker:

@@ -153,5 +153,4 @@ def merge_files(
         notify=NotifySpec(webhook=webhook),
         built_calendars=built,
         schedule_sources=sources,
-        files=tuple(files),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
@@ -37,7 +36,6 @@ class PolicySet:
     """Runtime calendars (``daemon.calendar.build_calendars``) for ``decide`` and triggers."""
     schedule_sources: Mapping[str, Any] = field(default_factory=dict)
     """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
-    files: tuple[Path, ...] = ()
 
     @property
     def webhook(self) -> str | None:

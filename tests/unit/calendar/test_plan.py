@@ -14,7 +14,6 @@ from daemon.calendar import (
     Calendar,
     build_calendars,
     build_schedule_sources,
-    check_schedule_refs,
     desired_trigger,
     fire_times,
     first_matching_rule,
@@ -130,8 +129,6 @@ def test_fire_times_blocked_and_ics(cals: dict[str, Calendar], tmp_path: Path) -
     assert [f.time for f in got] == [wall(2026, 1, 5, 6), wall(2026, 1, 19, 6)]
     with pytest.raises(ConfigError, match=r"schedule 'weekly': ics.path: cannot read"):
         build_schedule_sources([ics], tmp_path / "elsewhere")
-    with pytest.raises(ConfigError, match=r"schedule 'nightly': blocked_by\[0\]: unknown calendar"):
-        check_schedule_refs([spec], {})
 
 
 def test_plan_lists_trigger_changes_and_runs_sorted(cals: dict[str, Calendar]) -> None:
