@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.calendar import build_calendars, build_schedule_sources, plan
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.model import Workflow
+from daemon.policy.schedule_spec import ScheduleSpec
 
 ICS = """BEGIN:VCALENDAR
 VERSION:2.0

@@ -4,14 +4,13 @@ Import surface for the rest of aomd::
 
     from daemon.calendar import (Calendar, Window, build_calendars, desired_trigger,
                                  rule_matches, first_matching_rule, fire_times, plan)
-    from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec, ScheduleSpec
+    from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 """
 
 from daemon.calendar.build import build_calendars
 from daemon.calendar.calendar import DEFAULT_HORIZON, Calendar
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.desired import (
-    check_trigger_rules,
     desired_trigger,
     first_matching_rule,
     rule_matches,
@@ -19,8 +18,6 @@ from daemon.calendar.desired import (
 from daemon.calendar.firetimes import (
     Fire,
     build_schedule_sources,
-    check_schedule_names,
-    check_schedule_refs,
     fire_times,
     next_fire,
 )
@@ -33,14 +30,10 @@ __all__ = [
     "CalendarSpec",
     "Fire",
     "PlanItem",
-    "ScheduleSpec",
     "TriggerRuleSpec",
     "Window",
     "build_calendars",
     "build_schedule_sources",
-    "check_schedule_names",
-    "check_schedule_refs",
-    "check_trigger_rules",
     "desired_trigger",
     "fire_times",
     "first_matching_rule",

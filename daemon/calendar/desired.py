@@ -8,41 +8,28 @@ only "which rule" and "what is desired at t".
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import overload
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import TriggerRuleSpec, WorkflowSelector
-from daemon.kernel.errors import ConfigError
+from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.kernel.model import Workflow
+from daemon.kernel.workflow_match import workflow_matches
 
 __all__ = [
-    "check_trigger_rules",
     "desired_trigger",
     "first_matching_rule",
     "rule_matches",
-    "selector_matches",
 ]
-
-
-def selector_matches(select: WorkflowSelector, workflow: Workflow) -> bool:
-    """Every criterion given must match; within a criterion any listed value may."""
-    if select.ids and workflow.id not in select.ids:
-        return False
-    if select.names and not any(fnmatch.fnmatchcase(workflow.name, g) for g in select.names):
-        return False
-    for key, pattern in select.tags.items():
-        value = workflow.tags.get(key)
-        if value is None or not fnmatch.fnmatchcase(value, pattern):
-            return False
-    return True
 
 
 def rule_matches(rule: TriggerRuleSpec, workflow: Workflow) -> bool:
     """Does ``rule`` select ``workflow``?"""
-    return selector_matches(rule.select, workflow)
+    select = rule.select
+    return workflow_matches(
+        workflow.id, workflow, ids=select.ids, names=select.names, tags=select.tags.items()
+    )
 
 
 def first_matching_rule(
@@ -53,24 +40,6 @@ def first_matching_rule(
         if rule_matches(rule, workflow):
             return rule
     return None
-
-
-def check_trigger_rules(
-    rules: Sequence[TriggerRuleSpec], calendars: Mapping[str, Calendar]
-) -> None:
-    """Rule names must be unique and name known calendars; ``ConfigError`` otherwise."""
-    seen: set[str] = set()
-    for i, rule in enumerate(rules):
-        if rule.name in seen:
-            raise ConfigError(f"triggers[{i}].name: duplicate trigger rule name {rule.name!r}")
-        seen.add(rule.name)
-        field = "off_during" if rule.off_during is not None else "on_only_during"
-        if rule.calendar not in calendars:
-            known = ", ".join(sorted(calendars)) or "(none defined)"
-            raise ConfigError(
-                f"trigger {rule.name!r}: {field}: unknown calendar {rule.calendar!r}; "
-                f"expected one of: {known}"
-            )
 
 
 @overload

@@ -13,22 +13,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from daemon.calendar.build import load_ics
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import ScheduleSpec
+from daemon.calendar.calendar_spec import IcsSpec
 from daemon.calendar.sources import cron_times, ics_occurrences
 from daemon.calendar.window import Window, require_aware
-from daemon.kernel.errors import ConfigError
 
 __all__ = [
     "Fire",
     "ScheduleSources",
+    "ScheduleTiming",
     "build_schedule_sources",
-    "check_schedule_names",
-    "check_schedule_refs",
     "fire_times",
     "next_fire",
     "raw_fires",
@@ -36,6 +34,25 @@ __all__ = [
 
 ScheduleSources = Mapping[str, Any]
 """Schedule name -> parsed iCalendar query, for schedules with ``ics``."""
+
+
+class ScheduleTiming(Protocol):
+    """The part of a schedule this module reads: when it fires and what blocks it.
+
+    The whole schedule, with the action it runs, is ``daemon.policy.schedule_spec.ScheduleSpec``;
+    the calendar package sits below the policy package and never needs the action.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cron(self) -> str | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def ics(self) -> IcsSpec | None: ...
+    @property
+    def blocked_by(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +66,7 @@ class Fire:
     """The first calendar of ``blocked_by`` active at ``time``: the run is skipped."""
 
 
-def build_schedule_sources(schedules: Sequence[ScheduleSpec], base_dir: Path) -> dict[str, Any]:
+def build_schedule_sources(schedules: Sequence[ScheduleTiming], base_dir: Path) -> dict[str, Any]:
     """Parse the iCalendar of every ``ics`` schedule; ``ConfigError`` names the schedule."""
     out: dict[str, Any] = {}
     for spec in schedules:
@@ -58,22 +75,8 @@ def build_schedule_sources(schedules: Sequence[ScheduleSpec], base_dir: Path) ->
     return out
 
 
-def check_schedule_refs(
-    schedules: Sequence[ScheduleSpec], calendars: Mapping[str, Calendar]
-) -> None:
-    """Every ``blocked_by`` name must be a calendar."""
-    for spec in schedules:
-        for i, name in enumerate(spec.blocked_by):
-            if name not in calendars:
-                known = ", ".join(sorted(calendars)) or "(none defined)"
-                raise ConfigError(
-                    f"schedule {spec.name!r}: blocked_by[{i}]: unknown calendar {name!r}; "
-                    f"expected one of: {known}"
-                )
-
-
 def _raw_times(
-    spec: ScheduleSpec, sources: ScheduleSources, start: datetime, end: datetime
+    spec: ScheduleTiming, sources: ScheduleSources, start: datetime, end: datetime
 ) -> list[datetime]:
     if spec.cron is not None:
         return list(cron_times(spec.cron, ZoneInfo(spec.timezone), start, end))
@@ -89,7 +92,7 @@ def _raw_times(
 
 
 def fire_times(
-    schedule: ScheduleSpec,
+    schedule: ScheduleTiming,
     calendars: Mapping[str, Calendar],
     start: datetime,
     end: datetime,
@@ -109,7 +112,7 @@ def fire_times(
 
 
 def raw_fires(
-    schedule: ScheduleSpec,
+    schedule: ScheduleTiming,
     calendars: Mapping[str, Calendar],
     start: datetime,
     end: datetime,
@@ -126,7 +129,7 @@ def raw_fires(
 
 
 def next_fire(
-    schedule: ScheduleSpec,
+    schedule: ScheduleTiming,
     calendars: Mapping[str, Calendar],
     after: datetime,
     sources: ScheduleSources | None = None,
@@ -145,15 +148,6 @@ def next_fire(
             return found[0]
         lo, step = hi, min(step * 4, timedelta(days=92))
     return None
-
-
-def check_schedule_names(schedules: Sequence[ScheduleSpec]) -> None:
-    """Schedule names key the journal: they must be unique."""
-    seen: set[str] = set()
-    for i, spec in enumerate(schedules):
-        if spec.name in seen:
-            raise ConfigError(f"schedules[{i}].name: duplicate schedule name {spec.name!r}")
-        seen.add(spec.name)
 
 
 class _Blocker:

@@ -13,16 +13,37 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.calendar.desired import first_matching_rule
-from daemon.calendar.firetimes import ScheduleSources, raw_fires
+from daemon.calendar.firetimes import ScheduleSources, ScheduleTiming, raw_fires
 from daemon.calendar.window import Window, require_aware
 from daemon.kernel.model import Workflow
 
-__all__ = ["PlanItem", "plan", "render_plan_table"]
+__all__ = ["PlanItem", "PlannedSchedule", "plan", "render_plan_table"]
+
+
+class _WorkflowTarget(Protocol):
+    @property
+    def workflow_id(self) -> str | None: ...
+    @property
+    def workflow_name(self) -> str | None: ...
+
+
+class _PlannedAction(Protocol):
+    @property
+    def execute(self) -> _WorkflowTarget | None: ...
+    def describe(self) -> str: ...
+
+
+class PlannedSchedule(ScheduleTiming, Protocol):
+    """What the plan reads of a schedule: its timing, and its action to name the run (the
+    policy's ``ScheduleSpec``; its model lives above this package)."""
+
+    @property
+    def action(self) -> _PlannedAction: ...
 
 
 class PlanItem(NamedTuple):
@@ -72,7 +93,7 @@ class PlanItem(NamedTuple):
 def plan(
     calendars: Mapping[str, Calendar],
     triggers: Sequence[TriggerRuleSpec],
-    schedules: Sequence[ScheduleSpec],
+    schedules: Sequence[PlannedSchedule],
     workflows: Sequence[Workflow],
     start: datetime,
     end: datetime,
@@ -109,7 +130,7 @@ def _gc_paused() -> Iterator[None]:
 def _plan(
     calendars: Mapping[str, Calendar],
     triggers: Sequence[TriggerRuleSpec],
-    schedules: Sequence[ScheduleSpec],
+    schedules: Sequence[PlannedSchedule],
     workflows: Sequence[Workflow],
     start: datetime,
     end: datetime,

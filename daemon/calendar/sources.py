@@ -157,21 +157,6 @@ def _simple_fields(expr: str) -> _Fields | None:
     )
 
 
-def _walk(fields: _Fields, base: datetime) -> Iterator[datetime]:
-    """Naive wall-clock fire times strictly after ``base``, day by day."""
-    minutes, hours, doms, months, dows = fields
-    day = base.date()
-    one_day = timedelta(days=1)
-    for _ in range(366 * 400):  # bounded: a valid expression matches within 28 years
-        if _day_matches(day, doms, months, dows):
-            for hour in hours:
-                for minute in minutes:
-                    at = datetime(day.year, day.month, day.day, hour, minute)
-                    if at > base:
-                        yield at
-        day += one_day
-
-
 def _day_matches(
     day: date,
     doms: frozenset[int] | None,

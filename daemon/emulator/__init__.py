@@ -30,9 +30,9 @@ Faults: ``emu.inject(Fault(kind="throttle", path="executions$", times=3, retry_a
 from daemon.emulator.emulator import Emulator
 from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import LedgerEntry
+from daemon.emulator.populate import Incident, Population
 from daemon.emulator.state import Behaviour, NodeSpec
 from daemon.emulator.thread import EmulatorThread
-from daemon.emulator.workflows import Incident, Population
 
 __all__ = [
     "Behaviour",

@@ -22,11 +22,12 @@ from daemon.emulator.admin import add_admin_routes
 from daemon.emulator.api import Api
 from daemon.emulator.faults import Fault, FaultSet
 from daemon.emulator.ledger import Ledger, LedgerEntry
+from daemon.emulator.populate import Population, populate
 from daemon.emulator.scenario import parse_node, read_scenario
 from daemon.emulator.simclock import EmuClock, ms_to_datetime
 from daemon.emulator.state import Execution, NodeSpec
 from daemon.emulator.verify import Credentials
-from daemon.emulator.workflows import Population, Workflow, World
+from daemon.emulator.workflows import Workflow, World
 from daemon.kernel.clock import Clock
 
 log = structlog.get_logger("daemon.emulator")
@@ -270,14 +271,15 @@ class Emulator:
         fail_times: int | None = 1,
         quiet: bool = False,
     ) -> Population:
-        """Bulk-add workflows with executions (benchmarks); see ``World.populate``.
+        """Bulk-add workflows with executions (benchmarks); see ``populate.populate``.
 
         ``incidents`` workflows get one execution starting at a random emulated time within
         ``within`` seconds from now whose node ``work`` fails (``fail_times`` attempts,
         None = always) or node ``approve`` pauses (``pause_share`` of them); the returned
         ``Population.incidents`` lists each with the emulated instant it happens.
         """
-        return self.world.populate(
+        return populate(
+            self.world,
             workflows=workflows,
             executions_per_workflow=executions_per_workflow,
             seed=seed,

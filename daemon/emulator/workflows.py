@@ -1,29 +1,28 @@
-"""Workflows, their executions and their cron triggers: the emulator's whole world.
+"""Workflows and their executions (``Workflow``), and the registry of one project (``World``).
 
 Only *active* executions are advanced; a finished one is dropped from ``active`` and
 costs nothing afterwards. ``executions_bytes`` caches the ListWorkflowExecutions body per
 workflow until one of its executions changes, so polling thousands of executions is a
-dict lookup and a socket write. Cron fire times sit in a heap so the ticker does O(log n)
-work per fire, not a scan of every workflow.
+dict lookup and a socket write. Cron fire times (``cron_heap``) and booked starts
+(``start_queue``) sit in heaps so the ticker does O(log n) work per start, not a scan of
+every workflow; bulk workflows for benchmarks are made by ``populate``.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import random
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from croniter import croniter
 
-from daemon.emulator.state import Behaviour, Execution, NodeSpec
+from daemon.emulator.cron_heap import CronHeap
+from daemon.emulator.start_queue import StartQueue
+from daemon.emulator.state import Execution, NodeSpec
 
 WORKFLOW_TYPES = ("cron", "event", "manual")
-IncidentKind = Literal["fail", "pause"]
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -167,10 +166,8 @@ class World:
         self.seed = seed
         self.rng = random.Random(seed)
         self.workflows: dict[str, Workflow] = {}
-        self._cron_heap: list[tuple[int, str]] = []
-        self._start_heap: list[tuple[int, int, str, str]] = []
-        """(at_ms, sequence, workflow_id, execution_id) of executions due to start later."""
-        self._start_seq = 0
+        self._cron = CronHeap()
+        self._starts = StartQueue()
         self.dataarts_tasks: dict[str, str] = {}
         """task_id -> last action applied (``start`` / ``schedule`` / ``stop``)."""
 
@@ -249,23 +246,17 @@ class World:
         wf.invalidate()
 
     def schedule_execution(self, wf: Workflow, at_ms: int) -> str:
-        """Start an execution of ``wf`` at emulated ``at_ms`` (fired by ``fire_due``); its
-        id is fixed now so a benchmark knows what to watch for before it exists."""
+        """Start an execution of ``wf`` at emulated ``at_ms`` (by ``start_due``); its id is
+        fixed now so a benchmark knows what to watch for before it exists."""
         eid = self.new_id()
-        self._start_seq += 1
-        heapq.heappush(self._start_heap, (at_ms, self._start_seq, wf.id, eid))
+        self._starts.book(at_ms, wf.id, eid)
         return eid
-
-    @property
-    def pending_starts(self) -> int:
-        return len(self._start_heap)
 
     def start_due(self, now_ms: int) -> list[Execution]:
         """Create every scheduled execution whose start time is <= ``now_ms``."""
         started: list[Execution] = []
-        heap = self._start_heap
-        while heap and heap[0][0] <= now_ms:
-            at_ms, _, wid, eid = heapq.heappop(heap)
+        while (due := self._starts.pop_due(now_ms)) is not None:
+            at_ms, wid, eid = due
             wf = self.workflows.get(wid)
             if wf is not None:
                 started.append(
@@ -277,17 +268,13 @@ class World:
 
     def _schedule(self, wf: Workflow, after_ms: int) -> None:
         assert wf.cron is not None
-        start = datetime.fromtimestamp(after_ms / 1000.0, UTC)
-        nxt = croniter(wf.cron, start).get_next(datetime)
-        wf.next_fire_ms = int(nxt.timestamp() * 1000)
-        heapq.heappush(self._cron_heap, (wf.next_fire_ms, wf.id))
+        wf.next_fire_ms = self._cron.schedule(wf.id, wf.cron, after_ms)
 
     def fire_due(self, now_ms: int, limit: int = 10_000) -> list[Execution]:
         """Start an execution for every cron fire time <= ``now_ms`` of an enabled trigger."""
         fired: list[Execution] = []
-        heap = self._cron_heap
-        while heap and heap[0][0] <= now_ms and len(fired) < limit:
-            at_ms, wid = heapq.heappop(heap)
+        while len(fired) < limit and (due := self._cron.pop_due(now_ms)) is not None:
+            at_ms, wid = due
             wf = self.workflows.get(wid)
             if wf is None or not wf.trigger_enabled or wf.next_fire_ms != at_ms:
                 continue  # stale entry: disabled or rescheduled since
@@ -331,200 +318,3 @@ class World:
             attr = "create_ms" if sort_field == "create_time" else "update_ms"
             out.sort(key=lambda w: int(getattr(w, attr)), reverse=descending)
         return out
-
-    # -- bulk ------------------------------------------------------------------------------
-
-    def populate(
-        self,
-        *,
-        workflows: int,
-        executions_per_workflow: int,
-        seed: int,
-        now_ms: int,
-        incidents: int = 0,
-        within_ms: int = 3_600_000,
-        pause_share: float = 0.5,
-        fail_times: int | None = 1,
-        quiet: bool = False,
-    ) -> Population:
-        """Add ``workflows`` workflows with ``executions_per_workflow`` executions each.
-
-        Without incidents every execution lies in the past (spread over the last hours, a
-        few still running). ``incidents`` of the workflows instead get their newest
-        execution scheduled at a random emulated time in ``[now, now + within_ms)`` with a
-        node that fails (``fail_times`` attempts, None = always) or pauses at a known
-        instant; ``Population.incidents`` says which and when, so a benchmark can measure
-        how long aomd takes to react (incident workflows are ``manual``, so no cron adds
-        more failing executions). ``quiet`` settles every past execution (failures
-        skipped, pauses continued, in the past) so only the incidents need attention.
-        Everything is drawn from ``seed``.
-        """
-        if not 0 <= incidents <= workflows:
-            raise ValueError("incidents must be within 0..workflows (one per workflow)")
-        if incidents and executions_per_workflow < 1:
-            raise ValueError("incidents need at least one execution per workflow")
-        if not 0.0 <= pause_share <= 1.0:
-            raise ValueError("pause_share must be within [0, 1]")
-        rng = random.Random(seed)
-        chosen = sorted(rng.sample(range(workflows), incidents))
-        n_pause = round(incidents * pause_share)
-        kinds: list[IncidentKind] = ["pause" if j < n_pause else "fail" for j in range(incidents)]
-        rng.shuffle(kinds)
-        incident_kind = dict(zip(chosen, kinds, strict=True))
-        teams = ("ops", "db", "web", "batch", "sec")
-        ids: list[str] = []
-        planned: list[Incident] = []
-        for i in range(workflows):
-            incident = incident_kind.get(i)
-            # An incident workflow is manual: a cron fire would start more executions that
-            # fail or pause too, and the benchmark would see more incidents than announced.
-            kind = WORKFLOW_TYPES[i % 3] if incident is None else "manual"
-            if incident is not None:
-                nodes = _incident_nodes(incident, fail_times)
-            else:
-                nodes = _bulk_nodes(rng, noisy=not quiet)
-            wf = self.add_workflow(
-                name=f"bulk-{i:05d}",
-                type=kind,
-                tags={"team": teams[i % len(teams)], "bulk": "true"},
-                nodes=nodes,
-                cron="0 */6 * * *" if kind == "cron" else None,
-                trigger_enabled=rng.random() < 0.7,
-                id=f"bulk-{seed}-{i:05d}",
-                now_ms=now_ms,
-                create_ms=now_ms - 30 * 86_400_000 + i,
-            )
-            past = executions_per_workflow - (1 if incident is not None else 0)
-            for k in range(past):
-                # Spread over the past hours; without incidents the newest may still run.
-                age_ms = (past - k) * 3_600_000 + rng.randrange(3_000_000)
-                if incident is None and k == past - 1 and rng.random() < 0.1:
-                    age_ms = rng.randrange(5_000)
-                ex = self.start_execution(wf, at_ms=now_ms - age_ms, created_by="bulk")
-                if quiet or incident is not None:
-                    _settle(ex, now_ms)
-                ex.advance(now_ms)
-                if ex.finished:
-                    wf.active.pop(ex.execution_id, None)
-            if incident is not None:
-                start_ms = now_ms + rng.randrange(max(within_ms, 1))
-                eid = self.schedule_execution(wf, start_ms)
-                node = nodes[1]
-                at_ms = start_ms + nodes[0].duration_ms
-                if incident == "fail":
-                    at_ms += node.duration_ms
-                planned.append(
-                    Incident(
-                        workflow_id=wf.id,
-                        execution_id=eid,
-                        node_id=node.id,
-                        kind=incident,
-                        start_at=_dt(start_ms),
-                        at=_dt(at_ms),
-                    )
-                )
-            wf.invalidate()
-            ids.append(wf.id)
-        planned.sort(key=lambda inc: (inc.at, inc.workflow_id))
-        return Population(workflow_ids=tuple(ids), incidents=tuple(planned))
-
-    def all_active(self) -> Iterable[Workflow]:
-        return (wf for wf in self.workflows.values() if wf.active)
-
-
-def _bulk_nodes(rng: random.Random, *, noisy: bool = True) -> tuple[NodeSpec, ...]:
-    nodes = [NodeSpec(id="prepare", name="prepare", duration_ms=2000)]
-    roll = rng.random()
-    if noisy and roll < 0.15:
-        nodes.append(
-            NodeSpec(
-                id="work",
-                name="work",
-                duration_ms=10_000,
-                behaviour=Behaviour("fail_probability", probability=0.5),
-            )
-        )
-    elif noisy and roll < 0.2:
-        nodes.append(NodeSpec(id="approve", name="approve", kind="pause"))
-    else:
-        nodes.append(NodeSpec(id="work", name="work", duration_ms=10_000))
-    nodes.append(NodeSpec(id="finish", name="finish", duration_ms=1000))
-    return tuple(nodes)
-
-
-def _incident_nodes(kind: str, fail_times: int | None) -> tuple[NodeSpec, ...]:
-    """prepare (2 s) -> the incident node -> finish; node 1 is the one that fails/pauses."""
-    if kind == "pause":
-        middle = NodeSpec(id="approve", name="approve", kind="pause")
-    else:
-        behaviour = Behaviour("fail") if fail_times is None else Behaviour("fail_times", fail_times)
-        middle = NodeSpec(id="work", name="work", duration_ms=10_000, behaviour=behaviour)
-    return (
-        NodeSpec(id="prepare", name="prepare", duration_ms=2000),
-        middle,
-        NodeSpec(id="finish", name="finish", duration_ms=1000),
-    )
-
-
-def _settle(ex: Execution, now_ms: int) -> None:
-    """Play an operator on a past execution: skip each failure and continue each pause one
-    emulated minute after it happened, as long as that is still in the past."""
-    for _ in range(4 * len(ex.nodes) + 1):
-        ex.advance(now_ms)
-        node, run = ex.current, None
-        if node is not None:
-            run = ex.runs.get(node.id)
-        if ex.status != "pausing" or node is None or run is None:
-            return
-        at_ms = (run.end_ms if run.end_ms is not None else run.begin_ms) + 60_000
-        if at_ms > now_ms:
-            return
-        ex.operate("continue" if node.kind == "pause" else "skip", node.id, at_ms)
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000.0, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    """An execution ``populate`` scheduled to fail or pause at a known emulated instant."""
-
-    workflow_id: str
-    execution_id: str
-    node_id: str
-    kind: IncidentKind
-    start_at: datetime
-    """Emulated time the execution starts."""
-    at: datetime
-    """Emulated time the node is ``fail`` (attempt 1 ends) or starts ``pausing``."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.workflow_id,
-            "execution_id": self.execution_id,
-            "node_id": self.node_id,
-            "kind": self.kind,
-            "start_at": self.start_at.isoformat(),
-            "at": self.at.isoformat(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Population:
-    """What ``populate`` created."""
-
-    workflow_ids: tuple[str, ...]
-    incidents: tuple[Incident, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.workflow_ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.workflow_ids)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "workflow_ids": list(self.workflow_ids),
-            "incidents": [inc.to_json() for inc in self.incidents],
-        }

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import ScheduleSpec
 from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
@@ -32,6 +31,7 @@ from daemon.journal.store import Journal
 from daemon.kernel.keys import schedule_key
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.kernel.writes import WriteIntent, WriteReport
+from daemon.policy.schedule_spec import ScheduleSpec
 
 log = structlog.get_logger("aomd.schedules")
 

@@ -8,11 +8,14 @@ Import surface for the rest of aomd::
 
 from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, stopped_node
 from daemon.policy.file_spec import PolicyFile, RuleSpec
-from daemon.policy.loader import json_schema, load_policy_dir, load_policy_paths, validate_paths
-from daemon.policy.match import in_scope
+from daemon.policy.loader import load_policy_dir, load_policy_paths
 from daemon.policy.observe import observed
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Backoff, Rule
+from daemon.policy.schedule_spec import ScheduleSpec
+from daemon.policy.schema import json_schema
+from daemon.policy.scope import in_scope
+from daemon.policy.validate import validate_paths
 
 __all__ = [
     "RECHECK_SOON",
@@ -23,6 +26,7 @@ __all__ = [
     "PolicySet",
     "Rule",
     "RuleSpec",
+    "ScheduleSpec",
     "decide",
     "in_scope",
     "json_schema",

@@ -98,10 +98,6 @@ class Decision:
     def unhandled(self) -> bool:
         return self.unhandled_node is not None
 
-    @property
-    def notes(self) -> tuple[str, ...]:
-        return self.reasons
-
 
 def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
     """The node the execution waits on: ``(node, "failed" | "paused")`` or None.
@@ -211,16 +207,8 @@ def _matches(
     """(matches now, the time it starts to match if only ``min_age`` is missing)."""
     if state not in rule.status:
         return False, None
-    if rule.workflow_ids and execution.workflow_id not in rule.workflow_ids:
+    if not rule.matches_workflow(execution.workflow_id, workflow):
         return False, None
-    if rule.workflow_name is not None and (
-        workflow is None or not fnmatch.fnmatchcase(workflow.name, rule.workflow_name)
-    ):
-        return False, None
-    for key, pattern in rule.workflow_tags:
-        value = workflow.tags.get(key) if workflow is not None else None
-        if value is None or not fnmatch.fnmatchcase(value, pattern):
-            return False, None
     if rule.node_id is not None and node.node_id != rule.node_id:
         return False, None
     if rule.node_name is not None:

@@ -3,8 +3,9 @@
 Text enters aomd here and only here. Every model rejects unknown keys (a typo such as
 ``max_attempt`` must be an error, not a silently ignored setting) and every validator says
 what it expected, because these messages and the field descriptions (which feed
-``aomd schema`` and editor completion) are what an operator sees. The calendar, trigger
-and schedule sections reuse the models of ``daemon.calendar.calendar_spec``. ``daemon.policy.rule``
+``aomd schema`` and editor completion) are what an operator sees. The calendar and trigger
+sections reuse the models of ``daemon.calendar.calendar_spec``, the schedule section those of
+``daemon.policy.schedule_spec``. ``daemon.policy.rule``
 turns ``RuleSpec`` into the frozen ``Rule`` that ``decide`` sees, so the pure core never
 touches pydantic.
 """
@@ -30,10 +31,10 @@ from daemon.calendar.calendar_spec import (
     CalendarName,
     CalendarSpec,
     Duration,
-    ScheduleSpec,
     TriggerRuleSpec,
     parse_duration,
 )
+from daemon.policy.schedule_spec import ScheduleSpec
 
 __all__ = [
     "BackoffSpec",

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
-from daemon.calendar.desired import selector_matches
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.model import Workflow
-from daemon.policy.file_spec import NotifySpec, RuleSpec
-from daemon.policy.match import in_scope
+from daemon.policy.file_spec import NotifySpec
 from daemon.policy.rule import Rule
+from daemon.policy.schedule_spec import ScheduleSpec
+from daemon.policy.scope import in_scope
 
 __all__ = ["PolicySet"]
 
@@ -28,7 +27,6 @@ class PolicySet:
     """Files merged in sorted file-name order; rules keep file order (first match wins)."""
 
     rules: tuple[Rule, ...] = ()
-    rule_specs: tuple[RuleSpec, ...] = ()
     calendars: Mapping[str, CalendarSpec] = field(default_factory=dict)
     """Calendar specs by name (``ics`` paths made absolute)."""
     triggers: tuple[TriggerRuleSpec, ...] = ()
@@ -38,7 +36,6 @@ class PolicySet:
     """Runtime calendars (``daemon.calendar.build_calendars``) for ``decide`` and triggers."""
     schedule_sources: Mapping[str, Any] = field(default_factory=dict)
     """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
-    files: tuple[Path, ...] = ()
 
     @property
     def webhook(self) -> str | None:
@@ -54,7 +51,3 @@ class PolicySet:
     def watches(self, workflow: Workflow) -> bool:
         """Could an execution rule apply to this workflow? (Scopes the watcher's polling.)"""
         return in_scope(self.rules, workflow)
-
-    def manages_trigger(self, workflow: Workflow) -> bool:
-        """Does a trigger rule select this workflow?"""
-        return any(selector_matches(t.select, workflow) for t in self.triggers)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+from daemon.kernel.model import Workflow
+from daemon.kernel.workflow_match import workflow_matches
 from daemon.policy.file_spec import RuleSpec
 
 __all__ = ["Backoff", "Rule"]
@@ -69,6 +71,16 @@ class Rule:
     @property
     def gate(self) -> str | None:
         return self.gate_inside if self.gate_inside is not None else self.gate_outside
+
+    def matches_workflow(self, workflow_id: str, workflow: Workflow | None) -> bool:
+        """Do the rule's workflow criteria match? (Node, status and output are ``decide``'s.)"""
+        return workflow_matches(
+            workflow_id,
+            workflow,
+            ids=self.workflow_ids,
+            names=() if self.workflow_name is None else (self.workflow_name,),
+            tags=self.workflow_tags,
+        )
 
     @classmethod
     def from_spec(cls, spec: RuleSpec, *, source: str = "") -> Rule:

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.calendar import Calendar, Window, build_calendars, fire_times, localize
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec
+from daemon.calendar.calendar_spec import CalendarSpec
+from daemon.policy.schedule_spec import ScheduleSpec
 
 
 def one(spec: dict[str, Any]) -> Calendar:

@@ -12,19 +12,21 @@ import pytest
 
 from daemon.calendar import (
     Calendar,
+    Fire,
     build_calendars,
     build_schedule_sources,
-    check_schedule_refs,
     desired_trigger,
     fire_times,
     first_matching_rule,
+    next_fire,
     plan,
     render_plan_table,
     rule_matches,
 )
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.errors import ConfigError
 from daemon.kernel.model import Workflow
+from daemon.policy.schedule_spec import ScheduleSpec
 
 TZ = "Europe/Berlin"
 
@@ -129,8 +131,22 @@ def test_fire_times_blocked_and_ics(cals: dict[str, Calendar], tmp_path: Path) -
     assert [f.time for f in got] == [wall(2026, 1, 5, 6), wall(2026, 1, 19, 6)]
     with pytest.raises(ConfigError, match=r"schedule 'weekly': ics.path: cannot read"):
         build_schedule_sources([ics], tmp_path / "elsewhere")
-    with pytest.raises(ConfigError, match=r"schedule 'nightly': blocked_by\[0\]: unknown calendar"):
-        check_schedule_refs([spec], {})
+
+
+def test_next_fire_is_the_first_fire_time_after_blocked_or_not(cals: dict[str, Calendar]) -> None:
+    spec = ScheduleSpec.model_validate(
+        {
+            "name": "nightly",
+            "cron": "0 2 * * *",
+            "timezone": TZ,
+            "action": {"execute": {"workflow_name": "backup"}},
+            "blocked_by": ["freeze"],
+        }
+    )
+    after_one = next_fire(spec, cals, wall(2026, 12, 19, 2))
+    assert after_one == Fire(time=wall(2026, 12, 20, 2), schedule="nightly")
+    blocked = next_fire(spec, cals, wall(2026, 12, 20, 2))
+    assert blocked == Fire(time=wall(2026, 12, 21, 2), schedule="nightly", blocked_by="freeze")
 
 
 def test_plan_lists_trigger_changes_and_runs_sorted(cals: dict[str, Calendar]) -> None:

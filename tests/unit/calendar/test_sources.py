@@ -11,8 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from daemon.calendar import Calendar, Window, build_calendars
-from daemon.calendar.calendar_spec import CalendarSpec, ScheduleSpec, TriggerRuleSpec
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.errors import ConfigError
+from daemon.policy.schedule_spec import ScheduleSpec
 
 
 def build(specs: dict[str, dict[str, Any]], base_dir: Path = Path(".")) -> dict[str, Calendar]:

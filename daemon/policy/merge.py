@@ -1,0 +1,156 @@
+"""Every parsed policy file merged into one ``PolicySet``, with the references between them checked.
+
+Names are unique across all files (a duplicate names both places), every calendar a rule,
+trigger, schedule or calendar refers to exists (with a "did you mean"), at most one global
+webhook is set, and the runtime calendars and schedule iCalendars are built here, so a
+policy that merges is one the engine can run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+from daemon.calendar.build import build_calendars
+from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
+from daemon.calendar.firetimes import build_schedule_sources
+from daemon.kernel.errors import ConfigError
+from daemon.policy.file_spec import NotifySpec, PolicyFile
+from daemon.policy.policyset import PolicySet
+from daemon.policy.rule import Rule
+from daemon.policy.schedule_spec import ScheduleSpec
+from daemon.policy.source_file import SourceFile, dotted
+from daemon.policy.yaml_lines import PathKey
+
+__all__ = ["merge_files"]
+
+
+def _absolute_ics(spec: Any, base: Path) -> Any:
+    """Make a relative ``ics.path`` absolute so files from several dirs can be merged."""
+    ics = spec.ics
+    if ics is None or ics.path is None or Path(ics.path).is_absolute():
+        return spec
+    return spec.model_copy(update={"ics": ics.model_copy(update={"path": str(base / ics.path)})})
+
+
+def merge_files(
+    parsed: list[tuple[SourceFile, PolicyFile]], errors: list[str], files: list[Path]
+) -> PolicySet | None:
+    """The merged policy, or None after appending every problem found to ``errors``."""
+    rules: list[Rule] = []
+    rule_where: dict[str, str] = {}
+    calendars: dict[str, CalendarSpec] = {}
+    cal_where: dict[str, str] = {}
+    triggers: list[TriggerRuleSpec] = []
+    trig_where: dict[str, str] = {}
+    schedules: list[ScheduleSpec] = []
+    sched_where: dict[str, str] = {}
+    webhook: str | None = None
+    for src, pf in parsed:
+        base = src.path.parent
+        for name, cal in pf.calendars.items():
+            where = src.where(("calendars", name))
+            if name in cal_where:
+                errors.append(
+                    f"{where}: calendars.{name}: duplicate calendar name (also defined at "
+                    f"{cal_where[name]}; expected unique names)"
+                )
+                continue
+            cal_where[name] = where
+            calendars[name] = _absolute_ics(cal, base)
+        if pf.notify is not None and pf.notify.webhook is not None:
+            if webhook is not None and webhook != pf.notify.webhook:
+                errors.append(
+                    f"{src.where(('notify', 'webhook'))}: notify.webhook: a different global "
+                    "webhook is set in another file (expected at most one)"
+                )
+            webhook = pf.notify.webhook
+    known = ", ".join(sorted(calendars)) or "(none defined)"
+
+    def check_cal(src: SourceFile, loc: PathKey, name: str, what: str) -> None:
+        if name not in calendars:
+            near = difflib.get_close_matches(name, list(calendars), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            errors.append(
+                f"{src.where(loc)}: {dotted(loc)}: {what}: unknown calendar {name!r}{hint}; "
+                f"expected one of: {known}"
+            )
+
+    for src, pf in parsed:
+        for i, spec in enumerate(pf.rules):
+            where = src.where(("rules", i))
+            if spec.name in rule_where:
+                errors.append(
+                    f"{src.where(('rules', i, 'name'))}: rules[{i}].name: duplicate rule name "
+                    f"{spec.name!r} (also at {rule_where[spec.name]}; expected unique names)"
+                )
+                continue
+            rule_where[spec.name] = where
+            if spec.calendar is not None:
+                field = "inside" if spec.calendar.inside is not None else "outside"
+                check_cal(
+                    src, ("rules", i, "calendar", field), spec.calendar.name, f"rule {spec.name!r}"
+                )
+            rules.append(Rule.from_spec(spec, source=where))
+        for i, trig in enumerate(pf.triggers):
+            if trig.name in trig_where:
+                errors.append(
+                    f"{src.where(('triggers', i, 'name'))}: triggers[{i}].name: duplicate trigger "
+                    f"rule name {trig.name!r} (also at {trig_where[trig.name]}; expected unique "
+                    "names)"
+                )
+                continue
+            trig_where[trig.name] = src.where(("triggers", i))
+            field = "off_during" if trig.off_during is not None else "on_only_during"
+            check_cal(src, ("triggers", i, field), trig.calendar, f"trigger {trig.name!r}")
+            triggers.append(trig)
+        for i, sched in enumerate(pf.schedules):
+            loc_name: PathKey = ("schedules", i)
+            if isinstance(src.data.get("schedules"), dict):
+                loc_name = ("schedules", sched.name)
+            if sched.name in sched_where:
+                errors.append(
+                    f"{src.where(loc_name)}: {dotted(loc_name)}: duplicate schedule name "
+                    f"{sched.name!r} (also at {sched_where[sched.name]}; expected unique names)"
+                )
+                continue
+            sched_where[sched.name] = src.where(loc_name)
+            for j, cal_name in enumerate(sched.blocked_by):
+                check_cal(src, (*loc_name, "blocked_by", j), cal_name, f"schedule {sched.name!r}")
+            schedules.append(_absolute_ics(sched, src.path.parent))
+        for name, cal in pf.calendars.items():
+            for field, names in (
+                ("any_of", cal.any_of),
+                ("all_of", cal.all_of),
+                ("except", cal.except_),
+            ):
+                for j, other in enumerate(names):
+                    check_cal(src, ("calendars", name, field, j), other, f"calendar {name!r}")
+    if errors:
+        return None
+    base_dir = files[0].parent if files else Path()
+    try:
+        built = build_calendars(calendars, base_dir)
+    except ConfigError as exc:
+        m = re.match(r"calendar '([^']+)'", str(exc))
+        where = cal_where.get(m.group(1), "") if m else ""
+        errors.append(f"{where}: {exc}" if where else str(exc))
+        return None
+    try:
+        sources = build_schedule_sources(schedules, base_dir)
+    except ConfigError as exc:
+        m = re.match(r"schedule '([^']+)'", str(exc))
+        where = sched_where.get(m.group(1), "") if m else ""
+        errors.append(f"{where}: {exc}" if where else str(exc))
+        return None
+    return PolicySet(
+        rules=tuple(rules),
+        calendars=calendars,
+        triggers=tuple(triggers),
+        schedules=tuple(schedules),
+        notify=NotifySpec(webhook=webhook),
+        built_calendars=built,
+        schedule_sources=sources,
+    )

@@ -1,0 +1,121 @@
+"""Pydantic models of the ``schedules`` policy section: when a schedule fires and what it does.
+
+A schedule joins the two halves: its timing (cron or iCalendar, time zone, blocking
+calendars) is what ``daemon.calendar.firetimes`` evaluates, through the ``ScheduleTiming``
+protocol it declares, while the action (run a workflow, act on a DataArts task) is the
+engine's to carry out. Keeping the action here keeps the calendar package about time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon.calendar.calendar_spec import CalendarName, CronExpr, IcsSpec, TimeZoneName
+
+__all__ = ["ActionSpec", "DataArtsActionSpec", "ExecuteActionSpec", "ScheduleSpec"]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExecuteActionSpec(BaseModel):
+    """Run an AOM workflow."""
+
+    model_config = _FROZEN
+
+    workflow_id: str | None = Field(default=None, description="Workflow id to execute.")
+    workflow_name: str | None = Field(
+        default=None, description="Exact workflow name, resolved at run time."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Input parameters passed to ExecuteWorkflow."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ExecuteActionSpec:
+        if (self.workflow_id is None) == (self.workflow_name is None):
+            raise ValueError("give exactly one of 'workflow_id' or 'workflow_name'")
+        return self
+
+
+class DataArtsActionSpec(BaseModel):
+    """Start, schedule or stop a DataArts Studio (metadata collection) task."""
+
+    model_config = _FROZEN
+
+    task_id: str = Field(min_length=1, description="DataArts task id.")
+    action: Literal["start", "schedule", "stop"] = Field(
+        default="start", description="start: run once now; schedule: enable its schedule; stop."
+    )
+    workspace: str | None = Field(
+        default=None, description="DataArts workspace id; defaults to the account's workspace."
+    )
+
+
+class ActionSpec(BaseModel):
+    """What a schedule does when it fires: exactly one of ``execute`` or ``dataarts``."""
+
+    model_config = _FROZEN
+
+    execute: ExecuteActionSpec | None = Field(default=None, description="Run an AOM workflow.")
+    dataarts: DataArtsActionSpec | None = Field(
+        default=None, description="Act on a DataArts Studio task."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ActionSpec:
+        if (self.execute is None) == (self.dataarts is None):
+            raise ValueError("give exactly one of 'execute' or 'dataarts'")
+        return self
+
+    def describe(self) -> str:
+        """Short human text, e.g. ``execute workflow_name=backup``."""
+        if self.execute is not None:
+            ex = self.execute
+            target = (
+                f"workflow_id={ex.workflow_id}"
+                if ex.workflow_id is not None
+                else f"workflow_name={ex.workflow_name}"
+            )
+            return f"execute {target}"
+        assert self.dataarts is not None
+        da = self.dataarts
+        ws = f" workspace={da.workspace}" if da.workspace else ""
+        return f"dataarts {da.action} task_id={da.task_id}{ws}"
+
+
+class ScheduleSpec(BaseModel):
+    """Run work at the fire times of a cron expression or at the starts of iCalendar events."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1, description="Unique schedule name; part of the run's key.")
+    description: str | None = Field(default=None, description="Free text for people.")
+    cron: CronExpr | None = Field(
+        default=None,
+        description="Fire times as wall-clock time in 'timezone'. A time in a DST gap fires at "
+        "the end of the gap; a time in a fall-back repeat fires once (first occurrence).",
+        examples=["0 2 * * *"],
+    )
+    timezone: TimeZoneName = Field(default="UTC", description="IANA time zone of 'cron'.")
+    ics: IcsSpec | None = Field(
+        default=None, description="Fire at the start of each event occurrence instead of cron."
+    )
+    action: ActionSpec = Field(description="What to do at each fire time.")
+    blocked_by: tuple[CalendarName, ...] = Field(
+        default=(),
+        description="Calendars during which a fire time is skipped (and recorded as skipped).",
+    )
+    misfire_grace_seconds: int = Field(
+        default=300, ge=0, description="A run late by more than this is skipped as missed."
+    )
+    coalesce: bool = Field(
+        default=True, description="Several missed fire times run once, not once each."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.ics is None):
+            raise ValueError("give exactly one of 'cron' or 'ics'")
+        return self
