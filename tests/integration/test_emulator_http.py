@@ -26,13 +26,16 @@ BASE = f"/v1/{PID}/cms/workflow"
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    e = Emulator(project_id=PID, access_key=AK, secret_key=SK, token=TOKEN, speed=1.0, seed=3)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
+def emulator_options() -> dict[str, Any]:
+    """The ``emu`` fixture (tests/conftest.py) with this module's credentials."""
+    return {
+        "project_id": PID,
+        "access_key": AK,
+        "secret_key": SK,
+        "token": TOKEN,
+        "speed": 1.0,
+        "seed": 3,
+    }
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from daemon.journal import MemoryJournal, SqliteJournal
 from daemon.kernel.model import Status
 from daemon.kernel.outcomes import Resolution
 from daemon.kernel.writes import WriteIntent
-from tests.unit.engine.conftest import DECISION_KEYS, FakeClock, Leader, make_executor
+from tests.support.clocks import FakeClock
+from tests.support.engine import DECISION_KEYS, Leader, make_executor
 
 
 def _workflows(emu: Emulator, n: int) -> list[str]:
