@@ -315,7 +315,7 @@ async def test_same_key_written_concurrently_is_sent_once_and_never_misread(
     journal = SqliteJournal(tmp_path / "journal.sqlite")
     await journal.open()
     try:
-        ex = make_executor(journal, FakeClock())  # type: ignore[arg-type]
+        ex = make_executor(journal, FakeClock())
         reports = await asyncio.gather(
             ex.write(intent, slow_call, read_back), ex.write(intent, slow_call, read_back)
         )
