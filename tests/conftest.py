@@ -1,12 +1,17 @@
-"""Autouse hygiene shared by every test: structlog reset, no leaked asyncio tasks."""
+"""Autouse hygiene shared by every test (structlog reset, no leaked asyncio tasks) and the
+one in-process emulator fixture."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import structlog
+
+from daemon.emulator import Emulator
+from tests.support.emulators import default_options, running_emulator
 
 
 @pytest.fixture(autouse=True)
@@ -28,3 +33,17 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     for task in leaked:
         task.cancel()
     assert not leaked, f"test leaked tasks: {leaked}"
+
+
+@pytest.fixture
+def emulator_options() -> dict[str, Any]:
+    """``Emulator(...)`` arguments for ``emu``; a folder's conftest or a module overrides
+    this fixture to change credentials, speed or seed."""
+    return default_options()
+
+
+@pytest.fixture
+async def emu(emulator_options: dict[str, Any]) -> AsyncIterator[Emulator]:
+    """An emulator serving on an ephemeral 127.0.0.1 port for the test."""
+    async with running_emulator(**emulator_options) as e:
+        yield e

@@ -6,11 +6,10 @@ can be honest. The embedded emulator shares its clock, but dies with the daemon,
 restart (or ``kill -9``) across a transition would find a brand-new cloud.
 
 This runner builds ``daemon.engine.app.Daemon`` exactly as ``aomd run`` does, but with a
-clock that mirrors the emulator's ``EmuClock``: ``now = anchor + (monotonic - mono) *
-speed``. ``CLOCK_MONOTONIC`` is system-wide on Linux, so an anchor pair read in the
-emulator's process (``(emu.now(), time.monotonic())``) gives the same emulated time here,
-to the millisecond, as long as the test does not change the emulator's speed or advance
-it while this daemon runs. Usage::
+clock that mirrors the emulator's (``EmulatorClock.mirror`` in ``tests.support.clocks``:
+``now = anchor + (monotonic - mono) * speed``, from an anchor pair read in the
+emulator's process), as long as the test does not change the emulator's speed or
+advance it while this daemon runs. Usage::
 
     python -m tests.e2e.calendar_daemon --config settings.toml \\
         --anchor 2026-03-02T08:00:00+00:00 --mono 12345.678 --speed 120
@@ -21,27 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from daemon.engine.app import Daemon
 from daemon.kernel.errors import ConfigError
 from daemon.settings import load_settings
-
-
-class MirrorClock:
-    """The emulator's emulated clock, reproduced in another process."""
-
-    def __init__(self, anchor: datetime, mono: float, speed: float) -> None:
-        self.anchor = anchor
-        self.mono = mono
-        self.speed = speed
-
-    def now(self) -> datetime:
-        return self.anchor + timedelta(seconds=(time.monotonic() - self.mono) * self.speed)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+from tests.support.clocks import EmulatorClock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    clock = MirrorClock(datetime.fromisoformat(args.anchor), args.mono, args.speed)
+    clock = EmulatorClock.mirror(datetime.fromisoformat(args.anchor), args.mono, args.speed)
     daemon = Daemon(settings, clock=clock, speed=args.speed)
     return asyncio.run(daemon.run())
 

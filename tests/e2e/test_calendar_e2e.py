@@ -29,7 +29,7 @@ from daemon.emulator.emulator import Emulator
 from daemon.emulator.faults import Fault
 from daemon.emulator.ledger import LedgerEntry
 from daemon.emulator.thread import EmulatorThread
-from tests.e2e.harness import AK, PROJECT, SK, Daemon, write_settings
+from tests.support.processes import AK, PROJECT, SK, DaemonProcess, write_settings
 
 pytestmark = [pytest.mark.slow]
 
@@ -65,7 +65,7 @@ class World:
     speed: float
     reconcile_interval: float = 60.0
     et: EmulatorThread = field(init=False)
-    daemons: list[Daemon] = field(default_factory=list)
+    daemons: list[DaemonProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.et = EmulatorThread(
@@ -133,7 +133,7 @@ class World:
     def enabled(self, wid: str) -> bool:
         return bool(self.call(lambda e: e.workflow(wid).trigger_enabled))
 
-    def wait_until(self, t: datetime, daemon: Daemon | None = None) -> None:
+    def wait_until(self, t: datetime, daemon: DaemonProcess | None = None) -> None:
         """Sleep (really) until emulated time reaches ``t``."""
         while (now := self.now()) < t:
             if daemon is not None and daemon.proc.poll() is not None:
@@ -148,7 +148,7 @@ class World:
         tmp.write_text(text)
         tmp.replace(path)
 
-    def start(self) -> Daemon:
+    def start(self) -> DaemonProcess:
         anchor, mono = self.call(lambda e: (e.now(), time.monotonic()))
         env = {k: v for k, v in os.environ.items() if k != "AOMD_CONFIG"}
         proc = subprocess.Popen(
@@ -171,7 +171,7 @@ class World:
             cwd=ROOT,
             env=env,
         )
-        daemon = Daemon(proc)
+        daemon = DaemonProcess(proc)
         self.daemons.append(daemon)
         return daemon
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import aomd_cmd
+from tests.support.processes import aomd_cmd
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import AK, PROJECT, SK, Daemon, emulator, start_daemon
+from tests.support.processes import AK, PROJECT, SK, DaemonProcess, emulator, start_daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -186,11 +186,11 @@ discovery_interval = 5.0
 WRITE_EVENTS = ("action_sent", "outcome_resolved")
 
 
-def _writes_logged(daemon: Daemon) -> int:
+def _writes_logged(daemon: DaemonProcess) -> int:
     return sum(len(daemon.find(e)) for e in WRITE_EVENTS)
 
 
-def _one_life(cfg: Path, rng: random.Random, mode: str) -> tuple[Daemon, bool]:
+def _one_life(cfg: Path, rng: random.Random, mode: str) -> tuple[DaemonProcess, bool]:
     """Start the daemon, kill it as ``mode`` says; True if it was killed mid-work."""
     daemon = start_daemon(cfg)
     if mode == "startup":

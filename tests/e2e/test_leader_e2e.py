@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.e2e.harness import emulator, start_daemon, write_settings
+from tests.support.leases import FakeLeaseApi
+from tests.support.processes import emulator, start_daemon, write_settings
 
 kubernetes_asyncio = pytest.importorskip("kubernetes_asyncio")
-
-from tests.integration.test_leader import FakeLeaseApi  # noqa: E402  # after the skip check
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

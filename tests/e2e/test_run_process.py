@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import (
+from tests.support.processes import (
     SK,
     NotifySocket,
     aomd_cmd,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -32,19 +32,23 @@ from daemon.kernel.errors import (
 )
 from daemon.kernel.model import Status
 from daemon.settings import Account
+from tests.support.emulators import running_emulator
 
 PID = "0123456789abcdef0123456789abcdef"
 AK, SK, TOKEN = "AKCLIENTTEST0001", "SKclient/secret+key==", "tok-client-secret"
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    e = Emulator(project_id=PID, access_key=AK, secret_key=SK, token=TOKEN, speed=0, seed=3)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
+def emulator_options() -> dict[str, Any]:
+    """The ``emu`` fixture (tests/conftest.py) with this module's credentials."""
+    return {
+        "project_id": PID,
+        "access_key": AK,
+        "secret_key": SK,
+        "token": TOKEN,
+        "speed": 0,
+        "seed": 3,
+    }
 
 
 class Sleeps:
@@ -377,27 +381,21 @@ async def test_token_file_reread_once_after_401(emu: Emulator, tmp_path: Any) ->
         assert [e.status for e in emu.ledger] == [401, 200]
         assert len(emu.changes("operation")) == 1
         token_file.write_text("revoked\n")
-        emu_token_rejected = Emulator(project_id=PID, token="other", speed=0)
-        url = await emu_token_rejected.start()
-        try:
-            other = client_for_account(account, aom_endpoint_override=url)
+        async with running_emulator(project_id=PID, token="other", speed=0) as emu_token_rejected:
+            other = client_for_account(account, aom_endpoint_override=emu_token_rejected.url)
             async with other:
                 with pytest.raises(AuthError):
                     await other.list_workflows()
             assert len(emu_token_rejected.ledger) == 1  # file unchanged since start: no resend
-        finally:
-            await emu_token_rejected.stop()
 
 
 async def test_dataarts_uses_its_own_endpoint_and_signature(emu: Emulator) -> None:
-    dayu = Emulator(project_id=PID, access_key=AK, secret_key=SK, speed=0)
-    dayu_url = await dayu.start()
-    try:
+    async with running_emulator(project_id=PID, access_key=AK, secret_key=SK, speed=0) as dayu:
         account = Account(
             project_id=PID,
             ak=AK,
             sk=SK,
-            endpoints={"aom": emu.url, "dataarts": dayu_url},
+            endpoints={"aom": emu.url, "dataarts": dayu.url},
         )
         async with client_for_account(account) as client:
             await client.dataarts_task_action("task-9", "schedule", "ws-9")
@@ -407,8 +405,6 @@ async def test_dataarts_uses_its_own_endpoint_and_signature(emu: Emulator) -> No
             {"kind": "dataarts", "task_id": "task-9", "action": "schedule", "workspace": "ws-9"}
         ]
         assert [e.path.endswith("workflow-list") for e in emu.ledger] == [True]
-    finally:
-        await dayu.stop()
 
 
 @pytest.mark.parametrize("kind", ["reset", "hang"])
@@ -469,18 +465,14 @@ async def test_token_reread_from_file_is_registered_for_redaction(tmp_path: Any)
     from daemon.ops.logging import REDACTED, scrub_text
 
     fresh = "tok-renewed-" + tmp_path.name  # unique: the registry is process-wide
-    renewed = Emulator(project_id=PID, token=fresh, speed=0)
-    url = await renewed.start()
-    try:
+    async with running_emulator(project_id=PID, token=fresh, speed=0) as renewed:
         token_file = tmp_path / "token"
         token_file.write_text("expired-token\n")
         account = Account(project_id=PID, region="cn-north-4", token_file=token_file)
-        async with client_for_account(account, aom_endpoint_override=url) as client:
+        async with client_for_account(account, aom_endpoint_override=renewed.url) as client:
             token_file.write_text(fresh + "\n")
             await client.list_workflows()
         assert [e.status for e in renewed.ledger] == [401, 200]
-    finally:
-        await renewed.stop()
     assert scrub_text(f"echoed {fresh}") == f"echoed {REDACTED}"
 
 

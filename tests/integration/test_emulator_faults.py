@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,13 +19,9 @@ HDRS = {"X-Auth-Token": TOKEN}
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    e = Emulator(project_id=PID, token=TOKEN, seed=5)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
+def emulator_options() -> dict[str, Any]:
+    """The ``emu`` fixture (tests/conftest.py) with this module's credentials."""
+    return {"project_id": PID, "token": TOKEN, "seed": 5}
 
 
 @pytest.fixture

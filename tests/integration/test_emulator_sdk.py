@@ -9,7 +9,7 @@ runs in a worker thread while the emulator serves on the test's loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,13 +32,9 @@ AK, SK, TOKEN = "AKSDKEMULATOR0001", "SKsdk/secret+key==", "tok-sdk"
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    e = Emulator(project_id=PID, access_key=AK, secret_key=SK, token=TOKEN, seed=9)
-    await e.start()
-    try:
-        yield e
-    finally:
-        await e.stop()
+def emulator_options() -> dict[str, Any]:
+    """The ``emu`` fixture (tests/conftest.py) with this module's credentials."""
+    return {"project_id": PID, "access_key": AK, "secret_key": SK, "token": TOKEN, "seed": 9}
 
 
 def make_client(

@@ -9,14 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from daemon.emulator import Emulator, Fault
-from daemon.engine.connect import client_for_account
+from daemon.emulator import Fault
 from daemon.journal import SqliteJournal
-from daemon.settings import Account, Endpoints
-from tests.unit.engine.conftest import T0, write_rules
-from tests.unit.engine.rig import Rig
+from tests.support.clocks import T0
+from tests.support.emulators import running_emulator, token_client
+from tests.support.engine import Rig
+from tests.support.policies import write_rules
 
 PID = "f" * 32
 RULES = """
@@ -42,64 +41,54 @@ TASK = {"kind": "task", "duration": 10}
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 async def test_lost_replies_never_double_a_write(tmp_path: Path, seed: int) -> None:
-    emu = Emulator(project_id=PID, token="tok", speed=0, seed=seed, start_time=T0)
-    await emu.start()
-    client = client_for_account(
-        Account(
-            name="t",
-            project_id=PID,
-            token=SecretStr("tok"),
-            endpoints=Endpoints(aom=emu.url, dataarts=emu.url),
-            read_retries=0,
-            requests_per_second=10_000,
-            burst=10_000,
-        )
-    )
-    journal = SqliteJournal(tmp_path / "journal.sqlite")
-    await journal.open()
-    try:
-        kinds: dict[str, str] = {}
-        for i in range(4):
-            for name, nodes in (
-                (
-                    "patch",
-                    [{"id": "apply", "name": "apply", **TASK, "behaviour": {"fail_times": 2}}],
-                ),
-                ("backup", [{"id": "upload", "name": "upload", **TASK, "behaviour": "fail"}]),
-                ("release", [{"id": "approve", "name": "approve", "kind": "pause"}]),
-            ):
-                wid = emu.add_workflow(
-                    name=f"{name}-{i}", nodes=[*nodes, {"id": "end", "name": "end", **TASK}]
-                )
-                kinds[emu.start_execution(wid)] = name
-        emu.inject(
-            Fault(kind="applied_then_lost", path="/(operation|terminate)$", probability=0.3),
-            Fault(kind="reset", path="/(operation|terminate)$", probability=0.2),
-        )
-        rig = Rig(emu, client, journal, write_rules(tmp_path, RULES))
-        for _ in range(60):
-            await rig.run(0)
-            emu.advance(5)
-            executions = [
-                ex for wid in rig.watcher.workflows for ex in await client.list_executions(wid)
-            ]
-            if all(ex.status.finished for ex in executions):
-                break
-        applied = Counter(
-            (c["execution_id"], c["node_id"], c["action"]) for c in emu.changes("operation")
-        )
-        lost = sum(1 for e in emu.ledger if e.fault == "applied_then_lost")
-        resets = sum(1 for e in emu.ledger if e.fault == "reset")
-        rows = await journal.history()
-        statuses = {
-            ex.execution_id: ex.status
-            for wid in rig.watcher.workflows
-            for ex in await client.list_executions(wid)
-        }
-    finally:
-        await journal.close()
-        await client.close()
-        await emu.stop()
+    async with running_emulator(
+        project_id=PID, token="tok", speed=0, seed=seed, start_time=T0
+    ) as emu:
+        client = token_client(emu, token="tok")
+        journal = SqliteJournal(tmp_path / "journal.sqlite")
+        await journal.open()
+        try:
+            kinds: dict[str, str] = {}
+            for i in range(4):
+                for name, nodes in (
+                    (
+                        "patch",
+                        [{"id": "apply", "name": "apply", **TASK, "behaviour": {"fail_times": 2}}],
+                    ),
+                    ("backup", [{"id": "upload", "name": "upload", **TASK, "behaviour": "fail"}]),
+                    ("release", [{"id": "approve", "name": "approve", "kind": "pause"}]),
+                ):
+                    wid = emu.add_workflow(
+                        name=f"{name}-{i}", nodes=[*nodes, {"id": "end", "name": "end", **TASK}]
+                    )
+                    kinds[emu.start_execution(wid)] = name
+            emu.inject(
+                Fault(kind="applied_then_lost", path="/(operation|terminate)$", probability=0.3),
+                Fault(kind="reset", path="/(operation|terminate)$", probability=0.2),
+            )
+            rig = Rig(emu, client, journal, write_rules(tmp_path, RULES))
+            for _ in range(60):
+                await rig.run(0)
+                emu.advance(5)
+                executions = [
+                    ex for wid in rig.watcher.workflows for ex in await client.list_executions(wid)
+                ]
+                if all(ex.status.finished for ex in executions):
+                    break
+            applied = Counter(
+                (c["execution_id"], c["node_id"], c["action"]) for c in emu.changes("operation")
+            )
+            lost = sum(1 for e in emu.ledger if e.fault == "applied_then_lost")
+            resets = sum(1 for e in emu.ledger if e.fault == "reset")
+            rows = await journal.history()
+            statuses = {
+                ex.execution_id: ex.status
+                for wid in rig.watcher.workflows
+                for ex in await client.list_executions(wid)
+            }
+        finally:
+            await journal.close()
+            await client.close()
     assert lost > 0  # the faults really fired
     assert resets > 0
     expected = {

@@ -10,26 +10,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.ops.metrics import Metrics
 from daemon.ops.server import HealthServer, HealthState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.support.clocks import FakeClock
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[str, HealthState, Metrics, Clock]]:
-    clock = Clock()
-    health, metrics = HealthState(clock=clock), Metrics()
+async def served() -> AsyncIterator[tuple[str, HealthState, Metrics, FakeClock]]:
+    clock = FakeClock(mono=0.0)
+    health, metrics = HealthState(clock=clock.monotonic), Metrics()
     async with HealthServer("127.0.0.1", 0, metrics, health) as server:
         assert server.bound_port
         yield f"http://127.0.0.1:{server.bound_port}", health, metrics, clock
 
 
-async def test_probes_and_metrics(served: tuple[str, HealthState, Metrics, Clock]) -> None:
+async def test_probes_and_metrics(served: tuple[str, HealthState, Metrics, FakeClock]) -> None:
     url, health, metrics, clock = served
     health.register("watcher", max_age=30)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
@@ -37,7 +30,7 @@ async def test_probes_and_metrics(served: tuple[str, HealthState, Metrics, Clock
             assert r.status == 200
             assert (await r.json())["alive"] is True
 
-        clock.t += 31
+        clock.advance(31)
         async with http.get(url + "/healthz") as r:
             assert r.status == 503
             assert (await r.json())["stale"] == ["watcher"]

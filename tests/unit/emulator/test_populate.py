@@ -7,24 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from daemon.emulator import Emulator, Population
+from tests.support.clocks import FakeClock
 
 PID = "0123456789abcdef0123456789abcdef"
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
-class FrozenWall:
-    def __init__(self) -> None:
-        self.mono = 0.0
-
-    def now(self) -> datetime:
-        return T0
-
-    def monotonic(self) -> float:
-        return self.mono
-
-
 def _emu(seed: int = 0) -> Emulator:
-    return Emulator(project_id=PID, token="t", wall=FrozenWall(), speed=0, seed=seed)
+    return Emulator(project_id=PID, token="t", wall=FakeClock(T0, mono=0.0), speed=0, seed=seed)
 
 
 def _populate(emu: Emulator, **kw: object) -> Population:

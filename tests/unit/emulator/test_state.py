@@ -12,22 +12,10 @@ from daemon.emulator import Emulator
 from daemon.emulator.ledger import Ledger
 from daemon.emulator.simclock import EmuClock
 from daemon.emulator.state import Behaviour, Execution, NodeSpec, NotAllowed, UnknownNode
+from tests.support.clocks import FakeClock
 
 PID = "0123456789abcdef0123456789abcdef"
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-
-
-class FrozenWall:
-    """A wall clock that only moves when told (EmuClock scales its monotonic)."""
-
-    def __init__(self) -> None:
-        self.mono = 0.0
-
-    def now(self) -> datetime:
-        return T0
-
-    def monotonic(self) -> float:
-        return self.mono
 
 
 def _exec(*nodes: NodeSpec, seed: int = 0) -> Execution:
@@ -164,7 +152,7 @@ def test_fail_probability_rate_is_close() -> None:
 
 
 def test_clock_speed_change_keeps_continuity() -> None:
-    wall = FrozenWall()
+    wall = FakeClock(T0, mono=0.0)
     clock = EmuClock(speed=60, wall=wall)
     wall.mono = 10.0
     assert clock.now_ms() == T0.timestamp() * 1000 + 600_000
@@ -176,8 +164,8 @@ def test_clock_speed_change_keeps_continuity() -> None:
     assert clock.now() == datetime(2026, 1, 5, 8, 11, 1, tzinfo=UTC)
 
 
-def _emu() -> tuple[Emulator, FrozenWall]:
-    wall = FrozenWall()
+def _emu() -> tuple[Emulator, FakeClock]:
+    wall = FakeClock(T0, mono=0.0)
     return Emulator(project_id=PID, token="t", wall=wall, speed=1.0), wall
 
 

@@ -20,7 +20,8 @@ from daemon.settings import (
     Settings,
     WatchSettings,
 )
-from tests.unit.engine.conftest import Webhook, write_rules
+from tests.support.policies import write_rules
+from tests.support.webhooks import Webhook
 
 SCENARIO = """
 seed: 1

@@ -20,8 +20,10 @@ from daemon.kernel.keys import execution_key
 from daemon.kernel.writes import WriteIntent
 from daemon.policy import load_policy_dir
 from daemon.policy.observe import observed
-from tests.unit.engine.conftest import EmuClock, Webhook, make_executor, write_rules
-from tests.unit.engine.rig import Rig
+from tests.support.clocks import EmulatorClock
+from tests.support.engine import Rig, make_executor
+from tests.support.policies import write_rules
+from tests.support.webhooks import Webhook
 
 RETRY_THEN_SKIP = """
 rules:
@@ -113,7 +115,7 @@ triggers:
         )
     )
     wid = emu.add_workflow(name="nightly", type="cron", cron="0 3 * * *")
-    clock = EmuClock(emu)
+    clock = EmulatorClock.of(emu)
     rec = TriggerReconciler(
         client=client, ownership=journal, executor=make_executor(journal, clock), account="t"
     )
@@ -159,10 +161,10 @@ async def test_a_fallback_left_pending_by_a_kill_is_resolved_and_sent(
                 rule="retry-upload",
                 observed=fp,
             )
-            await journal.begin(intent, EmuClock(emu).now() - timedelta(minutes=5))
+            await journal.begin(intent, EmulatorClock.of(emu).now() - timedelta(minutes=5))
             if outcome is not None:
                 await journal.finish(
-                    key, outcome, request_id=None, error=None, at=EmuClock(emu).now()
+                    key, outcome, request_id=None, error=None, at=EmulatorClock.of(emu).now()
                 )
         rig = Rig(emu, client, journal, write_rules(tmp_path, RETRY_THEN_SKIP))
         await _until_finished(rig, emu, client, wid)
@@ -190,7 +192,7 @@ def _runner(emu: Emulator, client: AomClient, journal: MemoryJournal) -> Schedul
     return ScheduleRunner(
         client=client,
         journal=journal,
-        executor=make_executor(journal, EmuClock(emu)),
+        executor=make_executor(journal, EmulatorClock.of(emu)),
         account="t",
     )
 
@@ -198,7 +200,10 @@ def _runner(emu: Emulator, client: AomClient, journal: MemoryJournal) -> Schedul
 async def _tick(runner: ScheduleRunner, tmp_path: Path, emu: Emulator) -> list[str]:
     policy = load_policy_dir(write_rules(tmp_path, SCHEDULE))
     results = await runner.tick(
-        policy.schedules, policy.built_calendars, policy.schedule_sources, EmuClock(emu).now()
+        policy.schedules,
+        policy.built_calendars,
+        policy.schedule_sources,
+        EmulatorClock.of(emu).now(),
     )
     return [r.outcome for r in results]
 
@@ -276,7 +281,7 @@ async def test_the_sweep_closes_rows_left_open_with_what_the_cloud_says(
     wid = emu.add_workflow(name="release", nodes=[{"id": "approve", "kind": "pause"}])
     eid = emu.start_execution(wid)
     emu.advance(1)
-    clock = EmuClock(emu)
+    clock = EmulatorClock.of(emu)
     fp = observed(await client.get_execution(wid, eid), "approve")
     key = execution_key(eid, "approve", "continue", 1)
     intent = WriteIntent(

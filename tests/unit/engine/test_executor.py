@@ -22,7 +22,8 @@ from daemon.journal import MemoryJournal, SqliteJournal
 from daemon.kernel.model import Status
 from daemon.kernel.outcomes import Resolution
 from daemon.kernel.writes import WriteIntent
-from tests.unit.engine.conftest import DECISION_KEYS, FakeClock, Leader, make_executor
+from tests.support.clocks import FakeClock
+from tests.support.engine import DECISION_KEYS, Leader, make_executor
 
 
 def _workflows(emu: Emulator, n: int) -> list[str]:
@@ -314,7 +315,7 @@ async def test_same_key_written_concurrently_is_sent_once_and_never_misread(
     journal = SqliteJournal(tmp_path / "journal.sqlite")
     await journal.open()
     try:
-        ex = make_executor(journal, FakeClock())  # type: ignore[arg-type]
+        ex = make_executor(journal, FakeClock())
         reports = await asyncio.gather(
             ex.write(intent, slow_call, read_back), ex.write(intent, slow_call, read_back)
         )

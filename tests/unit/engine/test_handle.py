@@ -16,8 +16,9 @@ from daemon.emulator import Emulator
 from daemon.engine.notify import Notifier
 from daemon.journal import MemoryJournal
 from daemon.kernel.model import Status, Workflow
-from tests.unit.engine.conftest import Webhook, write_rules
-from tests.unit.engine.rig import Rig
+from tests.support.engine import Rig
+from tests.support.policies import write_rules
+from tests.support.webhooks import Webhook
 
 RULES = """
 rules:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from daemon.engine.notify import Notifier
-from tests.unit.engine.conftest import Webhook
+from tests.support.webhooks import Webhook
 
 
 async def _deliver(notifier: Notifier, hook: Webhook) -> None:

@@ -10,7 +10,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.engine.wake import MAX_ARM, Waker
-from tests.unit.engine.conftest import FakeClock
+from tests.support.clocks import FakeClock
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
 from daemon.engine.watcher import Handler, Scope, Watcher
 from daemon.kernel.model import Execution, Workflow
-from tests.unit.engine.conftest import EmuClock
+from tests.support.clocks import EmulatorClock
 
 FAST, SLOW = 2.0, 30.0
 LONG_TASK = [{"id": "n", "name": "n", "kind": "task", "duration": 600}]
@@ -23,7 +23,9 @@ LONG_TASK = [{"id": "n", "name": "n", "kind": "task", "duration": 600}]
 class Seen:
     """The watcher's ``Handler``: records what it was handed; may ask for a recheck."""
 
-    def __init__(self, recheck: timedelta | None = None, clock: EmuClock | None = None) -> None:
+    def __init__(
+        self, recheck: timedelta | None = None, clock: EmulatorClock | None = None
+    ) -> None:
         self.calls: list[tuple[str, Execution]] = []
         self.recheck = recheck
         self.clock = clock
@@ -44,7 +46,7 @@ def _watcher(
 ) -> Watcher:
     return Watcher(
         client=client,
-        clock=EmuClock(emu),
+        clock=EmulatorClock.of(emu),
         handler=handler,
         scope=_in_prefix,
         fast_interval=FAST,
@@ -94,7 +96,7 @@ async def test_recheck_time_is_converted_from_emulated_to_real_seconds(
     """A recheck 60 emulated seconds away at speed 60 is one real second away, not 60."""
     wid = emu.add_workflow(name="in-a", nodes=LONG_TASK)
     emu.start_execution(wid)
-    clock = EmuClock(emu)
+    clock = EmulatorClock.of(emu)
     watcher = _watcher(client, emu, Seen(recheck=timedelta(seconds=60), clock=clock), speed=60.0)
     watcher.fast = 10.0
     await watcher.discover()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,7 @@ import pytest
 
 from daemon.journal import Journal, MemoryJournal, SqliteJournal
 from daemon.kernel.writes import WriteIntent
-
-T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+from tests.support.clocks import T0
 
 IntentFactory = Callable[..., WriteIntent]
 

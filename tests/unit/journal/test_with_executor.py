@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from daemon.engine.executor import Executor
-from daemon.engine.safety import BlastRadius, CircuitBreaker
+from daemon.engine.safety import CircuitBreaker
 from daemon.journal import Journal
 from daemon.kernel.errors import OutcomeUnknown, ServerError
 from daemon.kernel.outcomes import PENDING, Resolution
 from daemon.kernel.writes import WriteIntent
-
-T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-
-
-class _Clock:
-    def now(self) -> datetime:
-        return T0
-
-    def monotonic(self) -> float:
-        return 0.0
-
-
-class _Leader:
-    def may_write(self) -> bool:
-        return True
+from tests.support.clocks import T0, FakeClock
+from tests.support.engine import make_executor
 
 
 def _executor(journal: Journal) -> Executor:
-    return Executor(
-        journal=journal,
-        clock=_Clock(),
-        blast=BlastRadius(per_minute=1000, per_workflow_per_minute=1000),
+    """Time stands still at ``T0``; the guards never trip."""
+    return make_executor(
+        journal,
+        FakeClock(T0, mono=0.0),
         breaker=CircuitBreaker(error_ratio=1.0, min_calls=1000, cooldown=1.0),
-        leader=_Leader(),
-        dry_run=False,
     )
 
 

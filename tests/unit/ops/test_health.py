@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from daemon.ops.health import HealthState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.support.clocks import FakeClock
 
 
 def test_no_loops_is_alive() -> None:
@@ -18,14 +11,14 @@ def test_no_loops_is_alive() -> None:
 
 
 def test_stale_loop_is_named() -> None:
-    clock = Clock()
-    h = HealthState(clock=clock)
+    clock = FakeClock(mono=1000.0)
+    h = HealthState(clock=clock.monotonic)
     h.register("watcher", max_age=10)
     h.register("triggers", max_age=100)
-    clock.t += 5
+    clock.advance(5)
     h.beat("watcher")
     assert h.alive()
-    clock.t += 11
+    clock.advance(11)
     probe = h.liveness()
     assert not probe.ok
     assert probe.body["stale"] == ["watcher"]
@@ -35,18 +28,18 @@ def test_stale_loop_is_named() -> None:
 
 
 def test_loop_that_never_beats_goes_stale_from_registration() -> None:
-    clock = Clock()
-    h = HealthState(clock=clock)
+    clock = FakeClock(mono=1000.0)
+    h = HealthState(clock=clock.monotonic)
     h.register("stuck", max_age=3)
-    clock.t += 4
+    clock.advance(4)
     assert h.stale_loops() == ["stuck"]
     h.unregister("stuck")
     assert h.alive()
 
 
 def test_readiness_needs_all_three_facts() -> None:
-    clock = Clock()
-    h = HealthState(clock=clock, cloud_stale_after=60)
+    clock = FakeClock(mono=1000.0)
+    h = HealthState(clock=clock.monotonic, cloud_stale_after=60)
     probe = h.readiness()
     assert not probe.ok
     assert probe.body["role"] == "unknown"
@@ -61,7 +54,7 @@ def test_readiness_needs_all_three_facts() -> None:
     assert probe.body["reasons"] == []
     h.set_ready(leader=True)
     assert h.readiness().body["role"] == "leader"
-    clock.t += 61
+    clock.advance(61)
     probe = h.readiness()
     assert not probe.ok
     assert probe.body["reasons"] == ["no successful cloud call in the last 60 seconds"]

@@ -14,16 +14,9 @@ from daemon.ops.leader_config import elector_from_settings, lease_timing
 from daemon.ops.lease_api import LeaseApiError, LeaseConflict
 from daemon.ops.lease_election import LeaseElector, LeaseTiming
 from daemon.settings import LeaderSettings
+from tests.support.clocks import FakeClock
 
 TIMING = LeaseTiming(lease_duration=15, renew_deadline=10, retry_period=5)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class MemoryLeases:
@@ -64,10 +57,12 @@ class MemoryLeases:
         pass
 
 
-def _pair() -> tuple[Clock, MemoryLeases, LeaseElector, LeaseElector]:
-    clock, api = Clock(), MemoryLeases()
+def _pair() -> tuple[FakeClock, MemoryLeases, LeaseElector, LeaseElector]:
+    clock, api = FakeClock(mono=100.0), MemoryLeases()
     a, b = (
-        LeaseElector(api, name="l", namespace="ns", identity=i, timing=TIMING, clock=clock)
+        LeaseElector(
+            api, name="l", namespace="ns", identity=i, timing=TIMING, clock=clock.monotonic
+        )
         for i in ("a", "b")
     )
     return clock, api, a, b
@@ -90,15 +85,15 @@ async def test_may_write_stops_at_renew_deadline_before_the_lease_expires() -> N
     await a.step()
     await b.step()  # b observes a's record at t=100
     api.down = True  # a can no longer renew
-    clock.t += 10
+    clock.advance(10)
     assert a.may_write()  # exactly at the deadline: still allowed
-    clock.t += 0.001
+    clock.advance(0.001)
     assert not a.may_write()  # past it: refused without any loop having run
     assert not await a.step()
     api.down = False
-    clock.t = 100 + 14.9
+    clock.mono = 100 + 14.9
     assert not await b.step()  # lease not expired yet for b
-    clock.t = 100 + 15.1
+    clock.mono = 100 + 15.1
     assert await b.step()  # expired: b takes over
     assert api.lease is not None
     assert api.lease["spec"]["holderIdentity"] == "b"
@@ -109,7 +104,7 @@ async def test_renewing_keeps_the_lease_and_follower_clock_restarts() -> None:
     clock, _api, a, b = _pair()
     await a.step()
     for _ in range(10):
-        clock.t += 5
+        clock.advance(5)
         assert await a.step()
         assert not await b.step()
     assert a.may_write()
@@ -123,7 +118,7 @@ async def test_leader_that_sees_another_holder_steps_down() -> None:
     api.lease["spec"]["holderIdentity"] = "b"  # someone took it (e.g. after a long pause)
     api.rv += 1
     api.lease["metadata"]["resourceVersion"] = str(api.rv)
-    clock.t += 1
+    clock.advance(1)
     assert not await a.step()
     assert not a.may_write()
 
@@ -141,7 +136,7 @@ async def test_stale_resource_version_loses() -> None:
 
     api.replace = racing_replace  # type: ignore[method-assign]
     assert await a.step()  # still within the deadline: one failed renew is tolerated
-    _clock.t += 10.5
+    _clock.advance(10.5)
     assert not await a.step()
 
 

@@ -9,7 +9,7 @@ from daemon.calendar import build_calendars
 from daemon.calendar.calendar_spec import CalendarSpec
 from daemon.kernel.model import Status
 from daemon.policy import RECHECK_SOON, decide, observed
-from tests.unit.policy.helpers import T0, WORKFLOW, execution, facts, rule, written
+from tests.support.decisions import T0, WORKFLOW, execution, facts, rule, written
 
 S = timedelta(seconds=1)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from daemon.kernel.facts import ExecutionFacts, PastWrite
 from daemon.kernel.model import Execution, Status
 from daemon.policy import Decision, Rule, decide
-from tests.unit.policy.helpers import T0, WORKFLOW, execution, rule
+from tests.support.decisions import T0, WORKFLOW, execution, rule
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OUTCOMES = [

@@ -12,7 +12,9 @@ from daemon.emulator import Emulator
 from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
-from tests.unit.engine.conftest import DECISION_KEYS, EmuClock, make_executor, write_rules
+from tests.support.clocks import EmulatorClock
+from tests.support.engine import DECISION_KEYS, make_executor
+from tests.support.policies import write_rules
 
 # T0 = 2026-11-26 10:00Z; the freeze is [09:00, 11:00)
 POLICY = """
@@ -33,9 +35,9 @@ triggers:
 
 def _setup(
     emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, dry: bool = False
-) -> tuple[TriggerReconciler, PolicySet, EmuClock]:
+) -> tuple[TriggerReconciler, PolicySet, EmulatorClock]:
     policy = load_policy_dir(write_rules(tmp_path, POLICY))
-    clock = EmuClock(emu)
+    clock = EmulatorClock.of(emu)
     rec = TriggerReconciler(
         client=client,
         ownership=journal,
@@ -49,7 +51,7 @@ def _cron(emu: Emulator, name: str, enabled: bool = True) -> str:
     return emu.add_workflow(name=name, type="cron", cron="0 3 * * *", trigger_enabled=enabled)
 
 
-async def _pass(rec: TriggerReconciler, policy: PolicySet, clock: EmuClock) -> None:
+async def _pass(rec: TriggerReconciler, policy: PolicySet, clock: EmulatorClock) -> None:
     await rec.reconcile(policy.triggers, policy.built_calendars, clock.now())
 
 
@@ -116,7 +118,7 @@ def test_unreadable_trigger_state_is_disabled_once_and_re_enabled_after(tmp_path
 
     from daemon.engine.trigger_reconciler import plan_triggers
     from daemon.kernel.model import Workflow
-    from tests.unit.engine.conftest import T0
+    from tests.support.clocks import T0
 
     policy = load_policy_dir(write_rules(tmp_path, POLICY))
     cals = policy.built_calendars

@@ -1,4 +1,5 @@
-"""Builders shared by the policy tests (plain values, no mocks)."""
+"""Values for the pure policy core: a workflow, executions waiting on a node, rules, and
+the journal rows ``decide`` reads back (plain values, no mocks)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ from daemon.emulator import Emulator, Fault
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
-from tests.unit.engine.conftest import DECISION_KEYS, T0, EmuClock, make_executor, write_rules
+from tests.support.clocks import T0, EmulatorClock
+from tests.support.engine import DECISION_KEYS, make_executor
+from tests.support.policies import write_rules
 
 POLICY = """
 calendars:
@@ -32,15 +34,15 @@ schedules:
 
 def _runner(
     emu: Emulator, client: AomClient, journal: MemoryJournal
-) -> tuple[ScheduleRunner, EmuClock]:
-    clock = EmuClock(emu)
+) -> tuple[ScheduleRunner, EmulatorClock]:
+    clock = EmulatorClock.of(emu)
     runner = ScheduleRunner(
         client=client, journal=journal, executor=make_executor(journal, clock), account="t"
     )
     return runner, clock
 
 
-async def _tick(runner: ScheduleRunner, policy: PolicySet, clock: EmuClock) -> list[str]:
+async def _tick(runner: ScheduleRunner, policy: PolicySet, clock: EmulatorClock) -> list[str]:
     results = await runner.tick(
         policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
     )

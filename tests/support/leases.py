@@ -1,0 +1,101 @@
+"""Just enough of the Kubernetes API server for Leases (coordination.k8s.io/v1), served
+with aiohttp: the Lease keeps a ``resourceVersion`` and a PUT carrying a stale one gets
+409, like the real API server. It records every accepted write so tests can check that a
+takeover waited for the old holder to stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+NS, NAME = "aomd", "aomd-leader"
+BASE = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+
+
+@dataclass
+class FakeLeaseApi:
+    """Just enough of the Kubernetes API server for Leases."""
+
+    leases: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    rv: int = 0
+    blocked_tokens: set[str] = field(default_factory=set)
+    conflicts: int = 0
+    # (monotonic time, holder) of every accepted write
+    writes: list[tuple[float, str]] = field(default_factory=list)
+    # called with (old_holder, new_holder) when an accepted PUT changes the holder
+    on_holder_change: Callable[[str, str], None] | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get(BASE + "/{name}", self.get)
+        app.router.add_post(BASE, self.post)
+        app.router.add_put(BASE + "/{name}", self.put)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in self.blocked_tokens:  # a replica cut off from the API server
+            return _status(503, "ServiceUnavailable")
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
+    async def get(self, request: web.Request) -> web.Response:
+        lease = self.leases.get((request.match_info["ns"], request.match_info["name"]))
+        if lease is None:
+            return _status(404, "NotFound")
+        return web.json_response(lease)
+
+    async def post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        ns = request.match_info["ns"]
+        key = (ns, body["metadata"]["name"])
+        if key in self.leases:
+            self.conflicts += 1
+            return _status(409, "AlreadyExists")
+        return web.json_response(self._store(key, body, ns), status=201)
+
+    async def put(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        current = self.leases.get((ns, name))
+        if current is None:
+            return _status(404, "NotFound")
+        if (
+            body.get("metadata", {}).get("resourceVersion")
+            != current["metadata"]["resourceVersion"]
+        ):
+            self.conflicts += 1
+            return _status(409, "Conflict")
+        old = current["spec"].get("holderIdentity") or ""
+        new = body["spec"].get("holderIdentity") or ""
+        if old != new and new and self.on_holder_change is not None:
+            self.on_holder_change(old, new)
+        return web.json_response(self._store((ns, name), body, ns))
+
+    def _store(self, key: tuple[str, str], body: dict[str, Any], ns: str) -> dict[str, Any]:
+        self.rv += 1
+        body = dict(body)
+        body["metadata"] = {
+            **body.get("metadata", {}),
+            "namespace": ns,
+            "resourceVersion": str(self.rv),
+        }
+        self.leases[key] = body
+        self.writes.append((time.monotonic(), body["spec"].get("holderIdentity") or ""))
+        return body
+
+    def holder(self) -> str:
+        lease = self.leases.get((NS, NAME))
+        return "" if lease is None else lease["spec"].get("holderIdentity") or ""
+
+
+def _status(code: int, reason: str) -> web.Response:
+    return web.json_response(
+        {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code},
+        status=code,
+    )
