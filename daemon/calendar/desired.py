@@ -61,7 +61,7 @@ def desired_trigger(
 def desired_trigger(rule: TriggerRuleSpec, *args: object) -> bool:
     """Should the trigger of a workflow managed by ``rule`` be enabled at ``t``?
 
-    Call as ``desired_trigger(rule, calendars, t)`` or, as in interfaces.md,
+    Call as ``desired_trigger(rule, calendars, t)`` or
     ``desired_trigger(rule, workflow, calendars, t)``; the workflow does not change the
     answer (check ``rule_matches`` first). Raises ``KeyError`` for an unknown calendar,
     which a policy that passed validation cannot contain.

@@ -5,10 +5,12 @@ on temporary failures (``retry.py``); writes go out once unless the connection w
 made. Everything else lives in small modules: ``wire`` (JSON -> model), ``errors``
 (status -> exception), ``auth`` (token / AK/SK), ``ratelimit``, ``retry``.
 
-aiohttp itself resends an *idempotent* request (GET, PUT) once when a reused keep-alive
-connection turns out to be dead; for POST (operate, terminate, execute, DataArts) it never
-does, so the write rule above holds. The one PUT (trigger enable/disable) sets a state
-and is naturally idempotent, so that resend cannot double-apply anything.
+aiohttp itself resends an *idempotent* request (GET, PUT) once when the connection breaks
+after it was sent; for the trigger PUT that would send a write twice, so writes use their
+own session whose requests go out at most once (``write_once_trace``): a write either
+reaches the server once or is reported as outcome-unknown, and the executor decides. Only
+a write's documented success body proves it applied (``wire.operation_result`` and
+friends); any other 2xx body is ``MalformedResponse``, resolved by reading state.
 
 Observability without secrets: a failed call logs one ``api_call_failed`` event with
 operation, status, error code, request id and attempt; every attempt bumps
@@ -33,14 +35,10 @@ from yarl import URL
 from daemon.cloud import failures as errmap
 from daemon.cloud import signer, wire
 from daemon.cloud.auth import Auth
-from daemon.cloud.port import (
-    DataArtsAction,
-    ExecuteResult,
-    OperationAction,
-    WriteResult,
-)
+from daemon.cloud.port import ExecuteResult, WriteResult
 from daemon.cloud.ratelimit import TokenBucket
 from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
+from daemon.kernel.actions import DataArtsAction, OperationAction
 from daemon.kernel.clock import SYSTEM_CLOCK
 from daemon.kernel.errors import CloudError, OutcomeUnknown, TemporaryCloudError
 from daemon.kernel.model import Execution, Workflow

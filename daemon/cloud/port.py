@@ -1,7 +1,7 @@
 """The port the engine talks to: everything aomd asks of the cloud.
 
 The engine depends on this ``Protocol`` only, so tests and the emulator-backed demo can
-hand it the real :class:`daemon.cloud.client.CloudClient` while the pure core never sees
+hand it the real :class:`daemon.cloud.client.AomClient` (or a fake) while the pure core never sees
 HTTP at all.
 """
 
@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from daemon.kernel.actions import DataArtsAction, OperationAction
 from daemon.kernel.model import Execution, Workflow
-
-OperationAction = Literal["restart", "skip", "continue"]
-DataArtsAction = Literal["start", "schedule", "stop"]
 
 
 @dataclass(frozen=True, slots=True)

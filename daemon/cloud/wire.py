@@ -1,6 +1,6 @@
 """Wire JSON -> ``daemon.kernel.model`` values, tolerant by design.
 
-Why tolerant: API.md marks much of the response shape as *assumed*. A newer cloud that
+Why tolerant: much of the response shape is not published, only assumed. A newer cloud that
 adds a field or a status must not break aomd, so unknown fields land in ``extra`` and an
 unknown status becomes ``Status.UNKNOWN`` (logged once per raw value, so a flood of polls
 does not flood the log). Only a body that is not the documented *shape* at all (not JSON,

@@ -1,4 +1,4 @@
-"""The fake AOM / DataArts cloud: ``Emulator`` and ``Fault`` (contract in interfaces.md).
+"""The fake AOM / DataArts cloud: ``Emulator`` and ``Fault``.
 
 Typical test use::
 

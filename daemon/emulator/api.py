@@ -25,6 +25,7 @@ from daemon.emulator.simclock import EmuClock
 from daemon.emulator.state import NotAllowed, UnknownNode
 from daemon.emulator.verify import Credentials, authenticate
 from daemon.emulator.workflows import Workflow, World
+from daemon.kernel.actions import OPERATIONS
 
 INVALID_PARAM = "AOM.31001302"
 NOT_FOUND = "AOM.31001306"
@@ -35,7 +36,6 @@ NO_ROUTE = "APIGW.0101"
 TRIGGER_BODY = b'{"success"}'
 """Documented literally (not valid JSON); the SDK types this body as a string."""
 RESULT_SUCCESS = b'{"result":"success"}'
-OPERATIONS = ("restart", "skip", "continue")
 DATAARTS_ACTIONS = ("start", "schedule", "stop")
 HANG_POLL_SECONDS = 0.05
 

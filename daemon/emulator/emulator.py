@@ -37,7 +37,7 @@ TICK_SECONDS = 0.05
 
 
 class Emulator:
-    """An AOM-compatible server with scripted workflows (see interfaces.md)."""
+    """An AOM-compatible server with scripted workflows."""
 
     def __init__(
         self,

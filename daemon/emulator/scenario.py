@@ -1,7 +1,7 @@
 """Scenario files: the workflows, node behaviours, seed and speed an emulator starts with.
 
 Text comes in here, so every problem is reported as a ConfigError naming the field
-(``workflows[1].nodes[0].behaviour``) and what was expected. Format (interfaces.md)::
+(``workflows[1].nodes[0].behaviour``) and what was expected. Format::
 
     seed: 7
     speed: 60

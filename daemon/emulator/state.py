@@ -6,7 +6,7 @@ node's due time or an operation arrives, so it is advanced (``advance(now_ms)``)
 is read or written, and finished executions never do any work again. Serialised forms
 are cached and dropped on the first change.
 
-All times are emulated epoch milliseconds. Semantics (interfaces.md): nodes run in
+All times are emulated epoch milliseconds. Semantics: nodes run in
 order; a failed node makes the execution ``pausing`` until ``restart`` or ``skip``; a
 pause node waits for ``continue``; ``terminate`` goes ``canceling`` then ``cancel``
 one emulated second later.

@@ -1,6 +1,6 @@
 """The daemon: wires settings, policy, journal, clients and loops under one TaskGroup.
 
-Lifecycle (issue #6): settings and policy errors surface before anything runs (exit 2);
+Lifecycle: settings and policy errors surface before anything runs (exit 2);
 SIGTERM/SIGINT stop new writes at once, let in-flight writes finish (their outcome is
 journaled, shielded) and exit 0 well inside 10 s; SIGHUP or a changed policy file
 reloads, keeping the old policy when the new one is invalid. Every long-lived loop runs

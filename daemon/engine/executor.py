@@ -219,24 +219,10 @@ class Executor:
         # The blast-radius slot was taken in ``_refuse``.
         try:
             result = await call()
-        except OutcomeUnknown as exc:
-            self.breaker.record(False, self.clock.monotonic())
-            return WriteReport("unknown", exc.request_id, _describe(exc))
-        except MalformedResponse as exc:
-            # A 2xx whose body cannot be read: the write may well have happened. Not
-            # "rejected" (never looked at again): resolve it by reading, like a lost reply.
-            self.breaker.record(False, self.clock.monotonic())
-            return WriteReport("unknown", exc.request_id, _describe(exc))
-        except TemporaryCloudError as exc:
-            # A 429/5xx answer or a refused connection: the server said no, nothing applied.
-            self.breaker.record(False, self.clock.monotonic())
-            return WriteReport("failed", exc.request_id, _describe(exc))
-        except PermanentCloudError as exc:
-            self.breaker.record(True, self.clock.monotonic())
-            return WriteReport("rejected", exc.request_id, _describe(exc))
         except CloudError as exc:
-            self.breaker.record(False, self.clock.monotonic())
-            return WriteReport("unknown", exc.request_id, _describe(exc))
+            outcome, healthy = next((o, h) for t, o, h in _CLASSIFIED if isinstance(exc, t))
+            self.breaker.record(healthy, self.clock.monotonic())
+            return WriteReport(outcome, exc.request_id, _describe(exc))
         self.breaker.record(True, self.clock.monotonic())
         request_id = getattr(result, "request_id", None)
         return WriteReport("applied", request_id, None, result)
@@ -318,6 +304,17 @@ class Executor:
         if self.on_outcome is not None:
             self.on_outcome(intent, report)
 
+
+_CLASSIFIED: tuple[tuple[type[CloudError], Outcome, bool], ...] = (
+    # (error type, outcome, did the cloud answer as a healthy service), first match wins
+    (OutcomeUnknown, "unknown", False),  # sent, no answer: resolve by reading
+    # a 2xx whose body cannot be read: the write may well have happened. Not "rejected"
+    # (never looked at again): resolved by reading, like a lost reply
+    (MalformedResponse, "unknown", False),
+    (TemporaryCloudError, "failed", False),  # 429/5xx/refused: the server said no
+    (PermanentCloudError, "rejected", True),  # a real answer: never sent again
+    (CloudError, "unknown", False),
+)
 
 _RESOLVED: dict[Resolution, Outcome] = {
     "applied": "resolved_applied",

@@ -19,6 +19,7 @@ from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolution import ReadBack
+from daemon.kernel.actions import OPERATIONS
 from daemon.kernel.clock import Clock
 from daemon.kernel.facts import ExecutionFacts, PastWrite
 from daemon.kernel.keys import unhandled_key
@@ -29,8 +30,6 @@ from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_node
 
 log = structlog.get_logger("aomd.decide")
-
-OPERATIONS = frozenset({"restart", "skip", "continue"})
 
 
 class ExecutionHandler:

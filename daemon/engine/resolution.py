@@ -28,6 +28,7 @@ from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.journal.store import HistoryRow, Journal
+from daemon.kernel.actions import EXECUTION_WRITES
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import CloudError
 from daemon.kernel.model import Execution, Status, Workflow
@@ -156,7 +157,6 @@ def _ms(at: datetime) -> int:
 
 SWEEP_SECONDS = 30.0
 """How often open journal rows are looked at again (real seconds)."""
-OPERATION_KINDS = frozenset({"restart", "skip", "continue", "terminate"})
 TRIGGER_KINDS = frozenset({"trigger_enable", "trigger_disable"})
 
 
@@ -264,7 +264,7 @@ class Sweeper:
             or row.kind.startswith(("dataarts_", "scheduled_"))
         ) and f"/{self.account}/" not in row.key:
             return 0  # another account's row
-        if row.kind in OPERATION_KINDS or row.kind == "notify":
+        if row.kind in EXECUTION_WRITES or row.kind == "notify":
             if row.execution_id is None or not self.sole_account:
                 return 0
             read_back = self.read_back.operation(

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times
+from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times, next_fire
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
@@ -77,17 +77,9 @@ class ScheduleRunner:
         sources: ScheduleSources,
         after: datetime,
     ) -> datetime | None:
-        best: datetime | None = None
-        for spec in schedules:
-            for horizon in (timedelta(days=2), timedelta(days=400)):
-                fires = fire_times(
-                    spec, calendars, after + timedelta(microseconds=1), after + horizon, sources
-                )
-                if fires:
-                    if best is None or fires[0].time < best:
-                        best = fires[0].time
-                    break
-        return best
+        """The soonest fire time of any schedule (the waker's next instant)."""
+        fires = [f.time for s in schedules if (f := next_fire(s, calendars, after, sources))]
+        return min(fires, default=None)
 
     async def tick(
         self,
@@ -178,7 +170,7 @@ class ScheduleRunner:
     def _log(
         self, level: str, event: str, spec: ScheduleSpec, fire: Fire, reason: str, outcome: str
     ) -> None:
-        """A schedule decision with the stable decision keys (issue #4)."""
+        """A schedule decision with the stable keys every decision event carries."""
         getattr(log, level)(
             event,
             workflow_id=_target(spec),

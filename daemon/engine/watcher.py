@@ -59,7 +59,6 @@ class WatchStats:
     calls: int = 0
     last_cycle_seconds: float = 0.0
     watched: int = 0
-    last_error: str | None = None
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -239,7 +238,6 @@ class Watcher:
                 pass
 
     def _list_failed(self, event: str, exc: CloudError) -> None:
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
         log.warning(
             event, error=type(exc).__name__, error_code=exc.error_code, request_id=exc.request_id
         )
@@ -309,7 +307,6 @@ class Watcher:
 
     def _failed(self, wid: str, execution_id: str | None, exc: CloudError) -> None:
         self.stats.poll_errors += 1
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
         log.warning(
             "poll_failed",
             workflow_id=wid,

@@ -2,7 +2,8 @@
 
 ``model`` (frozen cloud values), ``facts`` (what the journal tells ``decide``), ``errors``
 (the one exception tree), ``clock`` (the only wall-clock reader), ``outcomes`` (the write
-outcome vocabulary), ``writes`` (what a write is), ``keys`` (every idempotency key format)
-and ``ports`` (the Protocols the engine asks of the journal). Nothing here does I/O, and
+outcome vocabulary), ``actions`` (the action vocabulary), ``writes`` (what a write is),
+``keys`` (every idempotency key format), ``ports`` (the Protocols the engine asks of the
+journal) and ``workflow_match`` (the one workflow selector, for rules and triggers alike). Nothing here does I/O, and
 nothing here imports another aomd package.
 """

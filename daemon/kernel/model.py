@@ -14,7 +14,7 @@ from typing import Any
 
 
 class Status(enum.StrEnum):
-    """Workflow / execution / node status vocabulary (API.md). ``UNKNOWN`` catches the rest."""
+    """Workflow / execution / node status vocabulary (published for workflows, assumed for executions and nodes). ``UNKNOWN`` catches the rest."""
 
     SUCCESS = "success"
     FAIL = "fail"
@@ -110,7 +110,7 @@ class Workflow:
     status: str = ""
     trigger_id: str | None = None
     trigger_status: str | None = None
-    """Assumed ``enable`` / ``disable`` (API.md); anything else is passed through."""
+    """Assumed ``enable`` / ``disable`` (the values are not published); anything else is passed through."""
     nodes: tuple[WorkflowNode, ...] = ()
     last_execution_id: str | None = None
     enterprise_project_id: str | None = None

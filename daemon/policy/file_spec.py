@@ -34,6 +34,7 @@ from daemon.calendar.calendar_spec import (
     TriggerRuleSpec,
     parse_duration,
 )
+from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.policy.schedule_spec import ScheduleSpec
 
 __all__ = [
@@ -48,8 +49,6 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-ActionKind = Literal["restart", "skip", "continue", "terminate", "notify"]
-FallbackKind = Literal["skip", "terminate", "leave"]
 NodeState = Literal["failed", "paused", "running"]
 _DEFAULT_STATUS: dict[str, tuple[str, ...]] = {
     "restart": ("failed",),
@@ -269,7 +268,7 @@ class RuleSpec(BaseModel):
     @classmethod
     def _default_status(cls, data: Any) -> Any:
         """``restart``/``skip`` only make sense for failed nodes, ``continue`` only for pause
-        nodes (API.md), so an omitted ``match.status`` follows the action."""
+        nodes (assumed: the API does not publish it), so an omitted ``match.status`` follows the action."""
         if isinstance(data, dict) and isinstance(data.get("action"), str):
             match = data.get("match", {})
             if isinstance(match, dict) and "status" not in match:

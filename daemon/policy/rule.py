@@ -1,6 +1,6 @@
 """``Rule``: the frozen, pydantic-free form of a ``RuleSpec`` that ``decide`` works on.
 
-Converting once at load time keeps the pure core free of pydantic (STYLE.md) and
+Converting once at load time keeps the pure core free of pydantic and
 pre-compiles what would otherwise be recompiled on every poll (the output regex).
 """
 
@@ -9,16 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
 
+from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.kernel.model import Workflow
 from daemon.kernel.workflow_match import workflow_matches
 from daemon.policy.file_spec import RuleSpec
 
 __all__ = ["Backoff", "Rule"]
-
-ActionKind = Literal["restart", "skip", "continue", "terminate", "notify"]
-FallbackKind = Literal["skip", "terminate", "leave"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,11 +8,12 @@ engine's to carry out. Keeping the action here keeps the calendar package about 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from daemon.calendar.calendar_spec import CalendarName, CronExpr, IcsSpec, TimeZoneName
+from daemon.kernel.actions import DataArtsAction
 
 __all__ = ["ActionSpec", "DataArtsActionSpec", "ExecuteActionSpec", "ScheduleSpec"]
 
@@ -45,7 +46,7 @@ class DataArtsActionSpec(BaseModel):
     model_config = _FROZEN
 
     task_id: str = Field(min_length=1, description="DataArts task id.")
-    action: Literal["start", "schedule", "stop"] = Field(
+    action: DataArtsAction = Field(
         default="start", description="start: run once now; schedule: enable its schedule; stop."
     )
     workspace: str | None = Field(
