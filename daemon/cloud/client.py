@@ -37,7 +37,7 @@ from daemon.cloud import signer, wire
 from daemon.cloud.auth import Auth
 from daemon.cloud.port import ExecuteResult, WriteResult
 from daemon.cloud.ratelimit import TokenBucket
-from daemon.cloud.retry import NOT_SENT, TRANSPORT, Backoff, should_retry
+from daemon.cloud.retry import NOT_SENT, TRANSPORT, ReadRetry, should_retry
 from daemon.kernel.actions import DataArtsAction, OperationAction
 from daemon.kernel.clock import SYSTEM_CLOCK
 from daemon.kernel.errors import CloudError, OutcomeUnknown, TemporaryCloudError
@@ -118,7 +118,7 @@ class AomClient:
         max_concurrency: int = 16,
         timeout_seconds: float = 10.0,
         read_retries: int = 4,
-        backoff: Backoff | None = None,
+        backoff: ReadRetry | None = None,
         session: aiohttp.ClientSession | None = None,
         on_call: OnCall | None = None,
         monotonic: Callable[[], float] = SYSTEM_CLOCK.monotonic,
@@ -136,7 +136,7 @@ class AomClient:
         self._refresh_auth = refresh_auth
         """Returns new credentials after a 401 (token re-read from its file), else None."""
         self._limiter = TokenBucket(requests_per_second, burst, monotonic=monotonic, sleep=sleep)
-        self._backoff = backoff or Backoff(retries=read_retries)
+        self._backoff = backoff or ReadRetry(retries=read_retries)
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_seconds, sock_connect=min(timeout_seconds, 5.0)
         )

@@ -33,7 +33,7 @@ TRANSPORT: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.Timeo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Backoff:
+class ReadRetry:
     """Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff
     And Jitter"): spreads retries of many clients so they do not hit the gateway in step."""
 

@@ -1,4 +1,4 @@
-"""Backoff with full jitter and the read/write resend rule."""
+"""ReadRetry with full jitter and the read/write resend rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.cloud.retry import Backoff, should_retry
+from daemon.cloud.retry import ReadRetry, should_retry
 from daemon.kernel.errors import (
     AuthError,
     CloudError,
@@ -20,20 +20,20 @@ from daemon.kernel.errors import (
 
 @given(attempt=st.integers(1, 40), r=st.floats(0, 1, exclude_max=True))
 def test_full_jitter_within_capped_ceiling(attempt: int, r: float) -> None:
-    b = Backoff(base=0.2, cap=10.0)
+    b = ReadRetry(base=0.2, cap=10.0)
     delay = b.delay(attempt, None, lambda: r)
     assert 0.0 <= delay <= b.ceiling(attempt) <= 10.0
     assert b.ceiling(attempt) <= b.ceiling(attempt + 1)
 
 
 def test_ceilings_double_until_cap() -> None:
-    b = Backoff(base=0.5, cap=3.0)
+    b = ReadRetry(base=0.5, cap=3.0)
     assert [b.ceiling(i) for i in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
 @given(after=st.floats(0, 300), attempt=st.integers(1, 10))
 def test_retry_after_wins(after: float, attempt: int) -> None:
-    assert Backoff().delay(attempt, after, lambda: 0.99) == after
+    assert ReadRetry().delay(attempt, after, lambda: 0.99) == after
 
 
 @pytest.mark.parametrize(
