@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint deploy-check bench clean
+.PHONY: demo test check lint deploy-check bench crash-soak clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/client.py
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/reaction.py
+
+# The crash test with more SIGKILLs (default 300, ~8 min): AOMD_CRASH_KILLS=N AOMD_CRASH_SEED=S
+crash-soak: $(STAMP)
+	AOMD_CRASH_KILLS=$${AOMD_CRASH_KILLS:-300} $(BIN)/pytest -q -s -p no:cacheprovider \
+		tests/e2e/test_crash_safety.py
 
 clean:
 	rm -rf $(VENV)
