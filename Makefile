@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/aomd demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+	$(BIN)/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

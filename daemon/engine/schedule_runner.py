@@ -67,6 +67,9 @@ class ScheduleRunner:
         self.default_workspace = default_workspace
         self._last_tick: datetime | None = None
         self._first_tick: datetime | None = None
+        self._born = executor.clock.now()
+        """When this runner was built: on an empty journal, fire times from here on are
+        aomd's (start-up may take a while, many emulated minutes on a fast clock)."""
         """When this account's runner first ever ticked (journaled): fire times before
         it were never aomd's to run, report or coalesce."""
 
@@ -142,8 +145,8 @@ class ScheduleRunner:
         scope = f"{self._checkpoint_id}/first"
         first = await self.journal.last_tick(scope)
         if first is None:
-            first = now
-            await self.journal.set_last_tick(scope, now)
+            first = min(self._born, now)
+            await self.journal.set_last_tick(scope, first)
         return first
 
     async def _save_checkpoint(self, now: datetime) -> None:

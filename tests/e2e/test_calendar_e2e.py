@@ -31,7 +31,9 @@ from daemon.emulator.ledger import LedgerEntry
 from daemon.emulator.thread import EmulatorThread
 from tests.support.processes import AK, PROJECT, SK, DaemonProcess, write_settings
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clock-sensitive")]
+"""One worker runs the accelerated-clock tests and the crash test one after another: at
+180x a second of CPU starvation is three emulated minutes, so they must not compete."""
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -36,7 +36,11 @@ KILLS = max(60, int(os.environ.get("AOMD_CRASH_KILLS", "60")) // 3 * 3)
 SEED = int(os.environ.get("AOMD_CRASH_SEED", "20261201"))
 STRETCH = KILLS / 60
 """A longer soak spreads the same work over its longer run."""
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(round(300 * STRETCH))]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(round(300 * STRETCH)),
+    pytest.mark.xdist_group("clock-sensitive"),  # spawns a daemon a second: runs alone
+]
 WINDOWS = tuple((round(a * STRETCH), round(b * STRETCH)) for a, b in ((25, 45), (60, 80)))
 """Freeze windows, seconds after the test starts: triggers go off inside, on outside."""
 SCHEDULE_GRACE = 50
