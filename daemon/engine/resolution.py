@@ -272,15 +272,17 @@ class Sweeper:
             )
         elif row.kind in TRIGGER_KINDS:
             read_back = self.read_back.trigger(row.workflow_id, row.kind == "trigger_enable")
-        elif row.kind == "execute":
-            read_back = self.read_back.execute(row.workflow_id, ExecuteEvidence.loads(row.observed))
+        elif row.kind == "execute" and (evidence := ExecuteEvidence.loads(row.observed)):
+            read_back = self.read_back.execute(row.workflow_id, evidence)
         elif row.kind.startswith("scheduled_"):
             # A decision journaled by an older aomd in two steps and cut between them.
             done = await self.executor.finish_open(intent, row.kind.removeprefix("scheduled_"))
             return int(done)
-        elif row.kind.startswith("dataarts_"):
+        elif row.kind.startswith("dataarts_") or row.kind == "execute":
+            # DataArts has no read-back; an execute journaled by an older aomd has no
+            # evidence to judge by: reported once as unknown, never guessed
             if row.outcome == "unknown":
-                return 0  # already reported: DataArts has no read-back
+                return 0  # already reported
             await self.executor.finish_open(intent, "unknown")
             if self.notifier is not None:
                 self.notifier.notify("outcome_unknown", _payload(row))

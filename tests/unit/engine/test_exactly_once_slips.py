@@ -300,6 +300,35 @@ async def test_the_sweep_closes_rows_left_open_with_what_the_cloud_says(
     assert await journal.unresolved() == []
 
 
+async def test_the_sweep_reports_what_cannot_be_read_back_once(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, webhook: Webhook
+) -> None:
+    """A DataArts action cut by a kill, and an execute journaled without evidence (by an
+    older aomd): nothing can tell whether they happened, so each is closed as
+    ``unknown`` and a person is told once — not guessed, not left pending."""
+    from daemon.engine.notify import Notifier
+
+    clock = EmulatorClock.of(emu)
+    for key, kind in (
+        ("schedule/t/collect/2026-11-26T09:00:00+00:00", "dataarts_start"),
+        ("schedule/t/backup/2026-11-26T09:00:00+00:00", "execute"),
+    ):
+        await journal.begin(WriteIntent(key=key, kind=kind, workflow_id="w"), clock.now())
+    notifier = Notifier(webhook.url)
+    sweeper = Sweeper(
+        read_back=ReadBack(client=client, clock=clock),
+        journal=journal,
+        executor=make_executor(journal, clock),
+        notifier=notifier,
+        account="t",
+    )
+    for _ in range(2):
+        await sweeper.sweep()
+    await notifier.flush()
+    assert {r.outcome for r in await journal.history()} == {"unknown"}
+    assert sorted(b["kind"] for b in webhook.received) == ["outcome_unknown"] * 2
+
+
 # -- and: a person is told once, a first start runs nothing from before -----------------
 
 
