@@ -24,9 +24,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 __all__ = [
     "CalendarSpec",
@@ -175,6 +178,24 @@ class IcsSpec(BaseModel):
         default=None,
         description="Only use events whose SUMMARY matches this shell-style glob, e.g. 'Freeze*'.",
     )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The schema must accept the plain-string shorthand ``_shorthand`` accepts, or an
+        editor marks ``ics: maintenance.ics`` red while ``aomd validate`` says ok."""
+        return {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "A .ics path (relative to the policy file) or inline "
+                    "iCalendar text starting with BEGIN:VCALENDAR.",
+                },
+                handler(core_schema),
+            ]
+        }
 
     @model_validator(mode="before")
     @classmethod

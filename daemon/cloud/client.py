@@ -308,11 +308,10 @@ class AomClient:
         )
         return self._written(wire.trigger_result, "set_trigger", status, data, rid)
 
-    async def execute_workflow(
-        self, workflow_id: str, params: Mapping[str, Any] | None = None
-    ) -> ExecuteResult:
+    async def execute_workflow(self, workflow_id: str) -> ExecuteResult:
+        # ExecuteWorkflow (seed 002) documents no request body: send none.
         path = f"{self._wf_prefix}{_seg(workflow_id)}/executions"
-        body = json.dumps(dict(params), separators=(",", ":")).encode() if params else b""
+        body = b""
         status, data, rid = await self._call(
             "execute_workflow", "POST", self._aom, path, "", body, write=True
         )

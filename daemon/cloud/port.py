@@ -7,7 +7,6 @@ HTTP at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,9 +49,7 @@ class CloudClient(Protocol):
 
     async def set_trigger(self, workflow_id: str, enable: bool) -> WriteResult: ...
 
-    async def execute_workflow(
-        self, workflow_id: str, params: Mapping[str, Any] | None = None
-    ) -> ExecuteResult: ...
+    async def execute_workflow(self, workflow_id: str) -> ExecuteResult: ...
 
     async def dataarts_task_action(
         self, task_id: str, action: DataArtsAction, workspace: str

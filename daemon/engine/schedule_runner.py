@@ -199,7 +199,7 @@ class ScheduleRunner:
                 why = f"no workflow named {ex.workflow_name!r}"
                 self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
                 return FireResult(spec.name, fire.time, "failed")
-            report = await self._execute(spec, fire, workflow_id, reason, dict(ex.parameters))
+            report = await self._execute(spec, fire, workflow_id, reason)
         else:
             da = action.dataarts
             assert da is not None  # ActionSpec guarantees exactly one
@@ -234,7 +234,6 @@ class ScheduleRunner:
         fire: Fire,
         workflow_id: str,
         reason: str,
-        params: dict[str, object],
     ) -> WriteReport:
         key = self._key(spec, fire)
         intent = WriteIntent(
@@ -242,7 +241,7 @@ class ScheduleRunner:
         )
 
         async def call() -> object:
-            return await self.client.execute_workflow(workflow_id, params or None)
+            return await self.client.execute_workflow(workflow_id)
 
         row = await self.journal.intent(key)
         if row is not None and row.outcome in UNRESOLVED:

@@ -149,7 +149,22 @@ class MatchSpec(BaseModel):
         default_factory=WorkflowMatchSpec, description="Workflow criteria."
     )
     node: NodeMatchSpec = Field(default_factory=NodeMatchSpec, description="Node criteria.")
-    status: Annotated[tuple[NodeState, ...], BeforeValidator(_as_tuple)] = Field(
+    status: Annotated[
+        tuple[NodeState, ...],
+        BeforeValidator(_as_tuple),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"enum": ["failed", "paused", "running"]},
+                    {
+                        "type": "array",
+                        "items": {"enum": ["failed", "paused", "running"]},
+                        "minItems": 1,
+                    },
+                ]
+            }
+        ),
+    ] = Field(
         default=("failed", "paused"),
         min_length=1,
         description="Node state: 'failed' (a node failed and the execution waits) and/or "

@@ -29,9 +29,18 @@ class ExecuteActionSpec(BaseModel):
     workflow_name: str | None = Field(
         default=None, description="Exact workflow name, resolved at run time."
     )
-    parameters: dict[str, Any] = Field(
-        default_factory=dict, description="Input parameters passed to ExecuteWorkflow."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_parameters(cls, data: Any) -> Any:
+        """ExecuteWorkflow (API seed 002) documents no request body, so parameters would be
+        either ignored or rejected by the cloud: say so at validation, not at 02:30."""
+        if isinstance(data, dict) and "parameters" in data:
+            raise ValueError(
+                "'parameters' is not supported: the AOM ExecuteWorkflow API takes no request "
+                "body, so a workflow runs with its own defaults; remove 'parameters'"
+            )
+        return data
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ExecuteActionSpec:

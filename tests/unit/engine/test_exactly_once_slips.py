@@ -243,9 +243,9 @@ async def test_a_lost_reply_with_two_new_executions_is_ambiguous_and_notified(
     emu.inject(Fault(kind="applied_then_lost", path=f"/{wid}/executions$", method="POST"))
     real_execute = client.execute_workflow
 
-    async def with_a_concurrent_run(workflow_id: str, params: object = None) -> object:
+    async def with_a_concurrent_run(workflow_id: str) -> object:
         emu.start_execution(wid)
-        return await real_execute(workflow_id, None)
+        return await real_execute(workflow_id)
 
     client.execute_workflow = with_a_concurrent_run  # type: ignore[method-assign,assignment]  # the person's click, at the moment of our send
     assert await _tick(runner, tmp_path, emu) == ["ambiguous"]
