@@ -11,16 +11,28 @@ Kubernetes secret mounts work without putting secrets in the environment.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from daemon.kernel.errors import ConfigError
@@ -48,7 +60,8 @@ class Account(_Frozen):
     name: str = "default"
     region: str | None = None
     endpoints: Endpoints = Endpoints()
-    project_id: str = Field(min_length=1, max_length=64)
+    project_id: str
+    """The IAM project id: exactly 32 characters (every AOM path starts with it)."""
     emulator: bool = False
     """Run against the embedded emulator instead of the cloud (the default demo mode)."""
     token: SecretStr | None = None
@@ -59,6 +72,9 @@ class Account(_Frozen):
     sk_file: Path | None = None
     workspace: str | None = None
     """DataArts Studio workspace id, sent as the ``workspace`` header."""
+    enterprise_project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Sent as ``x_enterprise_project_id`` where the API takes it (ListWorkflowExecutions),
+    for accounts whose workflows live in an enterprise project."""
     requests_per_second: float = Field(default=10.0, gt=0)
     """Client-side token bucket; conservative so aomd never starves humans of API quota."""
     burst: int = Field(default=20, ge=1)
@@ -67,6 +83,17 @@ class Account(_Frozen):
     timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-call total timeout."""
     read_retries: int = Field(default=4, ge=0, le=20)
+
+    @field_validator("project_id")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        if len(value) != 32:
+            raise ValueError(
+                f"project_id must be exactly 32 characters (got {len(value)}); expected the "
+                "IAM project id of the region, e.g. 0123456789abcdef0123456789abcdef (console: "
+                "My Credentials > API Credentials)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_auth(self) -> Account:
@@ -289,7 +316,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(cfg)), source=str(cfg)) from None
+        where = partial(_where, cfg=str(cfg))
+        raise ConfigError(format_validation_error(exc, where), source=str(cfg)) from None
+    except SettingsError as exc:
+        raise ConfigError(_env_parse_error(exc), source="environment") from None
+    except ValueError as exc:  # _merge: an AOMD_ACCOUNTS__<i>__ index past the end
+        raise ConfigError(
+            f"environment: {exc}; expected AOMD_ACCOUNTS__<i>__<FIELD> with i an existing "
+            "account index or the next one",
+            source="environment",
+        ) from None
     # Relative dirs are relative to the settings file, wherever it is.
     base = cfg.resolve().parent if cfg.exists() else Path.cwd()
     updates: dict[str, Any] = {}
@@ -302,16 +338,52 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     return settings
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``file: field.path: message (got: value)``; never echoes secrets."""
+def format_validation_error(
+    exc: ValidationError, source: str | Callable[[tuple[str | int, ...]], str]
+) -> str:
+    """One line per problem: ``source: field.path: message (got: value)``; never echoes
+    secrets. ``source`` may depend on the field: a value from the environment is blamed
+    on its variable, not on the file."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(root)"
         msg = err["msg"]
         secretish = any(k in loc for k in ("sk", "ak", "token", "secret", "password"))
         got = "" if secretish or "input" not in err else f" (got {_short(err['input'])})"
-        lines.append(f"{source}: {loc}: {msg}{got}")
+        where = source if isinstance(source, str) else source(tuple(err["loc"]))
+        lines.append(f"{where}: {loc}: {msg}{got}")
     return "\n".join(lines)
+
+
+def _where(loc: tuple[str | int, ...], *, cfg: str) -> str:
+    """The environment variable that set ``loc`` (the longest one that is set), else the
+    settings file: an operator who never wrote a value into settings.toml must not be
+    sent there to fix it."""
+    env = {k.upper() for k in os.environ}
+    for end in range(len(loc), 0, -1):
+        name = "AOMD_" + "__".join(str(p).upper() for p in loc[:end])
+        if name in env:
+            return f"environment variable {name}"
+    return cfg
+
+
+def _env_parse_error(exc: SettingsError) -> str:
+    """pydantic-settings says 'error parsing value for field "accounts" from source
+    "EnvSettingsSource"'; the operator needs the variable and the expected form."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else "?"
+    name = f"AOMD_{field.upper()}"
+    cause = exc.__cause__
+    # a JSON decode error names a position, never the text, so it cannot leak a secret
+    why = f" ({cause})" if isinstance(cause, ValueError) else ""
+    hint = (
+        'a JSON list such as [{"name": "prod", "region": "cn-north-4", "project_id": '
+        '"<32 characters>", "token_file": "/run/secrets/token"}], or one field at a time '
+        "with AOMD_ACCOUNTS__0__<FIELD>"
+        if field == "accounts"
+        else f"valid JSON for {field}, or one field at a time with {name}__<FIELD>"
+    )
+    return f"environment variable {name}: not valid JSON{why}; expected {hint}"
 
 
 def _short(value: object) -> str:

@@ -126,9 +126,16 @@ class AomClient:
         rand: Callable[[], float] = random.random,
         parse_cache_size: int = PARSE_CACHE_SIZE,
         refresh_auth: Callable[[], Auth | None] | None = None,
+        enterprise_project_id: str | None = None,
     ) -> None:
         self.name = name
         self.project_id = project_id
+        self._list_query = (
+            _query([("x_enterprise_project_id", enterprise_project_id)])
+            if enterprise_project_id
+            else ""
+        )
+        """ListWorkflowExecutions is the one operation whose published query takes it."""
         self._aom = aom_endpoint.rstrip("/")
         self._dataarts = dataarts_endpoint.rstrip("/")
         self._auth = auth
@@ -240,7 +247,7 @@ class AomClient:
     async def list_executions(self, workflow_id: str) -> list[Execution]:
         path = f"{self._wf_prefix}{_seg(workflow_id)}/executions"
         status, data, rid = await self._call(
-            "list_executions", "GET", self._aom, path, "", b"", write=False
+            "list_executions", "GET", self._aom, path, self._list_query, b"", write=False
         )
         key = ("list", workflow_id)
         cached: tuple[Execution, ...] | None = self._cached(key, data)

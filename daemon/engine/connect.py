@@ -150,6 +150,7 @@ def client_for_account(
         session=session,
         on_call=on_call,
         refresh_auth=refresh_auth,
+        enterprise_project_id=account.enterprise_project_id,
         **kwargs,
     )
 

@@ -280,7 +280,14 @@ class SqliteJournal(JournalBase):
             raise
         if mode != "wal":
             log.warning("journal_not_wal", path=str(self.path), journal_mode=mode)
-        log.info("journal_opened", path=str(self.path), schema=now, migrated_from=found)
+        # migrated_from only when a migration of existing rows ran: "migrated_from=0" on
+        # every start of a new file read as if something had been upgraded.
+        extra: dict[str, object] = {}
+        if found == 0 and now != 0:
+            extra["created"] = True
+        elif found != now:
+            extra["migrated_from"] = found
+        log.info("journal_opened", path=str(self.path), schema=now, **extra)
         return conn
 
     def _connect_readonly(self) -> sqlite3.Connection:

@@ -18,7 +18,8 @@ again?*:
     │  │  ├─ InvalidParameter       other 4xx (AOM.31001302, ...)
     │  │  └─ MalformedResponse      2xx with a body we cannot read
     │  └─ OutcomeUnknown          a write that may have reached the server: observe, never resend
-    └─ JournalError             stop writing, keep observing
+    ├─ JournalError             stop writing, keep observing
+    └─ ListenError              a port to serve on is taken or forbidden: exit 1
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class ConfigError(AomdError):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         super().__init__(message)
         self.source = source
+
+
+class ListenError(AomdError):
+    """A server socket cannot be bound (port taken, no permission). A runtime condition,
+    not a bad file, so exit 1; the message names the setting that picks the port."""
 
 
 class JournalError(AomdError):

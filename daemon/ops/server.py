@@ -9,11 +9,13 @@ Bound to 127.0.0.1 by default (settings.http.host); the pod spec sets 0.0.0.0.
 from __future__ import annotations
 
 import json
+import os
 from types import TracebackType
 
 import structlog
 from aiohttp import web
 
+from daemon.kernel.errors import ListenError
 from daemon.ops.health import HealthState, Probe
 from daemon.ops.metrics import Metrics
 
@@ -71,6 +73,15 @@ class HealthServer:
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:
             await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ListenError(
+                f"cannot serve /healthz and /metrics on {self.host}:{self.port}: "
+                f"{os.strerror(exc.errno).lower() if exc.errno else exc} (another aomd "
+                "running?); set http.port "
+                "(AOMD_HTTP__PORT) to a free port, 0 for any free port, or "
+                "http.enabled = false"
+            ) from None
         except BaseException:
             await runner.cleanup()
             raise
