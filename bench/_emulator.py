@@ -26,4 +26,4 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Pop
     if not line.startswith("listening on "):
         proc.kill()
         raise SystemExit(f"emulator did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+    return proc, line.split()[2]

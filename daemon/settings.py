@@ -273,9 +273,11 @@ class _EnvOverFile(PydanticBaseSettingsSource):
 
 
 def _merge(base: Any, over: Any) -> Any:
+    if isinstance(over, dict) and over and all(k.isdigit() for k in over) and base is None:
+        base = []  # AOMD_ACCOUNTS__0__... with no accounts in the file: build the list
     if isinstance(over, dict) and isinstance(base, list) and all(k.isdigit() for k in over):
         merged = list(base)
-        for key, value in over.items():
+        for key, value in sorted(over.items(), key=lambda kv: int(kv[0])):
             i = int(key)
             if i < len(merged):
                 merged[i] = _merge(merged[i], value)
@@ -287,7 +289,7 @@ def _merge(base: Any, over: Any) -> Any:
     if isinstance(over, dict) and isinstance(base, dict):
         out = dict(base)
         for key, value in over.items():
-            out[key] = _merge(base[key], value) if key in base else value
+            out[key] = _merge(base.get(key), value)
         return out
     return over
 
@@ -364,6 +366,9 @@ def _where(loc: tuple[str | int, ...], *, cfg: str) -> str:
         name = "AOMD_" + "__".join(str(p).upper() for p in loc[:end])
         if name in env:
             return f"environment variable {name}"
+        below = sorted(k for k in env if k.startswith(name + "__"))
+        if below and end == len(loc):  # variables that built this very value
+            return "environment variable" + ("s " if len(below) > 1 else " ") + ", ".join(below)
     return cfg
 
 

@@ -17,6 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from daemon import __version__
 from daemon.cli import (
     cmd_demo,
     cmd_emulator,
@@ -29,7 +30,7 @@ from daemon.cli import (
 )
 from daemon.cli.command import Command
 from daemon.cli.exit_codes import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
-from daemon.kernel.errors import AomdError, ConfigError
+from daemon.kernel.errors import AomdError, ConfigError, UsageError
 
 COMMANDS: dict[str, Command] = {
     "run": cmd_run,
@@ -53,11 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="settings file (default: $AOMD_CONFIG or ./settings.toml)",
+        help="settings file (default: $AOMD_CONFIG or ./settings.toml); also accepted after "
+        "the command",
     )
+    p.add_argument("--version", action="version", version=f"aomd {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         command.add_parser(sub)
+    for name, command_parser in sub.choices.items():
+        if name != "emulator":
+            # SUPPRESS: given only before the command, the top-level value must survive
+            command_parser.add_argument(
+                "--config",
+                metavar="FILE",
+                default=argparse.SUPPRESS,
+                help="settings file (default: $AOMD_CONFIG or ./settings.toml)",
+            )
     return p
 
 
@@ -72,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return COMMANDS[args.command].run(args)
+    except UsageError as exc:
+        print(f"aomd {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ConfigError as exc:
         print(f"aomd: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG

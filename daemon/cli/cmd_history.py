@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(
         print_history(
             settings,
-            since=parse_instant(args.since or "24h", now),
+            since=parse_instant(args.since or "24h", now, option="--since"),
             workflow=args.workflow,
             as_json=args.json,
         )

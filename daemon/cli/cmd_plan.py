@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from daemon.cli.command import Subparsers
 from daemon.cli.instants import parse_instant
+from daemon.kernel.errors import UsageError
 
 if TYPE_CHECKING:
     from daemon.calendar.calendar_spec import TriggerRuleSpec
@@ -48,8 +49,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     now = SystemClock().now()
-    start = parse_instant(args.start, now, base=now)
-    end = parse_instant(args.end, start + timedelta(days=7), base=start)
+    start = parse_instant(args.start, now, base=now, option="--from")
+    end = parse_instant(args.end, start + timedelta(days=7), base=start, option="--until")
+    if end <= start:
+        raise UsageError(
+            f"--until {end.isoformat()} is not after --from {start.isoformat()}; expected an "
+            "end after the start (or a duration: --until 2d)"
+        )
     return asyncio.run(print_plan(settings, start, end, as_json=args.json, live=args.live))
 
 
@@ -75,7 +81,10 @@ def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
 async def live_workflows(settings: Settings) -> list[Workflow]:
     from daemon.cli.embedded import EmbeddedEmulators
     from daemon.engine.connect import connect
+    from daemon.ops.logging import configure_logging
 
+    # the same renderer and timestamp as `aomd run`, not structlog's defaults
+    configure_logging(settings.log)
     async with contextlib.AsyncExitStack() as stack:
         emulators = EmbeddedEmulators(settings.emulator)
         cloud = await connect(settings, stack, start_emulator=emulators.start)

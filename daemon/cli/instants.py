@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from daemon.kernel.errors import ConfigError
+from daemon.kernel.errors import UsageError
 
 
-def parse_instant(text: str | None, default: datetime, *, base: datetime | None = None) -> datetime:
+def parse_instant(
+    text: str | None,
+    default: datetime,
+    *,
+    base: datetime | None = None,
+    option: str = "time",
+) -> datetime:
     """ISO-8601 (naive = UTC) or a duration like ``2h``/``7d``: counted back from
     ``default`` (``history --since 2h``), or forward from ``base`` when one is given
     (``plan --until 2d`` = two days after ``--from``)."""
@@ -20,7 +26,8 @@ def parse_instant(text: str | None, default: datetime, *, base: datetime | None 
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(
-            f"invalid time {text!r}: expected ISO 8601 like 2026-12-24T00:00 or a duration like 2h"
+        raise UsageError(
+            f"invalid {option} {text!r}: expected an ISO 8601 time like 2026-12-24T00:00 "
+            "(naive = UTC) or a duration like 30m, 2h, 7d, 1w"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

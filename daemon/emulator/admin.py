@@ -1,5 +1,8 @@
-"""Admin HTTP under ``/_emulator/`` (no auth, not in the ledger): drive and inspect the
-emulator from another process — the CLI-run emulator has no Python handle.
+"""Admin HTTP under ``/_emulator/`` (not in the ledger): drive and inspect the emulator
+from another process — the CLI-run emulator has no Python handle. Open by default (it
+binds 127.0.0.1); with ``admin_token`` set every admin request needs the header
+``X-Admin-Token``, so an emulator on a shared host cannot be steered by anyone who can
+reach its port.
 
 GET ledger?since=N -> {"entries": [...], "last_seq": N}; GET state; GET/POST/DELETE faults
 (POST takes one fault object or a list); POST speed {"speed": N}; POST advance
@@ -12,8 +15,10 @@ Every admin response carries an ``X-Request-Id`` too.
 
 from __future__ import annotations
 
+import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,8 @@ from daemon.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     from daemon.emulator.emulator import Emulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 POPULATE_FIELDS = frozenset(
@@ -59,6 +66,22 @@ async def _body(request: web.Request) -> Any:
 
 
 def add_admin_routes(app: web.Application, emu: Emulator) -> None:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_emulator/") and emu.admin_token is not None:
+            given = request.headers.get("X-Admin-Token", "")
+            if not hmac.compare_digest(given.encode(), emu.admin_token.encode()):
+                return _json(
+                    {
+                        "error_code": "EMU.401",
+                        "error_msg": "admin API: missing or wrong X-Admin-Token header",
+                    },
+                    401,
+                )
+        return await handler(request)
+
+    app.middlewares.append(guard)
+
     async def ledger(request: web.Request) -> web.Response:
         try:
             since = int(request.query.get("since", "0"))

@@ -51,10 +51,13 @@ class Emulator:
         wall: Clock | None = None,
         start_time: datetime | None = None,
         ledger_limit: int | None = None,
+        admin_token: str | None = None,
     ) -> None:
         if len(project_id) != 32:
             raise ValueError("project_id must be exactly 32 characters")
         self.project_id = project_id
+        self.admin_token = admin_token
+        """When set, ``/_emulator/...`` answers only requests with ``X-Admin-Token``."""
         self.seed = seed
         self.clock = EmuClock(speed=speed, wall=wall, start=start_time)
         self.world = World(project_id=project_id, seed=seed)

@@ -19,7 +19,8 @@ again?*:
     │  │  └─ MalformedResponse      2xx with a body we cannot read
     │  └─ OutcomeUnknown          a write that may have reached the server: observe, never resend
     ├─ JournalError             stop writing, keep observing
-    └─ ListenError              a port to serve on is taken or forbidden: exit 1
+    ├─ ListenError              a port to serve on is taken or forbidden: exit 1
+    └─ UsageError               a bad command-line argument: exit 2, like argparse's own
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class ConfigError(AomdError):
 class ListenError(AomdError):
     """A server socket cannot be bound (port taken, no permission). A runtime condition,
     not a bad file, so exit 1; the message names the setting that picks the port."""
+
+
+class UsageError(AomdError):
+    """A command-line argument argparse could not check (a time, a range). Not a
+    "configuration error": no file is wrong, the command line is."""
 
 
 class JournalError(AomdError):

@@ -501,7 +501,11 @@ class _Apply:
             "notify": "notify",
         }[rule.action]
         tail = f", {', '.join(notes)}" if notes else ""
-        reason = (
-            f"node {self.label} {self.state} (attempt {len(used) + 1} of {limit}){tail}; {verb}"
-        )
+        if rule.action in ("terminate", "notify") and not used:
+            # one terminate ends the execution: "attempt 1 of 3" read as if it would be
+            # terminated three times; the count matters only when a send is repeated
+            counted = ""
+        else:
+            counted = f" (attempt {len(used) + 1} of {limit})"
+        reason = f"node {self.label} {self.state}{counted}{tail}; {verb}"
         return self._action(rule.action, rule.action, attempt, reason, fallback=False)

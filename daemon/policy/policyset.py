@@ -43,11 +43,21 @@ class PolicySet:
         return self.notify.webhook
 
     def summary(self) -> str:
-        return (
-            f"{len(self.rules)} rules, {len(self.calendars)} calendars, "
-            f"{len(self.triggers)} trigger rules, {len(self.schedules)} schedules"
+        return ", ".join(
+            _count(n, what)
+            for n, what in (
+                (len(self.rules), "rule"),
+                (len(self.calendars), "calendar"),
+                (len(self.triggers), "trigger rule"),
+                (len(self.schedules), "schedule"),
+            )
         )
 
     def watches(self, workflow: Workflow) -> bool:
         """Could an execution rule apply to this workflow? (Scopes the watcher's polling.)"""
         return in_scope(self.rules, workflow)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 trigger rule``, ``2 trigger rules``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -44,7 +44,7 @@ async def test_cli_prints_listening_line_serves_and_exits_0_on_sigterm() -> None
     try:
         assert line.startswith("listening on http://127.0.0.1:")
         assert line.endswith("\n")
-        url = line.split()[-1]
+        url = line.split()[2]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             async with http.post(
                 f"{url}/v1/{PID}/cms/workflow-list",
@@ -79,6 +79,8 @@ async def test_cli_sigint_and_bad_scenario() -> None:
         "daemon.emulator",
         "--project-id",
         PID,
+        "--token",
+        "t",
         "--scenario",
         "/nonexistent.yaml",
         stdout=asyncio.subprocess.PIPE,
@@ -124,7 +126,7 @@ async def test_aomd_emulator_subcommand_with_every_flag() -> None:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert line.startswith("listening on http://127.0.0.1:")
-        url = line.split()[-1]
+        url = line.split()[2]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             path = f"{url}/v1/{PID}/cms/workflow-list"
             async with http.post(path, headers={"X-Auth-Token": "tok-cli"}, json={}) as resp:

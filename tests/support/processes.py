@@ -89,7 +89,7 @@ def emulator(
             raise RuntimeError(f"emulator did not start: {line!r} {proc.stderr.read()!r}")  # type: ignore[union-attr]
         threading.Thread(target=proc.stdout.read, daemon=True).start()
         threading.Thread(target=proc.stderr.read, daemon=True).start()  # type: ignore[union-attr]
-        yield EmulatorProcess(proc, line.split()[-1].strip())
+        yield EmulatorProcess(proc, line.split()[2])
     finally:
         proc.terminate()
         try:
