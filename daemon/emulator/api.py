@@ -31,6 +31,28 @@ INVALID_PARAM = "AOM.31001302"
 NOT_FOUND = "AOM.31001306"
 NOT_ALLOWED = "AOM.31001418"
 SERVER_ERROR = "AOM.31001305"
+EXECUTION_SERVER_ERROR = "AOM.31001405"
+SEED_STATUSES: dict[str, frozenset[int]] = {
+    "trigger": frozenset({200, 400, 401, 500}),  # seed 000 UpdateWorkflowTriggerStatus
+    "operation": frozenset({200, 401, 500}),  # seed 001 StartPausingWorkflowExecutions
+    "execute": frozenset({200, 401, 404, 500}),  # seed 002 ExecuteWorkflow
+    "terminate": frozenset({200, 400, 401, 404, 500}),  # seed 003 StopExecution
+}
+"""The status codes each published page lists; the emulator answers no other, because a
+client tested against an invented 404 would be untested against the real answer."""
+SEED_500_CODES = {
+    "trigger": SERVER_ERROR,
+    "operation": EXECUTION_SERVER_ERROR,
+    "execute": EXECUTION_SERVER_ERROR,
+    "terminate": EXECUTION_SERVER_ERROR,
+}
+MAX_CONTENT_TYPE = 32
+MAX_TOKEN = 40960
+DATAARTS_FORBIDDEN = "EMULATOR.403"
+DATAARTS_NOT_FOUND = "EMULATOR.404"
+DATAARTS_BAD_REQUEST = "EMULATOR.400"
+"""Seed 004 lists 400/401/403/404 with ``{error_code, error_msg}`` but publishes no code:
+these are marked as the emulator's own, so nobody mistakes them for the cloud's."""
 THROTTLED = "APIGW.0308"
 NO_ROUTE = "APIGW.0101"
 TRIGGER_BODY = b'{"success"}'
@@ -53,6 +75,59 @@ class Reply:
 def error(status: int, code: str, msg: str) -> Reply:
     body = {"error_code": code, "error_msg": msg, "http_code": status}
     return Reply(status, json.dumps(body).encode())
+
+
+def dataarts_error(status: int, msg: str) -> Reply:
+    code = {400: DATAARTS_BAD_REQUEST, 403: DATAARTS_FORBIDDEN, 404: DATAARTS_NOT_FOUND}[status]
+    return Reply(status, json.dumps({"error_code": code, "error_msg": msg}).encode())
+
+
+def conform(operation: str, reply: Reply) -> Reply:
+    """Answer only what the seed of ``operation`` lists: another error becomes the listed
+    status nearest in meaning (a trigger change's 404 is the seed's 400, an execute's 400
+    its 404; an operation, whose seed lists no 4xx but 401, gets the seed's 500), and a
+    500 carries the seed's code. The message is kept, so a test still reads why."""
+    if reply.status < 300 or reply.status == 401:
+        return reply
+    allowed = SEED_STATUSES[operation]
+    if reply.status in allowed and reply.status != 500:
+        return reply
+    try:
+        msg = str(json.loads(reply.body).get("error_msg") or "error")
+    except (ValueError, AttributeError):
+        msg = "error"
+    if reply.status == 404 and 400 in allowed:
+        return error(400, INVALID_PARAM, msg)
+    if reply.status == 400 and 404 in allowed:
+        return error(404, NOT_FOUND, msg)
+    return error(500, SEED_500_CODES[operation], msg)
+
+
+def seeded_operation(method: str, raw_path: str) -> str | None:
+    """Which published operation (seeds 000-003) a request is, if any."""
+    segs = raw_path.split("/")[1:]
+    if len(segs) < 6 or segs[0] != "v1" or segs[2:4] != ["cms", "workflow"]:
+        return None
+    tail = segs[5:]
+    if method == "PUT" and tail == ["trigger", "action"]:
+        return "trigger"
+    if method == "POST" and tail == ["executions"]:
+        return "execute"
+    if method == "POST" and len(tail) == 3 and tail[0] == "executions":
+        return tail[2] if tail[2] in ("operation", "terminate") else None
+    return None
+
+
+def mandatory_headers(headers: Any) -> str | None:
+    """What seeds 000-003 mark mandatory: ``Content-Type`` (1-32 characters) and, when
+    token auth is used, ``X-Auth-Token`` of 1-40960 characters."""
+    content_type = headers.get("Content-Type")
+    if not content_type or len(content_type) > MAX_CONTENT_TYPE:
+        return "header Content-Type is required (1-32 characters, application/json)"
+    token = headers.get("X-Auth-Token")
+    if token is not None and not 1 <= len(token) <= MAX_TOKEN:
+        return "header X-Auth-Token must be 1-40960 characters"
+    return None
 
 
 def parse_query(raw: str) -> list[tuple[str, str]]:
@@ -205,6 +280,19 @@ class Api:
     # -- routing ---------------------------------------------------------------------------
 
     def dispatch(
+        self, method: str, raw_path: str, query: dict[str, str], body: bytes, headers: Any
+    ) -> Reply:
+        operation = seeded_operation(method, raw_path)
+        if operation is None:
+            return self._route(method, raw_path, query, body, headers)
+        bad = mandatory_headers(headers)
+        if bad is not None:
+            reply = error(400, INVALID_PARAM, bad)
+        else:
+            reply = self._route(method, raw_path, query, body, headers)
+        return conform(operation, reply)
+
+    def _route(
         self, method: str, raw_path: str, query: dict[str, str], body: bytes, headers: Any
     ) -> Reply:
         segs = [unquote(s) for s in raw_path.split("/")[1:]]
@@ -361,15 +449,20 @@ class Api:
         return Reply(200, TRIGGER_BODY, change)
 
     def _dataarts(self, task_id: str, query: dict[str, str], headers: Any) -> Reply:
+        """Seed 004: 400/401/403/404 with ``{error_code, error_msg}`` (no ``http_code``),
+        and a 200 whose body it does not describe."""
         action = query.get("action", "")
         workspace = headers.get("workspace")
-        if not task_id or len(task_id) > 64:
-            return error(400, "DLM.0002", "task_id must be 1-64 characters")
-        if action not in DATAARTS_ACTIONS:
-            return error(400, "DLM.0002", "action must be start, schedule or stop")
+        if action not in DATAARTS_ACTIONS:  # values assumed (API.md); the seed names none
+            return dataarts_error(400, "query action must be start, schedule or stop")
+        catalog = self.world.dataarts_catalog
         if not workspace:
-            return error(400, "DLM.0002", "header workspace is required")
+            return dataarts_error(403, "header workspace is missing: no workspace to act in")
+        if catalog is not None:
+            if workspace not in catalog:
+                return dataarts_error(403, f"no access to workspace {workspace!r}")
+            if task_id not in catalog[workspace]:
+                return dataarts_error(404, f"task {task_id} does not exist in {workspace}")
         self.world.dataarts_tasks[task_id] = action
         change = {"kind": "dataarts", "task_id": task_id, "action": action, "workspace": workspace}
-        body = json.dumps({"task_id": task_id, "action": action, "result": "success"}).encode()
-        return Reply(200, body, change)
+        return Reply(200, b"{}", change)

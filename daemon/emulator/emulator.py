@@ -260,7 +260,17 @@ class Emulator:
             for _ in range(wdef.start):
                 self.start_execution(wid)
             ids.append(wid)
+        for workspace, tasks in (scenario.dataarts or {}).items():
+            for task_id in tasks:
+                self.add_dataarts_task(workspace, task_id)
         return ids
+
+    def add_dataarts_task(self, workspace: str, task_id: str) -> None:
+        """Declare a DataArts task; from then on unknown workspaces get 403 and unknown
+        tasks 404, as seed 004 lists."""
+        if self.world.dataarts_catalog is None:
+            self.world.dataarts_catalog = {}
+        self.world.dataarts_catalog.setdefault(workspace, set()).add(task_id)
 
     def populate(
         self,

@@ -19,6 +19,8 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
           - {id: reboot, behaviour: fail}
           - {id: flaky, behaviour: {fail_probability: 0.3, duration: 5}}
         start: 2                      # executions started at load time
+    dataarts:                         # optional: DataArts workspaces and their task ids;
+      ws-main: ["1234567890"]         # once given, others get 403 (workspace) / 404 (task)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Scenario:
     seed: int | None
     speed: float | None
     workflows: tuple[WorkflowDef, ...]
+    dataarts: dict[str, tuple[str, ...]] | None = None
 
 
 def read_scenario(source: Mapping[str, Any] | str | Path) -> Scenario:
@@ -77,7 +80,7 @@ def _fail(where: str, field: str, message: str) -> ConfigError:
 
 
 def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
-    _only(data, {"seed", "speed", "workflows"}, where, "(top level)")
+    _only(data, {"seed", "speed", "workflows", "dataarts"}, where, "(top level)")
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise _fail(where, "seed", "expected an integer")
@@ -88,7 +91,22 @@ def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
     if not isinstance(raw, list):
         raise _fail(where, "workflows", "expected a list")
     wfs = tuple(_workflow(w, where, f"workflows[{i}]") for i, w in enumerate(raw))
-    return Scenario(seed, float(speed) if speed is not None else None, wfs)
+    dataarts = _dataarts(data.get("dataarts"), where)
+    return Scenario(seed, float(speed) if speed is not None else None, wfs, dataarts)
+
+
+def _dataarts(raw: Any, where: str) -> dict[str, tuple[str, ...]] | None:
+    if raw is None:
+        return None
+    expected = "expected a mapping of workspace id -> list of task ids"
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "dataarts", expected)
+    out: dict[str, tuple[str, ...]] = {}
+    for ws, tasks in raw.items():
+        if not isinstance(tasks, list) or not all(isinstance(t, str | int) for t in tasks):
+            raise _fail(where, f"dataarts.{ws}", expected)
+        out[str(ws)] = tuple(str(t) for t in tasks)
+    return out
 
 
 def _only(data: Mapping[str, Any], allowed: set[str], where: str, field: str) -> None:

@@ -170,6 +170,9 @@ class World:
         self._starts = StartQueue()
         self.dataarts_tasks: dict[str, str] = {}
         """task_id -> last action applied (``start`` / ``schedule`` / ``stop``)."""
+        self.dataarts_catalog: dict[str, set[str]] | None = None
+        """workspace -> task ids that exist. None: any workspace and task is accepted
+        (nothing declared); once one is declared, others get the seed's 403 / 404."""
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

@@ -314,8 +314,12 @@ async def test_error_mapping(emu: Emulator) -> None:
         with pytest.raises(NotFoundError):
             await client.list_executions("no-such-workflow")
         with pytest.raises(InvalidParameter) as bad:
+            await client.set_trigger("no-such-workflow", True)
+        # seed 000 lists no 404: an unknown workflow is its 400 invalid parameter
+        assert (bad.value.status, bad.value.error_code) == (400, "AOM.31001302")
+        with pytest.raises(ServerError) as refused:  # seed 001 lists no 4xx for operations
             await client.operate(wid, eid, "restart", "n" * 65)
-        assert bad.value.error_code == "AOM.31001302"
+        assert (refused.value.status, refused.value.error_code) == (500, "AOM.31001405")
         await client.terminate(wid, eid)
         emu.advance(60)
         with pytest.raises(UnsupportedOperation) as unsupported:

