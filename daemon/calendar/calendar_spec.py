@@ -25,11 +25,14 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 
 __all__ = [
     "CalendarSpec",
@@ -43,6 +46,12 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+_ONE_TRIGGER_CALENDAR = "give exactly one of 'off_during' or 'on_only_during' (a calendar name)"
+_CALENDAR_SOURCES = ("recurring", "ranges", "ics", "holidays", "any_of", "all_of")
+_NO_SOURCE = (
+    "a calendar needs at least one source; expected one or more of recurring, "
+    "ranges, ics, holidays, any_of, all_of ('except' only subtracts)"
+)
 _CRON_EXPECTED = (
     "expected a 5-field cron expression 'minute hour day-of-month month day-of-week' "
     "such as '0 9 * * mon-fri', or @hourly/@daily/@weekly/@monthly/@yearly"
@@ -288,15 +297,18 @@ class CalendarSpec(BaseModel):
         description="Difference: never active while any of these calendars is.",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(cls, data: Any, handler: ModelWrapValidatorHandler[CalendarSpec]) -> CalendarSpec:
+        empty = isinstance(data, dict) and not any(data.get(k) for k in _CALENDAR_SOURCES)
+        return also_when_invalid(data, handler, _NO_SOURCE if empty else None)
+
     @model_validator(mode="after")
     def _has_base(self) -> CalendarSpec:
         if not (
             self.recurring or self.ranges or self.ics or self.holidays or self.any_of or self.all_of
         ):
-            raise ValueError(
-                "a calendar needs at least one source; expected one or more of recurring, "
-                "ranges, ics, holidays, any_of, all_of ('except' only subtracts)"
-            )
+            raise ValueError(_NO_SOURCE)
         return self
 
 
@@ -357,12 +369,18 @@ class TriggerRuleSpec(BaseModel):
         "only log and count the drift.",
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(
+        cls, data: Any, handler: ModelWrapValidatorHandler[TriggerRuleSpec]
+    ) -> TriggerRuleSpec:
+        raw = exactly_one_raw(data, "off_during", "on_only_during", _ONE_TRIGGER_CALENDAR)
+        return also_when_invalid(data, handler, raw)
+
     @model_validator(mode="after")
     def _one_calendar(self) -> TriggerRuleSpec:
         if (self.off_during is None) == (self.on_only_during is None):
-            raise ValueError(
-                "give exactly one of 'off_during' or 'on_only_during' (a calendar name)"
-            )
+            raise ValueError(_ONE_TRIGGER_CALENDAR)
         return self
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -34,6 +35,7 @@ from daemon.calendar.calendar_spec import (
     TriggerRuleSpec,
     parse_duration,
 )
+from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.policy.schedule_spec import ScheduleSpec
 
@@ -50,6 +52,8 @@ __all__ = [
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 NodeState = Literal["failed", "paused", "running"]
+_ACTIONS = get_args(ActionKind)
+_ONE_GATE = "give exactly one of 'inside' or 'outside' (a calendar name)"
 _DEFAULT_STATUS: dict[str, tuple[str, ...]] = {
     "restart": ("failed",),
     "skip": ("failed",),
@@ -224,10 +228,19 @@ class CalendarGateSpec(BaseModel):
         default=None, description="Act only while this calendar is not active."
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(
+        cls, data: Any, handler: ModelWrapValidatorHandler[CalendarGateSpec]
+    ) -> CalendarGateSpec:
+        return also_when_invalid(
+            data, handler, exactly_one_raw(data, "inside", "outside", _ONE_GATE)
+        )
+
     @model_validator(mode="after")
     def _exactly_one(self) -> CalendarGateSpec:
         if (self.inside is None) == (self.outside is None):
-            raise ValueError("give exactly one of 'inside' or 'outside' (a calendar name)")
+            raise ValueError(_ONE_GATE)
         return self
 
     @property
@@ -291,34 +304,60 @@ class RuleSpec(BaseModel):
                 data = {**data, "match": {**match, "status": status}}
         return data
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(cls, data: Any, handler: ModelWrapValidatorHandler[RuleSpec]) -> RuleSpec:
+        """A bad field elsewhere in the rule must not hide a combination the API rejects."""
+        problem = None
+        if isinstance(data, dict) and data.get("action") in _ACTIONS:
+            match = data.get("match")
+            raw = match.get("status") if isinstance(match, dict) else None
+            status = _as_tuple(raw) if raw is not None else None
+            if status is None:
+                status = _DEFAULT_STATUS.get(data["action"], ("failed", "paused"))
+            fallback = data.get("fallback", "leave")
+            if isinstance(status, tuple | list) and all(isinstance(x, str) for x in status):
+                problem = _combination_problem(data["action"], tuple(status), fallback, False)
+        return also_when_invalid(data, handler, problem)
+
     @model_validator(mode="after")
     def _running_actions(self) -> RuleSpec:
-        if "running" in self.match.status and self.action not in ("terminate", "notify"):
-            raise ValueError(
-                f"match.status 'running' cannot be combined with action {self.action!r}; "
-                "expected action terminate or notify for running executions"
-            )
-        status = self.match.status
-        if self.action in ("restart", "skip") and "paused" in status:
-            raise ValueError(
-                f"action {self.action!r} applies to failed nodes only (a pause node can only "
-                "be continued); expected match.status: failed"
-            )
-        if self.action == "continue" and "failed" in status:
-            raise ValueError(
-                "action 'continue' applies to pause nodes only; expected match.status: paused"
-            )
-        if self.fallback == "skip" and "paused" in status:
-            raise ValueError(
-                "fallback 'skip' applies to failed nodes only; expected fallback terminate or "
-                "leave for rules matching paused nodes"
-            )
-        if "running" in status and self.delay > timedelta(0):
-            raise ValueError(
-                "delay applies to stopped nodes; expected match.min_age instead of delay for "
-                "'running' rules"
-            )
+        problem = _combination_problem(
+            self.action, self.match.status, self.fallback, self.delay > timedelta(0)
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+
+def _combination_problem(
+    action: str, status: tuple[str, ...], fallback: object, has_delay: bool
+) -> str | None:
+    """Combinations the API would reject (API.md: restart/skip act on failed nodes,
+    continue on pause nodes) or that cannot mean anything."""
+    if "running" in status and action not in ("terminate", "notify"):
+        return (
+            f"match.status 'running' cannot be combined with action {action!r}; "
+            "expected action terminate or notify for running executions"
+        )
+    if action in ("restart", "skip") and "paused" in status:
+        return (
+            f"action {action!r} applies to failed nodes only (a pause node can only "
+            "be continued); expected match.status: failed"
+        )
+    if action == "continue" and "failed" in status:
+        return "action 'continue' applies to pause nodes only; expected match.status: paused"
+    if fallback == "skip" and "paused" in status:
+        return (
+            "fallback 'skip' applies to failed nodes only; expected fallback terminate or "
+            "leave for rules matching paused nodes"
+        )
+    if "running" in status and has_delay:
+        return (
+            "delay applies to stopped nodes; expected match.min_age instead of delay for "
+            "'running' rules"
+        )
+    return None
 
 
 class NotifySpec(BaseModel):

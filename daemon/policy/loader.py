@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from daemon.kernel.errors import PolicyError
 from daemon.policy.discovery import policy_files
 from daemon.policy.file_spec import PolicyFile
-from daemon.policy.merge import merge_files
+from daemon.policy.merge import duplicate_names, merge_files
 from daemon.policy.messages import format_errors
 from daemon.policy.policyset import PolicySet
 from daemon.policy.source_file import SourceFile, read_source_file
@@ -45,6 +45,9 @@ def load_policy_paths(paths: Iterable[Path | str]) -> PolicySet:
             parsed.append((src, PolicyFile.model_validate(src.data)))
         except ValidationError as exc:
             errors.extend(format_errors(src, exc))
+            # merge checks names only of files that validated: a bad field must not hide
+            # a duplicate name in the same file
+            errors.extend(duplicate_names(src))
     policy = merge_files(parsed, errors, files)
     if errors:
         raise PolicyError(errors, source=", ".join(str(f) for f in files) or None)

@@ -24,7 +24,9 @@ from daemon.policy.schedule_spec import ScheduleSpec
 from daemon.policy.source_file import SourceFile, dotted
 from daemon.policy.yaml_lines import PathKey
 
-__all__ = ["merge_files"]
+__all__ = ["duplicate_names", "merge_files"]
+
+_SECTION_NOUN = {"rules": "rule", "triggers": "trigger rule", "schedules": "schedule"}
 
 
 def _absolute_ics(spec: Any, base: Path) -> Any:
@@ -33,6 +35,31 @@ def _absolute_ics(spec: Any, base: Path) -> Any:
     if ics is None or ics.path is None or Path(ics.path).is_absolute():
         return spec
     return spec.model_copy(update={"ics": ics.model_copy(update={"path": str(base / ics.path)})})
+
+
+def duplicate_names(src: SourceFile) -> list[str]:
+    """Duplicate names inside one file, read from its raw data (for a file that did not
+    validate, so ``merge_files`` never sees it); the same words as ``merge_files``."""
+    out: list[str] = []
+    data = src.data if isinstance(src.data, dict) else {}
+    for section, noun in _SECTION_NOUN.items():
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue  # a schedules mapping cannot repeat a key
+        seen: dict[str, str] = {}
+        for i, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            loc: PathKey = (section, i, "name")
+            if name in seen:
+                out.append(
+                    f"{src.where(loc)}: {section}[{i}].name: duplicate {noun} name {name!r} "
+                    f"(also at {seen[name]}; expected unique names)"
+                )
+            else:
+                seen[name] = src.where((section, i))
+    return out
 
 
 def merge_files(

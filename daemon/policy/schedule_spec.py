@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
 from daemon.calendar.calendar_spec import CalendarName, CronExpr, IcsSpec, TimeZoneName
+from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 from daemon.kernel.actions import DataArtsAction
 
 __all__ = ["ActionSpec", "DataArtsActionSpec", "ExecuteActionSpec", "ScheduleSpec"]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
+_ONE_WORKFLOW = "give exactly one of 'workflow_id' or 'workflow_name'"
+_ONE_ACTION = "give exactly one of 'execute' or 'dataarts'"
+_ONE_SOURCE = "give exactly one of 'cron' or 'ics'"
 
 
 class ExecuteActionSpec(BaseModel):
@@ -42,10 +46,19 @@ class ExecuteActionSpec(BaseModel):
             )
         return data
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ExecuteActionSpec]
+    ) -> ExecuteActionSpec:
+        return also_when_invalid(
+            data, handler, exactly_one_raw(data, "workflow_id", "workflow_name", _ONE_WORKFLOW)
+        )
+
     @model_validator(mode="after")
     def _exactly_one(self) -> ExecuteActionSpec:
         if (self.workflow_id is None) == (self.workflow_name is None):
-            raise ValueError("give exactly one of 'workflow_id' or 'workflow_name'")
+            raise ValueError(_ONE_WORKFLOW)
         return self
 
 
@@ -73,10 +86,17 @@ class ActionSpec(BaseModel):
         default=None, description="Act on a DataArts Studio task."
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(cls, data: Any, handler: ModelWrapValidatorHandler[ActionSpec]) -> ActionSpec:
+        return also_when_invalid(
+            data, handler, exactly_one_raw(data, "execute", "dataarts", _ONE_ACTION)
+        )
+
     @model_validator(mode="after")
     def _exactly_one(self) -> ActionSpec:
         if (self.execute is None) == (self.dataarts is None):
-            raise ValueError("give exactly one of 'execute' or 'dataarts'")
+            raise ValueError(_ONE_ACTION)
         return self
 
     def describe(self) -> str:
@@ -124,8 +144,13 @@ class ScheduleSpec(BaseModel):
         default=True, description="Several missed fire times run once, not once each."
     )
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _also_raw(cls, data: Any, handler: ModelWrapValidatorHandler[ScheduleSpec]) -> ScheduleSpec:
+        return also_when_invalid(data, handler, exactly_one_raw(data, "cron", "ics", _ONE_SOURCE))
+
     @model_validator(mode="after")
     def _one_source(self) -> ScheduleSpec:
         if (self.cron is None) == (self.ics is None):
-            raise ValueError("give exactly one of 'cron' or 'ics'")
+            raise ValueError(_ONE_SOURCE)
         return self
