@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -247,8 +248,31 @@ class Settings(BaseSettings):
         # reads as a dict, so the two are merged here.
         return (_EnvOverFile(settings_cls, env_settings, init_settings),)
 
+    _missing_config: Path | None = PrivateAttr(default=None)
+    """Set by ``load_settings`` when no settings file was found (the defaults are used)."""
+
     def journal_path(self) -> Path:
         return self.journal.path or self.state_dir / "journal.sqlite3"
+
+    def warnings(self) -> list[str]:
+        """Valid but probably unintended; ``aomd validate`` prints them, the daemon logs
+        them as ``config_warning`` events."""
+        out: list[str] = []
+        if self._missing_config is not None:
+            out.append(
+                f"no settings file at {self._missing_config}: running on the built-in "
+                "emulator account (no cloud is called); pass --config FILE or set "
+                "$AOMD_CONFIG for a real account"
+            )
+        for account in self.accounts:
+            for kind in ("token", "ak", "sk"):
+                path: Path | None = getattr(account, f"{kind}_file")
+                if getattr(account, kind) is None and path is not None and _blank(path):
+                    out.append(
+                        f"account {account.name!r}: {kind}_file {str(path)!r} is empty; "
+                        "every request would be refused (401): write the secret into it"
+                    )
+        return out
 
 
 class _EnvOverFile(PydanticBaseSettingsSource):
@@ -294,6 +318,14 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
+def _blank(path: Path) -> bool:
+    """An existing file with nothing but whitespace (an unreadable one is an error later)."""
+    try:
+        return path.is_file() and not path.read_bytes().strip()
+    except OSError:
+        return False
+
+
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit is not None:
         return Path(explicit)
@@ -337,6 +369,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         updates["policies_dir"] = base / settings.policies_dir
     if updates:
         settings = settings.model_copy(update=updates)
+    if not cfg.exists():
+        settings._missing_config = cfg
     return settings
 
 

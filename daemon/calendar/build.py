@@ -20,7 +20,7 @@ from daemon.calendar.sources import HolidaySource, IcsSource, RangeSource, Recur
 from daemon.calendar.window import Window, localize, merge
 from daemon.kernel.errors import ConfigError
 
-__all__ = ["build_calendars", "load_ics"]
+__all__ = ["build_calendars", "ics_event_summaries", "load_ics"]
 
 
 def build_calendars(specs: Mapping[str, CalendarSpec], base_dir: Path) -> dict[str, Calendar]:
@@ -137,3 +137,21 @@ def load_ics(spec: IcsSpec, base_dir: Path, where: str) -> Any:
             "expected BEGIN:VCALENDAR ... END:VCALENDAR"
         ) from exc
     return query
+
+
+def ics_event_summaries(spec: IcsSpec, base_dir: Path) -> list[str] | None:
+    """The SUMMARY of every VEVENT (``""`` when it has none), or None when the document
+    cannot be read (``load_ics`` reports that as an error of its own). For the warning
+    about an iCalendar that can never open a window."""
+    import icalendar
+
+    try:
+        if spec.path is not None:
+            path = Path(spec.path)
+            text: str | bytes = (path if path.is_absolute() else base_dir / path).read_bytes()
+        else:
+            text = spec.text or ""
+        parsed = icalendar.Calendar.from_ical(text)
+    except Exception:  # unreadable is load_ics's error to report, not ours
+        return None
+    return [str(event.get("SUMMARY", "")) for event in parsed.walk("VEVENT")]

@@ -23,7 +23,12 @@ def run(args: argparse.Namespace) -> int:
 
     paths: list[Path] = list(args.paths)
     if not paths:
+        import sys
+
         from daemon.settings import load_settings
 
-        paths = [load_settings(args.config).policies_dir]
+        settings = load_settings(args.config)
+        for warning in settings.warnings():
+            print(f"warning: {warning}", file=sys.stderr)
+        paths = [settings.policies_dir]
     return validate_paths(paths)  # prints "ok: ..." or every error, returns 0 or 2

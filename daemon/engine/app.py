@@ -111,6 +111,8 @@ class Daemon:
         # APScheduler logs every job add/remove at INFO; our wakers re-arm constantly.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         register_account_secrets(s)
+        for warning in s.warnings():
+            log.warning("config_warning", warning=warning)
         self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
         if not self.once:
             # Before the first await: see ``daemon.engine.signals``.

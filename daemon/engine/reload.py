@@ -71,6 +71,7 @@ class PolicyRef:
         stamps = file_stamps(self.root)
         self._current, self.version, self._stamps = load_policy_dir(self.root), 1, stamps
         log.info("policy_loaded", path=str(self.root), version=1, files=len(stamps))
+        _warn(self._current, 1)
         return self._current
 
     def changed_on_disk(self) -> bool:
@@ -101,7 +102,13 @@ class PolicyRef:
             files=len(stamps),
             pid=os.getpid(),
         )
+        _warn(loaded, self.version)
         return True
+
+
+def _warn(policy: PolicySet, version: int) -> None:
+    for warning in policy.warnings:
+        log.warning("policy_warning", warning=warning, version=version)
 
 
 async def reload_on_change(

@@ -10,6 +10,7 @@ lines) and ``merge`` (one policy, references checked).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from daemon.policy.merge import duplicate_names, merge_files
 from daemon.policy.messages import format_errors
 from daemon.policy.policyset import PolicySet
 from daemon.policy.source_file import SourceFile, read_source_file
+from daemon.policy.warnings import policy_warnings
 
 __all__ = ["load_policy_dir", "load_policy_paths"]
 
@@ -29,6 +31,7 @@ __all__ = ["load_policy_dir", "load_policy_paths"]
 def load_policy_paths(paths: Iterable[Path | str]) -> PolicySet:
     """Load and merge files and directories; raise ``PolicyError`` listing every problem."""
     errors: list[str] = []
+    paths = list(paths)
     files = policy_files(paths, errors)
     parsed: list[tuple[SourceFile, PolicyFile]] = []
     for path in files:
@@ -52,7 +55,7 @@ def load_policy_paths(paths: Iterable[Path | str]) -> PolicySet:
     if errors:
         raise PolicyError(errors, source=", ".join(str(f) for f in files) or None)
     assert policy is not None
-    return policy
+    return dataclasses.replace(policy, warnings=policy_warnings(paths, policy))
 
 
 def load_policy_dir(path: Path | str) -> PolicySet:

@@ -92,3 +92,24 @@ def test_enterprise_project_id_is_an_account_field(tmp_path: Path) -> None:
         f'[[accounts]]\nproject_id = "{PID}"\nemulator = true\nenterprise_project_id = "ep-1"\n',
     )
     assert load_settings(cfg).accounts[0].enterprise_project_id == "ep-1"
+
+
+def test_warnings_no_settings_file_and_an_empty_secret_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().warnings() == [
+        "no settings file at settings.toml: running on the built-in emulator account (no "
+        "cloud is called); pass --config FILE or set $AOMD_CONFIG for a real account"
+    ]
+    (tmp_path / "sk").write_text("\n")
+    (tmp_path / "ak").write_text("AK")
+    cfg = _cfg(
+        tmp_path,
+        f'[[accounts]]\nname = "prod"\nregion = "r"\nproject_id = "{PID}"\n'
+        'ak_file = "ak"\nsk_file = "sk"\n',
+    )
+    assert load_settings(cfg).warnings() == [
+        "account 'prod': sk_file 'sk' is empty; every request would be refused (401): write "
+        "the secret into it"
+    ]
