@@ -43,6 +43,9 @@ COMMANDS: dict[str, Command] = {
     "version": cmd_version,
 }
 """In ``aomd --help`` order."""
+READS_SETTINGS = ("run", "validate", "plan", "history")
+"""Commands that take ``--config`` after their name too (demo, schema and version read no
+settings file; the emulator has its own ``--config``)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in COMMANDS.values():
         command.add_parser(sub)
     for name, command_parser in sub.choices.items():
-        if name != "emulator":
+        if name in READS_SETTINGS:
             # SUPPRESS: given only before the command, the top-level value must survive
             command_parser.add_argument(
                 "--config",

@@ -28,11 +28,28 @@ DEMO_ZONE = ZoneInfo("Europe/Berlin")
 
 def add_parser(sub: Subparsers) -> None:
     demo = sub.add_parser(
-        "demo", help="run the embedded emulator with example policies on an accelerated clock"
+        "demo",
+        help="run the embedded emulator with example policies on an accelerated clock",
+        description="The real daemon against the built-in emulator and its demo scenario, "
+        "on an accelerated clock, with a throw-away journal; then a summary of what it did "
+        "and why. Needs no cloud account and reads no settings file.",
     )
-    demo.add_argument("--speed", type=float, default=360.0, help="emulated seconds per real second")
-    demo.add_argument("--duration", type=float, default=60.0, help="real seconds to run")
-    demo.add_argument("--policies", type=Path, default=None, help="policies dir (default: bundled)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=360.0,
+        help="emulated seconds per real second (default: %(default)g)",
+    )
+    demo.add_argument(
+        "--duration", type=float, default=60.0, help="real seconds to run (default: %(default)g)"
+    )
+    demo.add_argument(
+        "--policies",
+        type=Path,
+        default=None,
+        help="policies directory (default: the example policies shipped with aomd, "
+        f"{default_policies()})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +84,8 @@ def demo_start(today: date | None = None) -> datetime:
 
 
 def default_policies() -> Path:
-    """The repo's ``policies/`` (editable install), else the copy shipped in the package."""
+    """The repo's ``policies/`` (editable install), else the copy shipped in the package
+    (``daemon/policies`` is a link to it in the repository and package data in a wheel)."""
     package = Path(__file__).resolve().parents[1]
     repo = package.parent / "policies"
     return repo if repo.is_dir() else package / "policies"

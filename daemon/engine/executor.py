@@ -56,6 +56,8 @@ class Executor:
         self.leader = leader
         self.dry_run = dry_run
         self.on_outcome = on_outcome
+        self.journal_errors = 0
+        """Outcome writes the journal refused (``aomd_journal_errors_total``)."""
         self.stopping = False
         """Set on shutdown: no new writes start, in-flight ones finish."""
         self._refusal_logged: dict[str, str] = {}
@@ -299,6 +301,7 @@ class Executor:
                 )
             )
         except JournalError:
+            self.journal_errors += 1
             log.exception("journal_write_failed", key=intent.key, outcome=report.outcome)
             raise
         if self.on_outcome is not None:

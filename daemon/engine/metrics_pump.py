@@ -21,6 +21,7 @@ from daemon.ops.leader import LeaderElector
 from daemon.ops.metrics import Metrics
 
 SAMPLE_SECONDS = 1.0
+FALLBACK_PREFIX = "fallback-"
 
 
 class MetricsPump:
@@ -40,6 +41,10 @@ class MetricsPump:
 
     def on_outcome(self, intent: WriteIntent, report: WriteReport) -> None:
         self.metrics.write(intent.kind, report.outcome)
+        segments = intent.key.split("/")
+        if len(segments) >= 2 and segments[-2].startswith(FALLBACK_PREFIX):
+            # decide keys a give-up "exec/<execution>/<node>/fallback-<skip|terminate|leave>/1"
+            self.metrics.gave_up(segments[-2].removeprefix(FALLBACK_PREFIX))
 
     def on_unhandled(self, _count: int) -> None:
         """One gauge for all accounts: each handler knows only its own count, so the
@@ -51,7 +56,13 @@ class MetricsPump:
 
     async def run(self, executor: Executor, elector: LeaderElector, clock: Clock) -> None:
         seen = 0
+        journal_errors = 0
         while True:
+            errors = executor.journal_errors + sum(
+                rt.watcher.stats.journal_errors for rt in self.accounts
+            )
+            self.metrics.journal_errors(errors - journal_errors)
+            journal_errors = errors
             self.metrics.set_blast_radius_tripped(executor.blast_tripped)
             self.metrics.set_breaker_open(executor.breaker.is_open(clock.monotonic()))
             leader = elector.may_write()

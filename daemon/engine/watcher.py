@@ -59,6 +59,7 @@ class WatchStats:
     calls: int = 0
     last_cycle_seconds: float = 0.0
     watched: int = 0
+    journal_errors: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -294,6 +295,7 @@ class Watcher:
             # The journal is unusable (disk full, locked, removed): nothing is written
             # without it. Say so once a minute, not with a traceback per execution.
             self.stats.poll_errors += 1
+            self.stats.journal_errors += 1
             now = asyncio.get_running_loop().time()
             if now - self._journal_error_logged >= 60.0:
                 self._journal_error_logged = now

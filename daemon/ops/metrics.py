@@ -124,6 +124,20 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self.gave_up_total = Counter(
+            "gave_up_total",
+            "Stopped nodes aomd stopped retrying (attempts or deadline ran out), by the "
+            "fallback taken: skip, terminate, or leave (notify a human).",
+            ["fallback"],
+            namespace=ns,
+            registry=r,
+        )
+        self.journal_errors_total = Counter(
+            "journal_errors_total",
+            "Journal reads or writes that failed; no write is made without the journal.",
+            namespace=ns,
+            registry=r,
+        )
         self._seen_total = 0
         self.last_reconcile_timestamp = Gauge(
             "last_reconcile_timestamp_seconds",
@@ -186,6 +200,13 @@ class Metrics:
 
     def set_leader(self, is_leader: bool) -> None:
         self._leader.set(1 if is_leader else 0)
+
+    def gave_up(self, fallback: str) -> None:
+        self.gave_up_total.labels(fallback=safe_label(fallback)).inc()
+
+    def journal_errors(self, count: int) -> None:
+        if count > 0:
+            self.journal_errors_total.inc(count)
 
     def drift(self, count: int) -> None:
         if count > 0:
