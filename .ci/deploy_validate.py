@@ -18,7 +18,7 @@ from typing import Any
 
 import kubernetes_validate
 import yaml
-from kustomize_render import render
+from kustomize_render import RenderError, render
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
@@ -160,13 +160,39 @@ def check_aomd_config(target: str, docs: list[Doc]) -> None:
             fail(f"{target}: policies: {exc}")
 
 
+def check_no_placeholder_credentials() -> None:
+    """Without the operator's credential files, rendering must fail and name the file,
+    never produce a Secret with placeholder values."""
+    base = TARGETS["base"]
+    if (base / "credentials" / "ak").exists():
+        print("SKIP credentials: deploy/kubernetes/base/credentials/ak exists on this machine")
+        return
+    try:
+        render(base)
+    except RenderError as exc:
+        if "credentials/ak" in str(exc):
+            print("ok   base: refuses to render without credentials/ak and credentials/sk")
+        else:
+            fail(f"base: rendering without credentials failed for another reason: {exc}")
+        return
+    fail("base: rendered without credential files (placeholder credentials?)")
+
+
 def main() -> int:
-    for target, path in TARGETS.items():
-        docs = render(path)
-        check_schema(target, docs)
-        check_properties(target, docs)
-        check_aomd_config(target, docs)
-        cross_check(target, path, docs)
+    check_no_placeholder_credentials()
+    with tempfile.TemporaryDirectory() as tmp:
+        # a copy with stand-in credential files, as an operator's checkout would have
+        tree = Path(tmp) / "kubernetes"
+        shutil.copytree(K8S, tree)
+        for name in ("ak", "sk"):
+            (tree / "base" / "credentials" / name).write_text(f"stand-in-{name}")
+        for target, original in TARGETS.items():
+            path = tree / original.relative_to(K8S)
+            docs = render(path)
+            check_schema(target, docs)
+            check_properties(target, docs)
+            check_aomd_config(target, docs)
+            cross_check(target, path, docs)
     return 1 if errors else 0
 
 

@@ -5,14 +5,16 @@ Why not the kustomize binary: CI machines may not have it and nothing may be dow
 there. Supported: ``resources`` (files and directories with a kustomization.yaml),
 ``namespace``, ``labels`` (``pairs``; metadata only), and ``patches`` with ``path`` to a
 strategic-merge patch (maps merge, ``null`` deletes a key, lists of maps merge by
-``name``, ``$patch: delete`` removes a whole resource). Anything else is an error, so
-the renderer never silently produces something kustomize would not.
+``name``, ``$patch: delete`` removes a whole resource), and ``secretGenerator`` with
+``files: [key=path]`` and ``options: {disableNameSuffixHash: true}``. Anything else is an
+error, so the renderer never silently produces something kustomize would not.
 
 Usage: kustomize_render.py DIR  -> multi-document YAML on stdout.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import sys
 from pathlib import Path
@@ -20,7 +22,15 @@ from typing import Any
 
 import yaml
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "patches"}
+SUPPORTED = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "namespace",
+    "labels",
+    "patches",
+    "secretGenerator",
+}
 CLUSTER_SCOPED = {
     "Namespace",
     "ClusterRole",
@@ -81,6 +91,34 @@ def _load_docs(path: Path) -> list[Doc]:
         return [d for d in yaml.safe_load_all(f) if d]
 
 
+def _secrets(directory: Path, kfile: Path, generators: list[Any]) -> list[Doc]:
+    out: list[Doc] = []
+    for gen in generators:
+        if set(gen) - {"name", "files", "options"} or gen.get("options") != {
+            "disableNameSuffixHash": True
+        }:
+            raise RenderError(
+                f"{kfile}: only secretGenerator name/files with disableNameSuffixHash: true"
+            )
+        data: dict[str, str] = {}
+        for item in gen["files"]:
+            key, _, rel = item.partition("=")
+            path = directory / rel
+            if not path.is_file():
+                raise RenderError(f"{kfile}: secretGenerator {gen['name']}: no file {path}")
+            data[key] = base64.b64encode(path.read_bytes()).decode()
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": gen["name"]},
+                "type": "Opaque",
+                "data": data,
+            }
+        )
+    return out
+
+
 def render(directory: Path) -> list[Doc]:
     kfile = directory / "kustomization.yaml"
     if not kfile.is_file():
@@ -94,6 +132,8 @@ def render(directory: Path) -> list[Doc]:
     for res in k.get("resources", []):
         target = (directory / res).resolve()
         docs.extend(render(target) if target.is_dir() else _load_docs(target))
+
+    docs.extend(_secrets(directory, kfile, k.get("secretGenerator", [])))
 
     for p in k.get("patches", []):
         if set(p) != {"path"}:
