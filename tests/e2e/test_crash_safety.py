@@ -298,8 +298,14 @@ def test_sixty_sigkills_with_every_fault_kind_never_double_or_miss_a_write(
     }, faults  # fmt: skip
 
     # nodes: exactly the writes the policy calls for, none refused by the state
+    # a refusal is a 400 (StopExecution, seed 003) or, for a node operation, whose seed
+    # 001 lists no 4xx, a 500 the fault injector did not make
     refused = [
-        e for e in ledger if e["method"] == "POST" and e["status"] == 400 and "/cms/" in e["path"]
+        e
+        for e in ledger
+        if e["method"] == "POST"
+        and "/cms/" in e["path"]
+        and (e["status"] == 400 or (e["status"] == 500 and not e["fault"]))
     ]
     assert refused == [], f"writes the state did not allow (a blind repeat?): {refused}"
     per_execution: dict[str, Counter[str]] = {}
