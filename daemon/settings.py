@@ -6,11 +6,19 @@ operator needs (``AOMD_ACCOUNTS__0__SK_FILE=/run/credentials/aomd/sk``).
 
 Secrets can come from files (``*_file`` fields) so systemd ``LoadCredential`` and
 Kubernetes secret mounts work without putting secrets in the environment.
+
+Whatever is wrong with the file or an ``AOMD_*`` variable ends as a ``ConfigError`` (exit
+2) that names the file or the variable, never as a traceback: a settings file that is a
+directory, not UTF-8 or nested past the parser's stack, a variable that is not the JSON
+its field needs (``AOMD_HTTP=notjson``, ``AOMD_ACCOUNTS=null``), a list index that skips
+items, a ``state_dir`` that is a file, a ``policies_dir`` that does not exist.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +32,13 @@ from pydantic_settings import (
 )
 
 from daemon.kernel.errors import ConfigError
+from daemon.kernel.files import UnreadableFile, read_bounded
 
 DEFAULT_CONFIG = Path("settings.toml")
 ENV_CONFIG = "AOMD_CONFIG"
+ENV_PREFIX = "AOMD_"
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
 
 
 class _Frozen(BaseModel):
@@ -241,28 +253,107 @@ class _EnvOverFile(PydanticBaseSettingsSource):
         return None, field_name, False  # everything happens in __call__
 
     def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = _merge(self._file(), self._env())
+        _check_env_json()  # before pydantic-settings, whose own errors name no variable
+        merged: dict[str, Any] = _merge(self._file(), self._env(), "")
         return merged
 
 
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(over, dict) and isinstance(base, list) and all(k.isdigit() for k in over):
-        merged = list(base)
-        for key, value in over.items():
+def _env_items() -> list[tuple[str, str]]:
+    return [(k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)]
+
+
+def _check_env_json() -> None:
+    """Every ``AOMD_<FIELD>`` of a list or object field holds JSON of that shape."""
+    shapes = {"accounts": list, **dict.fromkeys(_OBJECT_FIELDS, dict)}
+    for key, value in _env_items():
+        field = key[len(ENV_PREFIX) :].lower()
+        shape = shapes.get(field)
+        if shape is None:
+            continue
+        example = (
+            '\'[{"name": "prod", "region": "cn-north-4", ...}]\''
+            if shape is list
+            else f"'{{...}}' or one field as {key.upper()}__<FIELD>=value"
+        )
+        what = "list" if shape is list else "object"
+        if _json_depth(value) > MAX_JSON_DEPTH:
+            raise ConfigError(
+                f"{key}: JSON nested deeper than {MAX_JSON_DEPTH} levels; expected a JSON "
+                f"{what} such as {example}",
+                source=key,
+            )
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{key}={_short(value)}: not valid JSON ({exc}); expected a JSON {what} such "
+                f"as {example}",
+                source=key,
+            ) from None
+        if parsed == [] or not isinstance(parsed, shape):
+            got = "an empty list" if parsed == [] else f"JSON {type(parsed).__name__}"
+            raise ConfigError(
+                f"{key}={_short(value)}: got {got}; expected a JSON {what}"
+                f"{' with at least one account' if shape is list else ''} such as {example}",
+                source=key,
+            )
+
+
+def _json_depth(text: str) -> int:
+    """Bracket depth outside strings: json.loads recurses and would overflow first."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}__{key}" if where else f"{ENV_PREFIX}{key}"
+
+
+def _merge(base: Any, over: Any, where: str) -> Any:
+    digit_keys = isinstance(over, dict) and over and all(str(k).isdigit() for k in over)
+    if digit_keys and (base is None or isinstance(base, list)):
+        merged = list(base or [])
+        for key in sorted(over, key=int):
             i = int(key)
             if i < len(merged):
-                merged[i] = _merge(merged[i], value)
+                merged[i] = _merge(merged[i], over[key], _join(where, key))
             elif i == len(merged):
-                merged.append(value)
+                merged.append(_merge(None, over[key], _join(where, key)))
             else:
-                raise ValueError(f"list index {i} skips items (have {len(merged)})")
+                have = f"items 0-{len(merged) - 1}" if merged else "no items"
+                raise ConfigError(
+                    f"{_join(where, key).upper()}__...: list index {i} skips items (there are "
+                    f"{have}); expected index {len(merged)} or lower",
+                    source=_join(where, key).upper(),
+                )
         return merged
     if isinstance(over, dict) and isinstance(base, dict):
         out = dict(base)
         for key, value in over.items():
-            out[key] = _merge(base[key], value) if key in base else value
+            out[key] = _merge(base.get(key), value, _join(where, key))
         return out
+    if isinstance(over, dict) and base is None:
+        return {k: _merge(None, v, _join(where, k)) for k, v in over.items()}
     return over
+
+
+_OBJECT_FIELDS = ("log", "http", "watch", "safety", "journal", "leader", "emulator")
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -275,23 +366,19 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read settings; raise ``ConfigError`` naming the file and field on any problem."""
     cfg = config_path(path)
-    data: dict[str, Any] = {}
     explicit = path is not None or ENV_CONFIG in os.environ
-    if cfg.exists():
-        try:
-            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
-    elif explicit:
-        raise ConfigError(
-            f"{cfg}: settings file not found; pass an existing --config", source=str(cfg)
-        )
+    data, found = _read_file(cfg, explicit)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, str(cfg)), source=str(cfg)) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{cfg} or an AOMD_* variable: values nested too deeply; expected plain settings",
+            source=str(cfg),
+        ) from None
     # Relative dirs are relative to the settings file, wherever it is.
-    base = cfg.resolve().parent if cfg.exists() else Path.cwd()
+    base = cfg.resolve().parent if found else Path.cwd()
     updates: dict[str, Any] = {}
     if not settings.state_dir.is_absolute():
         updates["state_dir"] = base / settings.state_dir
@@ -299,7 +386,88 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         updates["policies_dir"] = base / settings.policies_dir
     if updates:
         settings = settings.model_copy(update=updates)
+    _check_dirs(settings, cfg, data)
     return settings
+
+
+def _read_file(cfg: Path, explicit: bool) -> tuple[dict[str, Any], bool]:
+    """The settings file's table and whether there is one (``{}`` for an absent default)."""
+    try:
+        raw = read_bounded(cfg, MAX_SETTINGS_BYTES)
+    except UnreadableFile as exc:
+        if str(exc) == "no such file" and not explicit:
+            return {}, False
+        hint = "pass an existing --config" if str(exc) == "no such file" else "fix --config"
+        what = "settings file not found" if str(exc) == "no such file" else str(exc)
+        raise ConfigError(f"{_short_path(cfg)}: {what}; {hint}", source=str(cfg)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{cfg}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); expected a UTF-8 "
+            "encoded TOML file",
+            source=str(cfg),
+        ) from None
+    try:
+        return tomllib.loads(text), True
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{cfg}: TOML nested too deeply to parse; expected plain settings", source=str(cfg)
+        ) from None
+
+
+def _origin(field: str, cfg: Path, data: dict[str, Any]) -> str:
+    """Where a top-level setting came from, as the operator would look for it."""
+    var = ENV_PREFIX + field.upper()
+    for key, value in _env_items():
+        if key.upper() == var:
+            return f"{key}={_short(value)}"
+    if field in data:
+        return f"{cfg}: {field}"
+    return f"{field} (default)"
+
+
+def _check_dirs(settings: Settings, cfg: Path, data: dict[str, Any]) -> None:
+    """``state_dir`` must be a directory or creatable; an explicit ``policies_dir`` must exist."""
+    checks = (
+        ("state_dir", settings.state_dir, False),
+        ("policies_dir", settings.policies_dir, True),
+    )
+    for field, path, must_exist in checks:
+        origin = _origin(field, cfg, data)
+        if must_exist and origin.endswith("(default)"):
+            continue
+        try:
+            mode: int | None = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"{origin}: {field}: cannot use {_short_path(path)} ({reason}); expected a "
+                "directory",
+                source=field,
+            ) from None
+        if mode is None and must_exist:
+            raise ConfigError(
+                f"{origin}: {field}: {_short_path(path)} does not exist; expected a directory of "
+                "policy files (or one file); a relative path is relative to the settings file",
+                source=field,
+            )
+        if mode is not None and not stat.S_ISDIR(mode) and not (must_exist and stat.S_ISREG(mode)):
+            raise ConfigError(
+                f"{origin}: {field}: {_short_path(path)} exists but is not a directory; expected "
+                f"a directory{' (it is created if missing)' if not must_exist else ''}",
+                source=field,
+            )
+
+
+def _short_path(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}... ({len(text):,} characters)"
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

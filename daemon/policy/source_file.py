@@ -145,7 +145,7 @@ def _too_deep(data: Any, limit: int) -> bool:
     return False
 
 
-def _yaml_error(path: Path, exc: yaml.YAMLError, errors: list[str], text: str) -> None:
+def _yaml_error(path: Path, exc: yaml.YAMLError, errors: list[str], text: str) -> SourceFile | None:
     """A NUL or another control character (``ReaderError``), or another YAML error."""
     if isinstance(exc, yaml.reader.ReaderError):
         line = text.count("\n", 0, exc.position) + 1
@@ -153,6 +153,7 @@ def _yaml_error(path: Path, exc: yaml.YAMLError, errors: list[str], text: str) -
             f"{path}:{line}: YAML error: control character #x{exc.character:04x} at offset "
             f"{exc.position} (expected printable text; quote it as an escape such as \\x00)"
         )
-        return
+        return None
     detail = " ".join(str(exc).split())
     errors.append(f"{path}: YAML error: {detail} (expected valid YAML text)")
+    return None
