@@ -229,6 +229,12 @@ class IcsSpec(BaseModel):
         default=None,
         description="Only use events whose SUMMARY matches this shell-style glob, e.g. 'Freeze*'.",
     )
+    strict: bool = Field(
+        default=True,
+        description="true: a bad event (no DTSTART, a duplicate DTSTART, an end before the "
+        "start, a broken RRULE...) rejects the file, naming the event; false: bad events are "
+        "skipped with a warning and the rest is used.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -52,6 +52,12 @@ def _load(root: Path) -> tuple[FileStamps, PolicySet | ConfigError]:
         return stamps, exc
 
 
+def _log_warnings(policy: PolicySet) -> None:
+    """Skipped or zero-length .ics events: the policy is in force, but an operator should know."""
+    for warning in policy.warnings:
+        log.warning("policy_warning", warning=warning)
+
+
 class PolicyRef:
     """The current ``PolicySet`` and its version (1 at start, +1 per accepted reload)."""
 
@@ -71,6 +77,7 @@ class PolicyRef:
         stamps = file_stamps(self.root)
         self._current, self.version, self._stamps = load_policy_dir(self.root), 1, stamps
         log.info("policy_loaded", path=str(self.root), version=1, files=len(stamps))
+        _log_warnings(self._current)
         return self._current
 
     def changed_on_disk(self) -> bool:
@@ -101,6 +108,7 @@ class PolicyRef:
             files=len(stamps),
             pid=os.getpid(),
         )
+        _log_warnings(loaded)
         return True
 
 

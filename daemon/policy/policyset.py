@@ -36,6 +36,9 @@ class PolicySet:
     """Runtime calendars (``daemon.calendar.build_calendars``) for ``decide`` and triggers."""
     schedule_sources: Mapping[str, Any] = field(default_factory=dict)
     """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
+    warnings: tuple[str, ...] = ()
+    """Usable but suspicious input (skipped or zero-length .ics events), ``file:line: ...``;
+    ``aomd validate`` prints them and the daemon logs them as ``policy_warning``."""
 
     @property
     def webhook(self) -> str | None:

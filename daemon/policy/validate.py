@@ -29,5 +29,7 @@ def validate_paths(paths: Iterable[Path | str]) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    for warning in policy.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ok: {policy.summary()}")
     return 0
