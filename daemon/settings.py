@@ -419,6 +419,9 @@ def _read_file(cfg: Path, explicit: bool) -> tuple[dict[str, Any], bool]:
         ) from None
 
 
+_DEFAULT_ORIGIN = "(default)"
+
+
 def _origin(field: str, cfg: Path, data: dict[str, Any]) -> str:
     """Where a top-level setting came from, as the operator would look for it."""
     var = ENV_PREFIX + field.upper()
@@ -426,8 +429,8 @@ def _origin(field: str, cfg: Path, data: dict[str, Any]) -> str:
         if key.upper() == var:
             return f"{key}={_short(value)}"
     if field in data:
-        return f"{cfg}: {field}"
-    return f"{field} (default)"
+        return str(cfg)
+    return _DEFAULT_ORIGIN
 
 
 def _check_dirs(settings: Settings, cfg: Path, data: dict[str, Any]) -> None:
@@ -438,7 +441,7 @@ def _check_dirs(settings: Settings, cfg: Path, data: dict[str, Any]) -> None:
     )
     for field, path, must_exist in checks:
         origin = _origin(field, cfg, data)
-        if must_exist and origin.endswith("(default)"):
+        if must_exist and origin == _DEFAULT_ORIGIN:
             continue
         try:
             mode: int | None = os.stat(path).st_mode

@@ -186,7 +186,9 @@ def _parse(raw: bytes, strict: bool) -> _Parsed:
             bad.append(event)
         else:
             warnings.append(described)
-    if bad and not strict:
+    if bad and strict:
+        return _Parsed(None, tuple(problems), tuple(warnings))
+    if bad:
         _remove(cal, bad)
     try:
         query = recurring_ical_events.of(cal)
