@@ -211,3 +211,23 @@ def _document(calendar: object) -> object:
     source = calendar.source  # type: ignore[attr-defined]  # a single ics source: AnyOf((IcsSource,))
     leaf = source.parts[0] if hasattr(source, "parts") else source
     return leaf.query
+
+
+def test_floating_times_follow_x_wr_timezone_else_the_calendar_zone(tmp_path: Path) -> None:
+    """Documented in the README: the file's own X-WR-TIMEZONE wins for floating times;
+    date-valued (all-day) events are always days of the calendar's ``timezone``."""
+    event = (
+        "BEGIN:VEVENT\r\nUID:f\r\nDTSTART:20260301T100000\r\nDTEND:20260301T110000\r\n"
+        "END:VEVENT\r\n"
+    )
+    with_zone = HOLIDAYS.replace("END:VCALENDAR", event + "END:VCALENDAR")
+    cal = load_policy_dir(write(tmp_path, with_zone)).built_calendars["us-holidays"]
+    assert cal.active_at(datetime(2026, 3, 1, 15, 30, tzinfo=UTC))  # 10:30 in New York
+    without = with_zone.replace("X-WR-TIMEZONE:America/New_York\r\n", "")
+    pol = write(tmp_path, without)
+    (pol / "policy.yaml").write_text(
+        POLICY.replace("America/New_York", "Europe/Berlin").format(ics="holidays.ics")
+    )
+    cal = load_policy_dir(pol).built_calendars["us-holidays"]
+    assert cal.active_at(datetime(2026, 3, 1, 9, 30, tzinfo=UTC))  # 10:30 in Berlin
+    assert cal.active_at(datetime(2026, 7, 3, 22, 30, tzinfo=UTC))  # 4 July 00:30 in Berlin
