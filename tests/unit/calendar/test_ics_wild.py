@@ -136,7 +136,7 @@ def test_non_strict_skips_bad_events_with_a_warning(
     assert "no DTSTART" in err
 
 
-def test_reversed_event_is_an_error_and_zero_length_one_a_warning(tmp_path: Path) -> None:
+def test_reversed_and_zero_length_events_are_warnings(tmp_path: Path) -> None:
     events = (
         "BEGIN:VEVENT\r\nUID:rev\r\nSUMMARY:Backwards\r\nDTSTART:20260301T120000Z\r\n"
         "DTEND:20260301T110000Z\r\nEND:VEVENT\r\n"
@@ -146,11 +146,13 @@ def test_reversed_event_is_an_error_and_zero_length_one_a_warning(tmp_path: Path
         "DTEND:20260302T120000Z\r\nEND:VEVENT\r\n"
     )
     pol = write(tmp_path, HOLIDAYS.replace("END:VCALENDAR", events + zero + "END:VCALENDAR"))
-    with pytest.raises(PolicyError, match=r"SUMMARY 'Backwards'\): ends before it starts"):
-        load_policy_dir(pol)
-    pol = write(tmp_path, HOLIDAYS.replace("END:VCALENDAR", zero + "END:VCALENDAR"))
-    (warning,) = load_policy_dir(pol).warnings
-    assert "SUMMARY 'Instant'): zero-length event" in warning
+    policy = load_policy_dir(pol)  # was accepted silently: exit 0 and not a word
+    backwards, instant = policy.warnings
+    assert "SUMMARY 'Backwards'): ends before it starts; used as the span between" in backwards
+    assert "SUMMARY 'Instant'): zero-length event" in instant
+    cal = policy.built_calendars["us-holidays"]
+    assert cal.active_at(datetime(2026, 3, 1, 11, 30, tzinfo=UTC))  # 11:00-12:00 UTC
+    assert not cal.active_at(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
 
 
 def test_not_a_calendar_keeps_the_envelope_hint_and_a_broken_one_does_not(
@@ -231,3 +233,21 @@ def test_floating_times_follow_x_wr_timezone_else_the_calendar_zone(tmp_path: Pa
     cal = load_policy_dir(pol).built_calendars["us-holidays"]
     assert cal.active_at(datetime(2026, 3, 1, 9, 30, tzinfo=UTC))  # 10:30 in Berlin
     assert cal.active_at(datetime(2026, 7, 3, 22, 30, tzinfo=UTC))  # 4 July 00:30 in Berlin
+
+
+def test_export_without_value_date_and_with_an_empty_rrule(tmp_path: Path) -> None:
+    """Another real shape: ``DTSTART:20260704`` (a date without VALUE=DATE), DTEND equal to
+    it, an empty ``RRULE:`` line and X-WR-TIMEZONE:Etc/GMT; still the whole New York day."""
+    text = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Calendar Labs//Calendar 1.0//EN\r\n"
+        "X-WR-TIMEZONE:Etc/GMT\r\nBEGIN:VEVENT\r\nSUMMARY:Independence Day\r\n"
+        "DTSTART:20260704\r\nDTEND:20260704\r\nRRULE:\r\nUID:a1@example.com\r\n"
+        "DTSTAMP:20251201T000000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    policy = load_policy_dir(write(tmp_path, text))
+    assert policy.warnings == ()
+    cal = policy.built_calendars["us-holidays"]
+    assert cal.active_at(ny(2026, 7, 4))
+    assert cal.active_at(ny(2026, 7, 4, 23, 59))
+    assert not cal.active_at(ny(2026, 7, 5))
+    assert not cal.active_at(ny(2026, 7, 3, 23, 59))
