@@ -1,6 +1,6 @@
 """Seeded fuzzing of what operators feed aomd: policy files, settings files, AOMD_* values.
 
-The example policies and ``settings.toml`` are mutated (hostile values put in place of
+The example policies, ``settings.toml`` and an iCalendar file are mutated (hostile values put in place of
 real ones, hostile lines inserted, files cut short, bytes flipped) and run through the
 real ``aomd validate`` code in-process (``validate_paths``; ``daemon.cli.main`` for
 settings). Every input must end in exit 0 or 2 -- never a traceback, never exit 1 --
@@ -27,12 +27,16 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.calendar.plan import plan
 from daemon.cli import main
+from daemon.kernel.model import Workflow
+from daemon.policy.loader import load_policy_dir
 from daemon.policy.validate import validate_paths
 from tests.support.processes import aomd_cmd
 
@@ -105,6 +109,53 @@ LINES = [
     "x = " + DEEP,
     "[[rules]]\nname = 'r'\naction = 'restart'\nmatch = {output_regex = '(a)\\1'}",
     "z: " + "{a: " * 100 + "1" + "}" * 100,
+]
+ICS = (
+    "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//fuzz//EN\nX-WR-TIMEZONE:America/New_York\n"
+    "BEGIN:VTIMEZONE\nTZID:Custom\nBEGIN:STANDARD\nDTSTART:19701025T030000\n"
+    "TZOFFSETFROM:+0200\nTZOFFSETTO:+0100\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\n"
+    "END:STANDARD\nEND:VTIMEZONE\n"
+    "BEGIN:VEVENT\nUID:h1\nSUMMARY:Holiday\nDTSTART;VALUE=DATE:20260704\n"
+    "DTEND;VALUE=DATE:20260704\nEND:VEVENT\n"
+    "BEGIN:VEVENT\nUID:m1\nSUMMARY:Maintenance\nDTSTART;TZID=Custom:20260105T220000\n"
+    "DTEND;TZID=Custom:20260106T020000\nRRULE:FREQ=WEEKLY;COUNT=10\n"
+    "EXDATE;TZID=Custom:20260112T220000\nEND:VEVENT\n"
+    "BEGIN:VEVENT\nUID:m1\nRECURRENCE-ID;TZID=Custom:20260119T220000\n"
+    "DTSTART;TZID=Custom:20260120T230000\nDTEND;TZID=Custom:20260121T010000\nEND:VEVENT\n"
+    "BEGIN:VEVENT\nUID:f1\nDTSTART:20260301T100000\nDURATION:PT1H\n"
+    "RDATE:20260401T100000\nEND:VEVENT\nEND:VCALENDAR\n"
+)
+ICS_VALUES = [
+    "",
+    "20260101",
+    "20261301T000000Z",
+    "2026",
+    "FREQ=SECONDLY",
+    "FREQ=MINUTELY;BYHOUR=1,2,3",
+    "FREQ=DAILY;UNTIL=2026",
+    "FREQ=WEEKLY;BYDAY= TU",
+    "FREQ=YEARLY;COUNT=99999999999999999999",
+    "-P1D",
+    "P999999999999999999W",
+    "PT0S",
+    "19000101T000000Z",
+    "99991231T235959Z",
+    "Custom",
+    "\\",
+    "x" * 10_000,
+]
+ICS_LINES = [
+    "BEGIN:VEVENT\nUID:n\nEND:VEVENT",
+    "DTSTART:20260102T000000Z",
+    "DTEND;VALUE=DATE:20260101",
+    "RRULE:FREQ=DAILY",
+    "DURATION:PT5H",
+    "BEGIN:VCALENDAR",
+    "END:VCALENDAR",
+    "BEGIN:VALARM\nTRIGGER:-PT15M\nEND:VALARM",
+    "RECURRENCE-ID:20260105T220000Z",
+    "X-WR-TIMEZONE:" + "A" * 300,
+    "DTSTART;TZID=Nowhere/Zone:20260101T000000",
 ]
 ENV_NAMES = [
     "AOMD_HTTP",
@@ -310,6 +361,86 @@ def test_fuzzed_settings_and_variables_exit_0_or_2(tmp_path: Path) -> None:
         one()
     figures.report()
     assert figures.exits[2] > 0
+
+
+def test_fuzzed_ics_calendars_exit_0_or_2(tmp_path: Path) -> None:
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "cal.yaml").write_text(
+        "calendars:\n  c:\n    timezone: Europe/Berlin\n    ics: {path: f.ics, strict: STRICT}\n"
+        "triggers:\n  - {name: t, select: {names: ['*']}, off_during: c}\n"
+        "schedules:\n  - {name: s, ics: f.ics, action: {execute: {workflow_id: w}}}\n"
+    )
+    template = (pol / "cal.yaml").read_text()
+    figures = Figures("ics")
+    (pol / "cal.yaml").write_text(template.replace("STRICT", "true"))
+    (pol / "f.ics").write_text(ICS)
+    with quiet():  # imports and first-use caches are not the inputs' cost
+        assert validate_then_plan(pol) == 0
+    ics_edits = st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("value"), st.integers(0, 10_000), st.integers(0, len(ICS_VALUES) - 1)
+            ),
+            st.tuples(st.just("line"), st.integers(0, 10_000), st.integers(0, len(ICS_LINES) - 1)),
+            st.tuples(st.just("cut"), st.integers(0, 10_000), st.just(0)),
+            st.tuples(st.just("byte"), st.integers(0, 10_000), st.integers(0, 255)),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+
+    @FUZZ
+    @given(ics_edits, st.booleans())
+    def one(ops: list[Edit], strict: bool) -> None:
+        (pol / "cal.yaml").write_text(template.replace("STRICT", str(strict).lower()))
+        (pol / "f.ics").write_bytes(mutate_ics(ICS, ops))
+        with quiet():
+            figures.measure(f"{ops} strict={strict}", lambda: validate_then_plan(pol))
+
+    one()
+    figures.report()
+    assert figures.exits[2] > 0
+
+
+def validate_then_plan(pol: Path) -> int:
+    """What the daemon does with a valid file: expand it, here over a whole year."""
+    code = validate_paths([pol])
+    if code == 0:
+        policy = load_policy_dir(pol)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        plan(
+            policy.built_calendars,
+            policy.triggers,
+            policy.schedules,
+            [Workflow(id="w", name="w", type="cron", tags={}, trigger_status="enable")],
+            start,
+            start + timedelta(days=365),
+            schedule_sources=policy.schedule_sources,
+        )
+    return code
+
+
+def mutate_ics(text: str, ops: list[Edit]) -> bytes:
+    """Like ``mutate``, with iCalendar values (``NAME;PARAMS:value``) and lines."""
+    lines = text.splitlines()
+    raw: bytes | None = None
+    for kind, at, what in ops:
+        if kind == "value":
+            i = at % len(lines) if lines else 0
+            if lines and ":" in lines[i]:
+                lines[i] = lines[i].split(":", 1)[0] + ":" + ICS_VALUES[what]
+        elif kind == "line":
+            lines.insert(at % (len(lines) + 1), ICS_LINES[what])
+        elif kind == "cut":
+            lines = lines[: at % (len(lines) + 1)]
+        else:
+            data = bytearray("\n".join(lines).encode())
+            if data:
+                data[at % len(data)] = what
+            raw = bytes(data)
+            lines = raw.decode("utf-8", "replace").splitlines()
+    return raw if raw is not None else ("\n".join(lines) + "\n").encode()
 
 
 def test_hostile_inputs_in_a_real_subprocess(tmp_path: Path) -> None:

@@ -251,3 +251,22 @@ def test_export_without_value_date_and_with_an_empty_rrule(tmp_path: Path) -> No
     assert cal.active_at(ny(2026, 7, 4, 23, 59))
     assert not cal.active_at(ny(2026, 7, 5))
     assert not cal.active_at(ny(2026, 7, 3, 23, 59))
+
+
+def test_event_the_library_cannot_expand_is_named_and_skippable(tmp_path: Path) -> None:
+    broken = (
+        "BEGIN:VEVENT\r\nUID:standup@example.com\r\nSUMMARY:Standup\r\n"
+        "DTSTART:20260105T090000Z\r\nDTEND:20260105T091500Z\r\n"
+        "RRULE:FREQ=WEEKLY;BYDAY=MO;UNTIL=2026\r\nEND:VEVENT\r\n"
+    )
+    text = HOLIDAYS.replace("END:VCALENDAR", broken + "END:VCALENDAR")
+    with pytest.raises(PolicyError) as err:
+        load_policy_dir(write(tmp_path, text))
+    assert "line 24 (UID standup@example.com, SUMMARY 'Standup'): cannot be expanded" in str(
+        err.value
+    )
+    pol = write(tmp_path, text, ics="{path: holidays.ics, strict: false}")
+    policy = load_policy_dir(pol)
+    (warning,) = policy.warnings
+    assert "skipped line 24 (UID standup@example.com" in warning
+    assert policy.built_calendars["us-holidays"].active_at(ny(2026, 7, 4, 12))
