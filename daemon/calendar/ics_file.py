@@ -11,15 +11,17 @@ as holiday exports write them) is the whole day, as calendar apps read it (``sou
 
 Parsing a 1.6 MB file takes seconds, and the same file is used by calendars and
 schedules, again on every reload and by ``plan``; so the parsed document is kept by the
-SHA-256 of its bytes (a few entries, least recently used first out), together with the
-occurrences it already expanded per year (``IcsDocument.between``). A changed file has a
-new hash and is parsed afresh.
+SHA-256 of its bytes, together with the occurrences it already expanded per year
+(``IcsDocument.between``): the last two parses strongly, and any parse the policy in force
+still uses weakly, so an edited file's old parse (50 MB for 1.6 MB of text) is freed. A
+changed file has a new hash and is parsed afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +37,7 @@ __all__ = ["MAX_ICS_BYTES", "IcsDocument", "clear_cache", "load_ics", "load_ics_
 MAX_ICS_BYTES = 8 << 20
 """8 MiB: five times the largest export seen in the wild (1.6 MB); parsing is ~1 s/MB."""
 MAX_OCCURRENCES_PER_YEAR = 100_000
-_CACHE_SIZE = 8
+_CACHE_SIZE = 2
 _SHOWN = 10
 """Bad events listed in one message; the rest are counted."""
 _PER_YEAR = {
@@ -49,7 +51,7 @@ _PER_YEAR = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class IcsDocument:
     """A parsed iCalendar whose expansions are memoised per calendar year.
 
@@ -58,6 +60,9 @@ class IcsDocument:
     filters and the callers merge, so the memo changes speed only, never answers."""
 
     query: Any
+    origin: Any = None
+    """The cache entry this came from: while a policy holds the document, the entry stays
+    findable (``_live`` is weak) for the next reload."""
     _years: dict[int, list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,7 +79,7 @@ class IcsDocument:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class _Parsed:
     document: IcsDocument | None
     problems: tuple[str, ...]
@@ -85,6 +90,10 @@ class _Parsed:
 
 
 _cache: OrderedDict[tuple[str, bool], _Parsed] = OrderedDict()
+"""The last few parses, held strongly (validate then plan, a calendar and a schedule)."""
+_live: weakref.WeakValueDictionary[tuple[str, bool], _Parsed] = weakref.WeakValueDictionary()
+"""Every parse still in use (the policy in force holds its documents): a reload of an
+unchanged file finds it here, and an edited file's old parse is freed, not kept."""
 _cache_lock = threading.Lock()
 
 
@@ -92,6 +101,7 @@ def clear_cache() -> None:
     """For benches and tests that time a cold parse."""
     with _cache_lock:
         _cache.clear()
+        _live.clear()
 
 
 def load_ics(spec: IcsSpec, base_dir: Path, where: str) -> IcsDocument:
@@ -139,13 +149,17 @@ def load_ics_checked(spec: IcsSpec, base_dir: Path, where: str, warnings: list[s
 def _parse_cached(raw: bytes, strict: bool) -> _Parsed:
     key = (hashlib.sha256(raw).hexdigest(), strict)
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache.get(key) or _live.get(key)
         if hit is not None:
+            _cache[key] = hit
             _cache.move_to_end(key)
             return hit
     parsed = _parse(raw, strict)
+    if parsed.document is not None:
+        parsed.document.origin = parsed
     with _cache_lock:
         _cache[key] = parsed
+        _live[key] = parsed
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return parsed

@@ -270,3 +270,27 @@ def test_event_the_library_cannot_expand_is_named_and_skippable(tmp_path: Path) 
     (warning,) = policy.warnings
     assert "skipped line 24 (UID standup@example.com" in warning
     assert policy.built_calendars["us-holidays"].active_at(ny(2026, 7, 4, 12))
+
+
+def test_cache_frees_the_parse_of_an_edited_file(tmp_path: Path) -> None:
+    """Only the last two parses and those still in use are kept: a 1.6 MB file parses to
+    about 50 MB, so stale versions must not pile up in a long-running daemon."""
+    import gc
+    import weakref
+
+    ics_file.clear_cache()
+    pol = write(tmp_path, HOLIDAYS)
+    policy = load_policy_dir(pol)
+    in_use = weakref.ref(_document(policy.built_calendars["us-holidays"]))
+    stale = []
+    for n in range(3):
+        (pol / "holidays.ics").write_text(HOLIDAYS.replace("Thanksgiving", f"Thanks {n}"))
+        stale.append(weakref.ref(_document(load_policy_dir(pol).built_calendars["us-holidays"])))
+    gc.collect()
+    assert in_use() is not None  # the policy in force still holds it ...
+    assert (
+        _document(load_policy_dir(write(tmp_path, HOLIDAYS)).built_calendars["us-holidays"])
+        is in_use()
+    )
+    assert stale[0]() is None  # ... an old edit nobody holds is gone
+    assert stale[2]() is not None  # the last parses are kept
