@@ -276,6 +276,8 @@ def _check_env_json() -> None:
             else f"'{{...}}' or one field as {key.upper()}__<FIELD>=value"
         )
         what = "list" if shape is list else "object"
+        # accounts carry secrets (sk, token): never echo that value, even in part
+        shown = "" if shape is list else f"={_short(value)}"
         if _json_depth(value) > MAX_JSON_DEPTH:
             raise ConfigError(
                 f"{key}: JSON nested deeper than {MAX_JSON_DEPTH} levels; expected a JSON "
@@ -286,14 +288,13 @@ def _check_env_json() -> None:
             parsed = json.loads(value)
         except ValueError as exc:
             raise ConfigError(
-                f"{key}={_short(value)}: not valid JSON ({exc}); expected a JSON {what} such "
-                f"as {example}",
+                f"{key}{shown}: not valid JSON ({exc}); expected a JSON {what} such as {example}",
                 source=key,
             ) from None
         if parsed == [] or not isinstance(parsed, shape):
             got = "an empty list" if parsed == [] else f"JSON {type(parsed).__name__}"
             raise ConfigError(
-                f"{key}={_short(value)}: got {got}; expected a JSON {what}"
+                f"{key}{shown}: got {got}; expected a JSON {what}"
                 f"{' with at least one account' if shape is list else ''} such as {example}",
                 source=key,
             )

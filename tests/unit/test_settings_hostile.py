@@ -39,8 +39,8 @@ ENV_CASES = {
         {"AOMD_WATCH": '{"a":' * 5000 + "1" + "}" * 5000},
         "AOMD_WATCH: JSON nested deeper than 32 levels",
     ),
-    "accounts_empty_object": ({"AOMD_ACCOUNTS": "{}"}, "AOMD_ACCOUNTS='{}': got JSON dict"),
-    "accounts_null": ({"AOMD_ACCOUNTS": "null"}, "AOMD_ACCOUNTS='null': got JSON NoneType"),
+    "accounts_empty_object": ({"AOMD_ACCOUNTS": "{}"}, "AOMD_ACCOUNTS: got JSON dict"),
+    "accounts_null": ({"AOMD_ACCOUNTS": "null"}, "AOMD_ACCOUNTS: got JSON NoneType"),
     "accounts_empty_list": ({"AOMD_ACCOUNTS": "[]"}, "got an empty list"),
     "account_index_skips_items": (
         {"AOMD_ACCOUNTS__5__NAME": "x"},
@@ -68,6 +68,16 @@ def test_bad_variable_is_exit_2_naming_it(
     assert code == 2, err
     assert expected in err
     assert len(err) < 2000
+
+
+def test_bad_accounts_json_never_echoes_a_secret(
+    cfg: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AOMD_ACCOUNTS", '[{"name": "a", "sk": "s3cr3t-value"')
+    code, err = aomd(["--config", str(cfg), "validate"], capsys, monkeypatch)
+    assert code == 2
+    assert "AOMD_ACCOUNTS: not valid JSON" in err
+    assert "s3cr3t" not in err
 
 
 def test_account_index_skipping_file_items(
