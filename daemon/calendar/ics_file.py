@@ -140,8 +140,10 @@ def load_ics_checked(spec: IcsSpec, base_dir: Path, where: str, warnings: list[s
             f":\n  {shown}{tail}\n  (fix the events, or set ics: {{strict: false}} to skip bad "
             "events with a warning)"
         )
-    warnings.extend(f"{label}: skipped {p}" for p in parsed.problems)
-    warnings.extend(f"{label}: {w}" for w in parsed.warnings)
+    found = [f"skipped {p}" for p in parsed.problems] + list(parsed.warnings)
+    warnings.extend(f"{label}: {w}" for w in found[:_SHOWN])
+    if len(found) > _SHOWN:  # one line per event of a 6,000-event export helps nobody
+        warnings.append(f"{label}: ... and {len(found) - _SHOWN} more warnings like these")
     assert parsed.document is not None
     return parsed.document
 
@@ -369,6 +371,13 @@ def _event_lines(text: str, count: int) -> list[int | None]:
 
 
 def _describe(event: Any, line: int | None) -> str:
+    try:
+        return _describe_parts(event, line)
+    except Exception:  # a broken UID or SUMMARY raises on access; the line still helps
+        return f"line {line}" if line is not None else "event"
+
+
+def _describe_parts(event: Any, line: int | None) -> str:
     parts = []
     uid = event.get("UID")
     summary = event.get("SUMMARY")

@@ -294,3 +294,15 @@ def test_cache_frees_the_parse_of_an_edited_file(tmp_path: Path) -> None:
     )
     assert stale[0]() is None  # ... an old edit nobody holds is gone
     assert stale[2]() is not None  # the last parses are kept
+
+
+def test_many_warnings_are_summarised(tmp_path: Path) -> None:
+    zero = "".join(
+        f"BEGIN:VEVENT\r\nUID:z{n}\r\nDTSTART:202603{n + 1:02d}T120000Z\r\n"
+        f"DTEND:202603{n + 1:02d}T120000Z\r\nEND:VEVENT\r\n"
+        for n in range(15)
+    )
+    pol = write(tmp_path, HOLIDAYS.replace("END:VCALENDAR", zero + "END:VCALENDAR"))
+    warnings = load_policy_dir(pol).warnings
+    assert len(warnings) == 11
+    assert warnings[-1].endswith("... and 5 more warnings like these")
