@@ -71,13 +71,14 @@ class OutputRegex:
             return self._search(text.encode("utf-8", "replace").decode("utf-8"))
 
     def _search(self, text: str) -> bool:
-        if len(text) <= MAX_OUTPUT_CHARS:
-            return self._compiled.search(text) is not None
-        half = MAX_OUTPUT_CHARS // 2
-        return (
-            self._compiled.search(text[:half]) is not None
-            or self._compiled.search(text[-half:]) is not None
-        )
+        if len(text) > MAX_OUTPUT_CHARS:
+            half = MAX_OUTPUT_CHARS // 2
+            return self._search(text[:half]) or self._search(text[-half:])
+        if self._compiled.search(text) is not None:
+            return True
+        # Python's '$' also matches before a final newline, RE2's only at the very end;
+        # node output usually ends with one, so 'failed$' must keep matching "failed\n".
+        return text.endswith("\n") and self._compiled.search(text[:-1]) is not None
 
     def __repr__(self) -> str:
         return f"OutputRegex({self.pattern!r})"

@@ -75,3 +75,10 @@ def test_overflowing_repeat_count_and_invalid_pattern_are_messages() -> None:
         compile_output_regex("a" * 5000)
     with pytest.raises(RegexRejected, match="lone surrogate"):
         compile_output_regex("\ud800")
+
+
+def test_dollar_matches_before_a_final_newline_as_in_python() -> None:
+    assert compile_output_regex("(?i)failed$").search("Build FAILED\n")
+    assert compile_output_regex("failed$").search("failed")
+    assert not compile_output_regex("failed$").search("failed\nretrying\n")
+    assert compile_output_regex("(?m)^failed$").search("failed\nretrying\n")
