@@ -6,12 +6,19 @@ operator needs (``AOMD_ACCOUNTS__0__SK_FILE=/run/credentials/aomd/sk``).
 
 Secrets can come from files (``*_file`` fields) so systemd ``LoadCredential`` and
 Kubernetes secret mounts work without putting secrets in the environment.
+
+Whatever is wrong with the file or an ``AOMD_*`` variable ends as a ``ConfigError`` (exit
+2) that names the file or the variable, never as a traceback: a settings file that is a
+directory, not UTF-8 or nested past the parser's stack, a variable that is not the JSON
+its field needs (``AOMD_HTTP=notjson``, ``AOMD_ACCOUNTS=null``), a list index that skips
+items, a ``state_dir`` that is a file, a ``policies_dir`` that does not exist.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
+import stat
 import tomllib
 from collections.abc import Callable
 from datetime import datetime
@@ -33,13 +40,16 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError,
 )
 
 from daemon.kernel.errors import ConfigError
+from daemon.kernel.files import UnreadableFile, read_bounded
 
 DEFAULT_CONFIG = Path("settings.toml")
 ENV_CONFIG = "AOMD_CONFIG"
+ENV_PREFIX = "AOMD_"
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
 
 
 class _Frozen(BaseModel):
@@ -63,6 +73,9 @@ class Account(_Frozen):
     endpoints: Endpoints = Endpoints()
     project_id: str
     """The IAM project id: exactly 32 characters (every AOM path starts with it)."""
+    enterprise_project_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Sent as ``x_enterprise_project_id`` where the API takes it (ListWorkflowExecutions),
+    for accounts whose workflows live in an enterprise project."""
     emulator: bool = False
     """Run against the embedded emulator instead of the cloud (the default demo mode)."""
     token: SecretStr | None = None
@@ -73,9 +86,6 @@ class Account(_Frozen):
     sk_file: Path | None = None
     workspace: str | None = None
     """DataArts Studio workspace id, sent as the ``workspace`` header."""
-    enterprise_project_id: str | None = Field(default=None, min_length=1, max_length=64)
-    """Sent as ``x_enterprise_project_id`` where the API takes it (ListWorkflowExecutions),
-    for accounts whose workflows live in an enterprise project."""
     requests_per_second: float = Field(default=10.0, gt=0)
     """Client-side token bucket; conservative so aomd never starves humans of API quota."""
     burst: int = Field(default=20, ge=1)
@@ -251,9 +261,6 @@ class Settings(BaseSettings):
     _missing_config: Path | None = PrivateAttr(default=None)
     """Set by ``load_settings`` when no settings file was found (the defaults are used)."""
 
-    def journal_path(self) -> Path:
-        return self.journal.path or self.state_dir / "journal.sqlite3"
-
     def warnings(self) -> list[str]:
         """Valid but probably unintended; ``aomd validate`` prints them, the daemon logs
         them as ``config_warning`` events."""
@@ -274,6 +281,9 @@ class Settings(BaseSettings):
                     )
         return out
 
+    def journal_path(self) -> Path:
+        return self.journal.path or self.state_dir / "journal.sqlite3"
+
 
 class _EnvOverFile(PydanticBaseSettingsSource):
     """File values, overridden by env values, with ``__<index>__`` reaching list items."""
@@ -292,30 +302,110 @@ class _EnvOverFile(PydanticBaseSettingsSource):
         return None, field_name, False  # everything happens in __call__
 
     def __call__(self) -> dict[str, Any]:
-        merged: dict[str, Any] = _merge(self._file(), self._env())
+        _check_env_json()  # before pydantic-settings, whose own errors name no variable
+        merged: dict[str, Any] = _merge(self._file(), self._env(), "")
         return merged
 
 
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(over, dict) and over and all(k.isdigit() for k in over) and base is None:
-        base = []  # AOMD_ACCOUNTS__0__... with no accounts in the file: build the list
-    if isinstance(over, dict) and isinstance(base, list) and all(k.isdigit() for k in over):
-        merged = list(base)
-        for key, value in sorted(over.items(), key=lambda kv: int(kv[0])):
+def _env_items() -> list[tuple[str, str]]:
+    return [(k, v) for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)]
+
+
+def _check_env_json() -> None:
+    """Every ``AOMD_<FIELD>`` of a list or object field holds JSON of that shape."""
+    shapes = {"accounts": list, **dict.fromkeys(_OBJECT_FIELDS, dict)}
+    for key, value in _env_items():
+        field = key[len(ENV_PREFIX) :].lower()
+        shape = shapes.get(field)
+        if shape is None:
+            continue
+        example = (
+            '\'[{"name": "prod", "region": "cn-north-4", ...}]\', or one field at a time '
+            "with AOMD_ACCOUNTS__0__<FIELD>=value"
+            if shape is list
+            else f"'{{...}}' or one field as {key.upper()}__<FIELD>=value"
+        )
+        what = "list" if shape is list else "object"
+        # accounts carry secrets (sk, token): never echo that value, even in part
+        shown = "" if shape is list else f"={_short(value)}"
+        if _json_depth(value) > MAX_JSON_DEPTH:
+            raise ConfigError(
+                f"environment variable {key}: JSON nested deeper than {MAX_JSON_DEPTH} levels; expected a JSON "
+                f"{what} such as {example}",
+                source=key,
+            )
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"environment variable {key}{shown}: not valid JSON ({exc}); expected a JSON {what} such as {example}",
+                source=key,
+            ) from None
+        if parsed == [] or not isinstance(parsed, shape):
+            got = "an empty list" if parsed == [] else f"JSON {type(parsed).__name__}"
+            raise ConfigError(
+                f"environment variable {key}{shown}: got {got}; expected a JSON {what}"
+                f"{' with at least one account' if shape is list else ''} such as {example}",
+                source=key,
+            )
+
+
+def _json_depth(text: str) -> int:
+    """Bracket depth outside strings: json.loads recurses and would overflow first."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}__{key}" if where else f"{ENV_PREFIX}{key}"
+
+
+def _merge(base: Any, over: Any, where: str) -> Any:
+    digit_keys = isinstance(over, dict) and over and all(str(k).isdigit() for k in over)
+    if digit_keys and (base is None or isinstance(base, list)):
+        merged = list(base or [])
+        for key in sorted(over, key=int):
             i = int(key)
             if i < len(merged):
-                merged[i] = _merge(merged[i], value)
+                merged[i] = _merge(merged[i], over[key], _join(where, key))
             elif i == len(merged):
-                merged.append(value)
+                merged.append(_merge(None, over[key], _join(where, key)))
             else:
-                raise ValueError(f"list index {i} skips items (have {len(merged)})")
+                have = f"items 0-{len(merged) - 1}" if merged else "no items"
+                raise ConfigError(
+                    f"{_join(where, key).upper()}__...: list index {i} skips items (there are "
+                    f"{have}); expected index {len(merged)} or lower (set "
+                    "AOMD_ACCOUNTS__<i>__<FIELD> with i an existing account or the next one)",
+                    source=_join(where, key).upper(),
+                )
         return merged
     if isinstance(over, dict) and isinstance(base, dict):
         out = dict(base)
         for key, value in over.items():
-            out[key] = _merge(base.get(key), value)
+            out[key] = _merge(base.get(key), value, _join(where, key))
         return out
+    if isinstance(over, dict) and base is None:
+        return {k: _merge(None, v, _join(where, k)) for k, v in over.items()}
     return over
+
+
+_OBJECT_FIELDS = ("log", "http", "watch", "safety", "journal", "leader", "emulator")
 
 
 def _blank(path: Path) -> bool:
@@ -336,32 +426,20 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read settings; raise ``ConfigError`` naming the file and field on any problem."""
     cfg = config_path(path)
-    data: dict[str, Any] = {}
     explicit = path is not None or ENV_CONFIG in os.environ
-    if cfg.exists():
-        try:
-            data = tomllib.loads(cfg.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
-    elif explicit:
-        raise ConfigError(
-            f"{cfg}: settings file not found; pass an existing --config", source=str(cfg)
-        )
+    data, found = _read_file(cfg, explicit)
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         where = partial(_where, cfg=str(cfg))
         raise ConfigError(format_validation_error(exc, where), source=str(cfg)) from None
-    except SettingsError as exc:
-        raise ConfigError(_env_parse_error(exc), source="environment") from None
-    except ValueError as exc:  # _merge: an AOMD_ACCOUNTS__<i>__ index past the end
+    except RecursionError:
         raise ConfigError(
-            f"environment: {exc}; expected AOMD_ACCOUNTS__<i>__<FIELD> with i an existing "
-            "account index or the next one",
-            source="environment",
+            f"{cfg} or an AOMD_* variable: values nested too deeply; expected plain settings",
+            source=str(cfg),
         ) from None
     # Relative dirs are relative to the settings file, wherever it is.
-    base = cfg.resolve().parent if cfg.exists() else Path.cwd()
+    base = cfg.resolve().parent if found else Path.cwd()
     updates: dict[str, Any] = {}
     if not settings.state_dir.is_absolute():
         updates["state_dir"] = base / settings.state_dir
@@ -369,9 +447,93 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         updates["policies_dir"] = base / settings.policies_dir
     if updates:
         settings = settings.model_copy(update=updates)
-    if not cfg.exists():
+    _check_dirs(settings, cfg, data)
+    if not found:
         settings._missing_config = cfg
     return settings
+
+
+def _read_file(cfg: Path, explicit: bool) -> tuple[dict[str, Any], bool]:
+    """The settings file's table and whether there is one (``{}`` for an absent default)."""
+    try:
+        raw = read_bounded(cfg, MAX_SETTINGS_BYTES)
+    except UnreadableFile as exc:
+        if str(exc) == "no such file" and not explicit:
+            return {}, False
+        hint = "pass an existing --config" if str(exc) == "no such file" else "fix --config"
+        what = "settings file not found" if str(exc) == "no such file" else str(exc)
+        raise ConfigError(f"{_short_path(cfg)}: {what}; {hint}", source=str(cfg)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{cfg}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); expected a UTF-8 "
+            "encoded TOML file",
+            source=str(cfg),
+        ) from None
+    try:
+        return tomllib.loads(text), True
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg}: invalid TOML: {exc}", source=str(cfg)) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{cfg}: TOML nested too deeply to parse; expected plain settings", source=str(cfg)
+        ) from None
+
+
+_DEFAULT_ORIGIN = "(default)"
+
+
+def _origin(field: str, cfg: Path, data: dict[str, Any]) -> str:
+    """Where a top-level setting came from, as the operator would look for it."""
+    var = ENV_PREFIX + field.upper()
+    for key, value in _env_items():
+        if key.upper() == var:
+            return f"{key}={_short(value)}"
+    if field in data:
+        return str(cfg)
+    return _DEFAULT_ORIGIN
+
+
+def _check_dirs(settings: Settings, cfg: Path, data: dict[str, Any]) -> None:
+    """``state_dir`` must be a directory or creatable; an explicit ``policies_dir`` must exist."""
+    checks = (
+        ("state_dir", settings.state_dir, False),
+        ("policies_dir", settings.policies_dir, True),
+    )
+    for field, path, must_exist in checks:
+        origin = _origin(field, cfg, data)
+        if must_exist and origin == _DEFAULT_ORIGIN:
+            continue
+        try:
+            mode: int | None = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"{origin}: {field}: cannot use {_short_path(path)} ({reason}); expected a "
+                "directory",
+                source=field,
+            ) from None
+        if mode is None and must_exist:
+            raise ConfigError(
+                f"{origin}: {field}: {_short_path(path)} does not exist; expected a directory of "
+                "policy files (or one file); a relative path is relative to the settings file",
+                source=field,
+            )
+        if mode is not None and not stat.S_ISDIR(mode) and not (must_exist and stat.S_ISREG(mode)):
+            raise ConfigError(
+                f"{origin}: {field}: {_short_path(path)} exists but is not a directory; expected "
+                f"a directory{' (it is created if missing)' if not must_exist else ''}",
+                source=field,
+            )
+
+
+def _short_path(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}... ({len(text):,} characters)"
 
 
 def format_validation_error(
@@ -404,25 +566,6 @@ def _where(loc: tuple[str | int, ...], *, cfg: str) -> str:
         if below and end == len(loc):  # variables that built this very value
             return "environment variable" + ("s " if len(below) > 1 else " ") + ", ".join(below)
     return cfg
-
-
-def _env_parse_error(exc: SettingsError) -> str:
-    """pydantic-settings says 'error parsing value for field "accounts" from source
-    "EnvSettingsSource"'; the operator needs the variable and the expected form."""
-    match = re.search(r'field "([^"]+)"', str(exc))
-    field = match.group(1) if match else "?"
-    name = f"AOMD_{field.upper()}"
-    cause = exc.__cause__
-    # a JSON decode error names a position, never the text, so it cannot leak a secret
-    why = f" ({cause})" if isinstance(cause, ValueError) else ""
-    hint = (
-        'a JSON list such as [{"name": "prod", "region": "cn-north-4", "project_id": '
-        '"<32 characters>", "token_file": "/run/secrets/token"}], or one field at a time '
-        "with AOMD_ACCOUNTS__0__<FIELD>"
-        if field == "accounts"
-        else f"valid JSON for {field}, or one field at a time with {name}__<FIELD>"
-    )
-    return f"environment variable {name}: not valid JSON{why}; expected {hint}"
 
 
 def _short(value: object) -> str:

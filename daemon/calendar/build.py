@@ -1,7 +1,7 @@
 """``CalendarSpec`` mapping -> runtime ``Calendar`` values.
 
-This is the only place the calendar package touches the file system (reading .ics files,
-relative to the policy file's directory). References between calendars are resolved here
+The file system is touched only through ``ics_file`` (reading .ics files, relative to the
+policy file's directory). References between calendars are resolved here
 once, in dependency order, so an unknown name or a cycle is a ``ConfigError`` at load time
 rather than a surprise at 3 a.m.
 """
@@ -11,23 +11,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.calendar.calendar import AllOf, AnyOf, Calendar, Except
 from daemon.calendar.calendar_spec import CalendarSpec, IcsSpec, RangeSpec
+from daemon.calendar.ics_file import MAX_ICS_BYTES, load_ics, load_ics_checked
 from daemon.calendar.sources import HolidaySource, IcsSource, RangeSource, RecurringSource, Source
 from daemon.calendar.window import Window, localize, merge
 from daemon.kernel.errors import ConfigError
+from daemon.kernel.files import read_bounded
 
-__all__ = ["build_calendars", "ics_event_summaries", "load_ics"]
+__all__ = [
+    "build_calendars",
+    "ics_event_summaries",
+    "load_ics",  # where firetimes has imported it from
+]
 
 
-def build_calendars(specs: Mapping[str, CalendarSpec], base_dir: Path) -> dict[str, Calendar]:
-    """Build every calendar; raise ``ConfigError`` naming the calendar and the field."""
+def build_calendars(
+    specs: Mapping[str, CalendarSpec], base_dir: Path, warnings: list[str] | None = None
+) -> dict[str, Calendar]:
+    """Build every calendar; raise ``ConfigError`` naming the calendar and the field.
+    What is usable but suspicious (a zero-length event) is appended to ``warnings``."""
     built: dict[str, Calendar] = {}
+    sink: list[str] = [] if warnings is None else warnings
     for name in sorted(specs):
-        _build(name, specs, base_dir, built, ())
+        _build(name, specs, base_dir, built, (), sink)
     return built
 
 
@@ -37,6 +46,7 @@ def _build(
     base_dir: Path,
     built: dict[str, Calendar],
     stack: tuple[str, ...],
+    warnings: list[str],
 ) -> Calendar:
     done = built.get(name)
     if done is not None:
@@ -53,7 +63,7 @@ def _build(
         if other == name or other in stack:
             cycle = " -> ".join((*stack, name, other)[(*stack, name).index(other) :])
             raise ConfigError(f"calendar {name!r}: {field}: reference cycle {cycle}")
-        return _build(other, specs, base_dir, built, (*stack, name))
+        return _build(other, specs, base_dir, built, (*stack, name), warnings)
 
     leaves: list[Source | Calendar] = []
     leaves.extend(RecurringSource(rec.cron, rec.duration, tz) for rec in spec.recurring)
@@ -61,7 +71,11 @@ def _build(
         leaves.append(RangeSource(_ranges(name, spec.ranges, tz)))
     if spec.ics is not None:
         leaves.append(
-            IcsSource(load_ics(spec.ics, base_dir, f"calendar {name!r}: ics"), tz, spec.ics.summary)
+            IcsSource(
+                load_ics_checked(spec.ics, base_dir, f"calendar {name!r}: ics", warnings),
+                tz,
+                spec.ics.summary,
+            )
         )
     if spec.holidays is not None:
         leaves.append(HolidaySource(spec.holidays.country, spec.holidays.subdivision, tz))
@@ -104,41 +118,6 @@ def _aware(value: datetime, tz: tzinfo) -> datetime:
     return value.astimezone(UTC)
 
 
-def load_ics(spec: IcsSpec, base_dir: Path, where: str) -> Any:
-    """Parse an iCalendar file or inline text into a ``recurring_ical_events`` query."""
-    import icalendar
-    import recurring_ical_events
-
-    if spec.path is not None:
-        path = Path(spec.path)
-        if not path.is_absolute():
-            path = base_dir / path
-        try:
-            text: str | bytes = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"{where}.path: cannot read {str(path)!r} ({exc.strerror or exc}); expected a "
-                "readable .ics file, relative to the policy file's directory"
-            ) from exc
-    else:
-        assert spec.text is not None
-        text = spec.text
-    try:
-        parsed = icalendar.Calendar.from_ical(text)
-        query = recurring_ical_events.of(parsed)
-        # Expand once now so that a broken RRULE fails at load time, not at first use.
-        query.between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))
-    except ConfigError:
-        raise
-    except Exception as exc:  # icalendar raises ValueError, KeyError, ...; all mean "bad file"
-        field = "path" if spec.path is not None else "text"
-        raise ConfigError(
-            f"{where}.{field}: not a valid iCalendar document ({type(exc).__name__}: {exc}); "
-            "expected BEGIN:VCALENDAR ... END:VCALENDAR"
-        ) from exc
-    return query
-
-
 def ics_event_summaries(spec: IcsSpec, base_dir: Path) -> list[str] | None:
     """The SUMMARY of every VEVENT (``""`` when it has none), or None when the document
     cannot be read (``load_ics`` reports that as an error of its own). For the warning
@@ -148,7 +127,9 @@ def ics_event_summaries(spec: IcsSpec, base_dir: Path) -> list[str] | None:
     try:
         if spec.path is not None:
             path = Path(spec.path)
-            text: str | bytes = (path if path.is_absolute() else base_dir / path).read_bytes()
+            text: str | bytes = read_bounded(
+                path if path.is_absolute() else base_dir / path, MAX_ICS_BYTES
+            )
         else:
             text = spec.text or ""
         parsed = icalendar.Calendar.from_ical(text)

@@ -78,18 +78,66 @@ def _check_cron(value: str) -> str:
     else:
         ok = len(fields) == 5 and croniter.is_valid(text)
     if not ok:
-        raise ValueError(f"invalid cron expression {value!r}; {_CRON_EXPECTED}")
+        raise ValueError(f"invalid cron expression {_shorten(value)!r}; {_CRON_EXPECTED}")
+    backwards = None if text.startswith("@") else _backwards_range(fields)
+    if backwards is not None:
+        low, high = backwards.split("-", 1)
+        raise ValueError(
+            f"invalid cron expression {value!r}: range {backwards!r} runs backwards (croniter "
+            f"would wrap it around, cron rejects it); expected low-high, e.g. "
+            f"'{low}-<last>,<first>-{high}' for a range that wraps"
+        )
     return text
 
 
+_CRON_NAMES = {
+    name: i
+    for names in (
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        ("sun", "mon", "tue", "wed", "thu", "fri", "sat"),
+    )
+    for i, name in enumerate(names, start=1 if names[0] == "jan" else 0)
+}
+
+
+def _backwards_range(fields: list[str]) -> str | None:
+    """The first ``a-b`` with ``a > b`` in any field: croniter reads ``1-0`` as every minute
+    and ``31-1`` with repeated fire times, which is never what was meant."""
+    for field in fields:
+        for part in field.split(","):
+            span = part.split("/", 1)[0]
+            if "-" not in span:
+                continue
+            low, high = (
+                _CRON_NAMES.get(x.lower()) if x.isalpha() else x for x in span.split("-", 1)
+            )
+            try:
+                if int(str(low)) > int(str(high)):
+                    return span
+            except ValueError:
+                continue
+    return None
+
+
+def _shorten(value: str) -> str:
+    return value if len(value) <= 80 else f"{value[:77]}..."
+
+
+_TZ_NAME = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+){0,3}$")
+
+
 def _check_timezone(value: str) -> str:
+    # ZoneInfo raises OSError for names over 255 bytes and recurses on Europe/Berlin/x/...,
+    # so only names shaped like an IANA name reach it.
     try:
+        if len(value) > 64 or not _TZ_NAME.match(value):
+            raise ZoneInfoNotFoundError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        hint = difflib.get_close_matches(value, sorted(available_timezones()), n=3)
+    except (ZoneInfoNotFoundError, ValueError, OSError, RecursionError) as exc:
+        hint = difflib.get_close_matches(value[:64], sorted(available_timezones()), n=3)
         more = f" (did you mean {', '.join(hint[:3])}?)" if hint else ""
         raise ValueError(
-            f"unknown time zone {value!r}; expected an IANA name such as 'UTC', "
+            f"unknown time zone {_shorten(value)!r}; expected an IANA name such as 'UTC', "
             f"'Europe/Berlin' or 'Asia/Shanghai'{more}"
         ) from exc
     return value
@@ -101,15 +149,21 @@ def parse_duration(value: object) -> object:
         match = _DURATION_RE.match(value)
         if match and any(match.groupdict().values()):
             parts = {k: float(v) for k, v in match.groupdict().items() if v}
-            return timedelta(
-                days=parts.get("d", 0.0),
-                hours=parts.get("h", 0.0),
-                minutes=parts.get("m", 0.0),
-                seconds=parts.get("s", 0.0),
-            )
+            try:
+                return timedelta(
+                    days=parts.get("d", 0.0),
+                    hours=parts.get("h", 0.0),
+                    minutes=parts.get("m", 0.0),
+                    seconds=parts.get("s", 0.0),
+                )
+            except OverflowError:
+                raise ValueError(
+                    f"duration {_shorten(value)!r} is too long; expected at most "
+                    "999999999 days (and in practice far less)"
+                ) from None
         if not value.strip().upper().startswith("P"):
             raise ValueError(
-                f"invalid duration {value!r}; expected e.g. '8h', '1h30m', '2d', '90s', "
+                f"invalid duration {_shorten(value)!r}; expected e.g. '8h', '1h30m', '2d', '90s', "
                 "an ISO 8601 duration 'PT8H' or a number of seconds"
             )
     return value
@@ -186,6 +240,12 @@ class IcsSpec(BaseModel):
     summary: str | None = Field(
         default=None,
         description="Only use events whose SUMMARY matches this shell-style glob, e.g. 'Freeze*'.",
+    )
+    strict: bool = Field(
+        default=True,
+        description="true: a bad event (no DTSTART, a duplicate DTSTART, an end before the "
+        "start, a broken RRULE...) rejects the file, naming the event; false: bad events are "
+        "skipped with a warning and the rest is used.",
     )
 
     @classmethod

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from daemon.calendar.build import load_ics
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import IcsSpec
+from daemon.calendar.ics_file import load_ics_checked
 from daemon.calendar.sources import cron_times, ics_occurrences
 from daemon.calendar.window import Window, require_aware
 
@@ -66,12 +66,16 @@ class Fire:
     """The first calendar of ``blocked_by`` active at ``time``: the run is skipped."""
 
 
-def build_schedule_sources(schedules: Sequence[ScheduleTiming], base_dir: Path) -> dict[str, Any]:
+def build_schedule_sources(
+    schedules: Sequence[ScheduleTiming], base_dir: Path, warnings: list[str] | None = None
+) -> dict[str, Any]:
     """Parse the iCalendar of every ``ics`` schedule; ``ConfigError`` names the schedule."""
     out: dict[str, Any] = {}
+    sink: list[str] = [] if warnings is None else warnings
     for spec in schedules:
         if spec.ics is not None:
-            out[spec.name] = load_ics(spec.ics, base_dir, f"schedule {spec.name!r}: ics")
+            where = f"schedule {spec.name!r}: ics"
+            out[spec.name] = load_ics_checked(spec.ics, base_dir, where, sink)
     return out
 
 

@@ -220,8 +220,10 @@ def _instant(value: date | datetime, tz: tzinfo) -> datetime:
 def ics_occurrences(
     query: Any, tz: tzinfo, start: datetime, end: datetime, summary: str | None
 ) -> list[Window]:
-    """Occurrences (not merged) overlapping ``[start, end)``; a missing DTEND means a
-    one-day event for DATE starts and a zero-length event (a point in time) otherwise."""
+    """Occurrences (not merged) overlapping ``[start, end)``. A date-valued event lasts
+    until its DTEND, but at least the whole day: holiday exports write DTEND equal to
+    DTSTART, and calendar apps show those as all-day events, so must we. A timed event
+    without DTEND is a point in time (zero length), as RFC 5545 says."""
     out: list[Window] = []
     for event in query.between(start - _SLACK, end + _SLACK):
         if summary is not None and not fnmatch.fnmatchcase(str(event.get("SUMMARY", "")), summary):
@@ -229,12 +231,9 @@ def ics_occurrences(
         raw_start = event.get("DTSTART").dt
         s = _instant(raw_start, tz)
         raw_end = event.get("DTEND")
-        if raw_end is not None:
-            e = _instant(raw_end.dt, tz)
-        elif not isinstance(raw_start, datetime):
+        e = _instant(raw_end.dt, tz) if raw_end is not None else s
+        if not isinstance(raw_start, datetime) and e <= s:
             e = _instant(raw_start + timedelta(days=1), tz)
-        else:
-            e = s
         if s < end and (e > start or (s == e and s >= start)):
             out.append(Window(s, max(s, e)))
     out.sort()

@@ -37,6 +37,7 @@ from daemon.calendar.calendar_spec import (
 )
 from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 from daemon.kernel.actions import ActionKind, FallbackKind
+from daemon.policy.output_regex import compile_output_regex
 from daemon.policy.schedule_spec import ScheduleSpec
 
 __all__ = [
@@ -68,13 +69,7 @@ def _non_negative(value: timedelta) -> timedelta:
 
 
 def _check_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(
-            f"invalid regular expression {value!r} ({exc}); expected a Python 're' pattern "
-            "such as 'disk (full|quota)'"
-        ) from exc
+    compile_output_regex(value)  # RegexRejected is a ValueError: pydantic reports it
     return value
 
 
@@ -180,7 +175,9 @@ class MatchSpec(BaseModel):
     )
     output_regex: Regex | None = Field(
         default=None,
-        description="Python regular expression searched in the node's output values.",
+        description="RE2 regular expression searched in the node's output values (linear "
+        "time: no backreferences or lookarounds); output over 64 KiB is searched in its first "
+        "and last 32 KiB.",
         examples=["(?i)timeout|connection reset"],
     )
     min_age: NonNegativeDuration | None = Field(

@@ -55,7 +55,7 @@ def load_policy_paths(paths: Iterable[Path | str]) -> PolicySet:
     if errors:
         raise PolicyError(errors, source=", ".join(str(f) for f in files) or None)
     assert policy is not None
-    return dataclasses.replace(policy, warnings=policy_warnings(paths, policy))
+    return dataclasses.replace(policy, warnings=(*policy.warnings, *policy_warnings(paths, policy)))
 
 
 def load_policy_dir(path: Path | str) -> PolicySet:

@@ -34,7 +34,10 @@ def _absolute_ics(spec: Any, base: Path) -> Any:
     ics = spec.ics
     if ics is None or ics.path is None or Path(ics.path).is_absolute():
         return spec
-    return spec.model_copy(update={"ics": ics.model_copy(update={"path": str(base / ics.path)})})
+    # absolute(), not base / path: build_calendars joins relative paths to the first
+    # file's directory again, so ``aomd validate pol`` read pol/pol/h.ics.
+    path = (base / ics.path).absolute()
+    return spec.model_copy(update={"ics": ics.model_copy(update={"path": str(path)})})
 
 
 def duplicate_names(src: SourceFile) -> list[str]:
@@ -158,15 +161,16 @@ def merge_files(
     if errors:
         return None
     base_dir = files[0].parent if files else Path()
+    warnings: list[str] = []
     try:
-        built = build_calendars(calendars, base_dir)
+        built = build_calendars(calendars, base_dir, warnings)
     except ConfigError as exc:
         m = re.match(r"calendar '([^']+)'", str(exc))
         where = cal_where.get(m.group(1), "") if m else ""
         errors.append(f"{where}: {exc}" if where else str(exc))
         return None
     try:
-        sources = build_schedule_sources(schedules, base_dir)
+        sources = build_schedule_sources(schedules, base_dir, warnings)
     except ConfigError as exc:
         m = re.match(r"schedule '([^']+)'", str(exc))
         where = sched_where.get(m.group(1), "") if m else ""
@@ -180,4 +184,14 @@ def merge_files(
         notify=NotifySpec(webhook=webhook),
         built_calendars=built,
         schedule_sources=sources,
+        warnings=tuple(_located(w, cal_where, sched_where) for w in warnings),
     )
+
+
+def _located(warning: str, cal_where: dict[str, str], sched_where: dict[str, str]) -> str:
+    """Prefix ``file:line`` of the calendar or schedule the warning is about."""
+    m = re.match(r"(calendar|schedule) '([^']+)'", warning)
+    if m is None:
+        return warning
+    where = (cal_where if m.group(1) == "calendar" else sched_where).get(m.group(2))
+    return f"{where}: {warning}" if where else warning

@@ -37,8 +37,10 @@ class PolicySet:
     schedule_sources: Mapping[str, Any] = field(default_factory=dict)
     """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
     warnings: tuple[str, ...] = ()
-    """Valid but almost certainly unintended (``daemon.policy.warnings``); reported, not
-    refused."""
+    """Valid but almost certainly unintended, ``file:line: ...`` where known: skipped or
+    zero-length .ics events, ignored files, an empty secret, ... (``daemon.policy.warnings``
+    and the calendar loaders). Reported, never refused: ``aomd validate`` prints them and
+    the daemon logs them as ``policy_warning``."""
 
     @property
     def webhook(self) -> str | None:

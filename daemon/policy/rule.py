@@ -1,12 +1,11 @@
 """``Rule``: the frozen, pydantic-free form of a ``RuleSpec`` that ``decide`` works on.
 
 Converting once at load time keeps the pure core free of pydantic and
-pre-compiles what would otherwise be recompiled on every poll (the output regex).
+pre-compiles what would otherwise be recompiled on every poll (the output regex, RE2).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.kernel.model import Workflow
 from daemon.kernel.workflow_match import workflow_matches
 from daemon.policy.file_spec import RuleSpec
+from daemon.policy.output_regex import OutputRegex, compile_output_regex
 
 __all__ = ["Backoff", "Rule"]
 
@@ -46,7 +46,7 @@ class Rule:
     node_id: str | None = None
     node_name: str | None = None
     status: tuple[str, ...] = ("failed", "paused")
-    output_regex: re.Pattern[str] | None = field(default=None, compare=False)
+    output_regex: OutputRegex | None = field(default=None, compare=False)
     output_pattern: str | None = None
     min_age: timedelta | None = None
     max_age: timedelta | None = None
@@ -97,7 +97,9 @@ class Rule:
             node_id=m.node.id,
             node_name=m.node.name,
             status=tuple(m.status),
-            output_regex=re.compile(m.output_regex) if m.output_regex is not None else None,
+            output_regex=compile_output_regex(m.output_regex)
+            if m.output_regex is not None
+            else None,
             output_pattern=m.output_regex,
             min_age=m.min_age,
             max_age=m.max_age,
