@@ -156,11 +156,11 @@ def _settle(ex: Execution, now_ms: int) -> None:
     emulated minute after it happened, as long as that is still in the past."""
     for _ in range(4 * len(ex.nodes) + 1):
         ex.advance(now_ms)
-        node, run = ex.current, None
-        if node is not None:
-            run = ex.runs.get(node.id)
-        if ex.status != "pausing" or node is None or run is None:
+        waiting = ex.waiting() if ex.status == "pausing" else []
+        if not waiting:
             return
+        node = waiting[0]
+        run = ex.runs[node.id]
         at_ms = (run.end_ms if run.end_ms is not None else run.begin_ms) + 60_000
         if at_ms > now_ms:
             return

@@ -18,6 +18,10 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
           - {id: approve, kind: pause}
           - {id: reboot, behaviour: fail}
           - {id: flaky, behaviour: {fail_probability: 0.3, duration: 5}}
+          # a graph: ``parents`` (default: the node before) starts branches together
+          - {id: left, parents: [flaky]}
+          - {id: right, parents: [flaky], category: script}
+          - {id: join, parents: [left, right]}
         start: 2                      # executions started at load time
 """
 
@@ -30,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from daemon.emulator.state import Behaviour, NodeSpec
+from daemon.emulator.state import Behaviour, NodeSpec, graph_problem
 from daemon.kernel.errors import ConfigError
 
 DEFAULT_DURATION_SECONDS = 5.0
@@ -120,6 +124,9 @@ def _workflow(data: Any, where: str, field: str) -> WorkflowDef:
     if not isinstance(nodes_raw, list):
         raise _fail(where, f"{field}.nodes", "expected a list")
     nodes = tuple(parse_node(n, where, f"{field}.nodes[{i}]") for i, n in enumerate(nodes_raw))
+    problem = graph_problem(nodes)
+    if problem is not None:
+        raise _fail(where, f"{field}.nodes", problem)
     start = data.get("start", 0)
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise _fail(where, f"{field}.start", "expected an integer >= 0")
@@ -141,7 +148,9 @@ def _workflow(data: Any, where: str, field: str) -> WorkflowDef:
 def parse_node(data: Any, where: str, field: str) -> NodeSpec:
     if not isinstance(data, Mapping):
         raise _fail(where, field, "expected a mapping")
-    _only(data, {"id", "name", "kind", "duration", "behaviour"}, where, field)
+    _only(
+        data, {"id", "name", "kind", "duration", "behaviour", "parents", "category"}, where, field
+    )
     nid = data.get("id")
     if not isinstance(nid, str) or not 1 <= len(nid) <= 64:
         raise _fail(where, f"{field}.id", "expected a string of 1-64 characters")
@@ -158,12 +167,22 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
         duration = override
     if not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
         raise _fail(where, f"{field}.duration", "expected seconds >= 0")
+    parents = data.get("parents")
+    if parents is not None and (
+        not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents)
+    ):
+        raise _fail(where, f"{field}.parents", "expected a list of node ids ([] for a start node)")
+    category = data.get("category", "")
+    if not isinstance(category, str):
+        raise _fail(where, f"{field}.category", "expected a string")
     return NodeSpec(
         id=nid,
         name=str(data.get("name", nid)),
         kind=kind,
         duration_ms=int(duration * 1000),
         behaviour=behaviour,
+        parents=tuple(parents) if parents is not None else None,
+        category=category,
     )
 
 

@@ -20,7 +20,7 @@ from croniter import croniter
 
 from daemon.emulator.cron_heap import CronHeap
 from daemon.emulator.start_queue import StartQueue
-from daemon.emulator.state import Execution, NodeSpec
+from daemon.emulator.state import Execution, NodeSpec, graph_problem, node_parents
 
 WORKFLOW_TYPES = ("cron", "event", "manual")
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
@@ -123,19 +123,19 @@ class Workflow:
         if self._json is None:
             last = self.last_execution
             nodes = []
-            parent: str | None = None
+            parents = node_parents(self.nodes)
             for node in self.nodes:
                 nodes.append(
                     {
                         "id": node.id,
                         "name": node.name,
-                        "category": node.kind,
+                        "category": node.category or node.kind,
                         "task_name": node.name,
                         "ignore_error": False,
-                        "parent_node": parent,
+                        # assumed: several parents comma-separated (the field is a string)
+                        "parent_node": ",".join(parents[node.id]) or None,
                     }
                 )
-                parent = node.id
             self._json = {
                 "id": self.id,
                 "workflow_id": self.id,
@@ -201,9 +201,9 @@ class World:
             raise ValueError(f"workflow id must be 1-64 characters: {wid!r}")
         if wid in self.workflows:
             raise ValueError(f"duplicate workflow id {wid!r}")
-        ids = [n.id for n in nodes]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"workflow {name!r}: duplicate node ids")
+        problem = graph_problem(tuple(nodes))
+        if problem is not None:
+            raise ValueError(f"workflow {name!r}: {problem}")
         wf = Workflow(
             id=wid,
             name=name,
