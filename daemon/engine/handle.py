@@ -27,7 +27,7 @@ from daemon.kernel.model import Execution, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES
 from daemon.kernel.ports import FactsPort
 from daemon.kernel.writes import WriteIntent, WriteReport
-from daemon.policy import Action, decide, observed, stopped_node
+from daemon.policy import Action, decide, observed, stopped_nodes
 
 log = structlog.get_logger("aomd.decide")
 
@@ -63,9 +63,10 @@ class ExecutionHandler:
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
         now = self.clock.now()
         facts = await self.journal.facts(execution.execution_id)
-        stopped = stopped_node(execution)
-        node = stopped[0].node_id if stopped is not None else None
-        stale = [n for n in facts.first_seen if n != node or _stopped_anew(facts, execution, n)]
+        nodes = [n.node_id for n, _ in stopped_nodes(execution, workflow)]
+        stale = [
+            n for n in facts.first_seen if n not in nodes or _stopped_anew(facts, execution, n)
+        ]
         if stale:
             # A sighting is of one stop: once the node ran again (seen running, or
             # stopped in a new state since our write) its next stop waits its own
@@ -74,9 +75,10 @@ class ExecutionHandler:
                 await self.journal.forget_seen(execution.execution_id, n)
             first_seen = {n: at for n, at in facts.first_seen.items() if n not in stale}
             facts = dataclasses.replace(facts, first_seen=first_seen)
-        if node is not None and node not in facts.first_seen:
-            await self.journal.saw(execution.execution_id, node, now)
-            facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
+        for node in nodes:
+            if node not in facts.first_seen:
+                await self.journal.saw(execution.execution_id, node, now)
+                facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
         decision = decide(
             execution,
             workflow,
@@ -86,7 +88,7 @@ class ExecutionHandler:
             self.calendars(),
             dry_run=self.executor.dry_run,
         )
-        await self._track_unhandled(workflow, execution, decision.unhandled_node, now)
+        await self._track_unhandled(workflow, execution, decision.unhandled_nodes, now)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -105,14 +107,23 @@ class ExecutionHandler:
         return decision.recheck_at
 
     async def _track_unhandled(
-        self, workflow: Workflow, execution: Execution, node: str | None, now: datetime
+        self, workflow: Workflow, execution: Execution, nodes: Sequence[str], now: datetime
     ) -> None:
         key_prefix = execution.execution_id
-        for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] != node]:
+        for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] not in nodes]:
             del self.unhandled[key]
-        if node is None:
+        if not nodes:
             self._workflow_of.pop(key_prefix, None)
-        elif (key_prefix, node) not in self.unhandled:
+        for node in nodes:
+            await self._report_once(workflow, execution, node, now)
+        if self.on_unhandled is not None:
+            self.on_unhandled(len(self.unhandled))
+
+    async def _report_once(
+        self, workflow: Workflow, execution: Execution, node: str, now: datetime
+    ) -> None:
+        key_prefix = execution.execution_id
+        if (key_prefix, node) not in self.unhandled:
             self.unhandled[(key_prefix, node)] = now
             self._workflow_of[key_prefix] = workflow.id
             reason = "no rule matches this stopped node; left for a human"
@@ -130,8 +141,6 @@ class ExecutionHandler:
             )
             if first:  # told once, not again after every restart
                 self._report_unhandled(workflow, execution, node, reason)
-        if self.on_unhandled is not None:
-            self.on_unhandled(len(self.unhandled))
 
     def _report_unhandled(
         self, workflow: Workflow, execution: Execution, node: str, reason: str
@@ -186,7 +195,12 @@ class ExecutionHandler:
         await self.executor.resolve_open(
             intent,
             self.read_back.operation(
-                workflow.id, execution.execution_id, past.kind, past.node_id, past.observed
+                workflow.id,
+                execution.execution_id,
+                past.kind,
+                past.node_id,
+                past.observed,
+                workflow,
             ),
         )
 
@@ -222,7 +236,9 @@ class ExecutionHandler:
                 return None
             raise ValueError(f"unknown action kind {action.kind!r}")
 
-        read_back = self.read_back.operation(wid, eid, action.kind, action.node_id, action.observed)
+        read_back = self.read_back.operation(
+            wid, eid, action.kind, action.node_id, action.observed, workflow
+        )
         report = await self.executor.write(
             intent, call, read_back if action.kind != "notify" else None
         )

@@ -39,6 +39,7 @@ from daemon.kernel.keys import execution_key, key_segment
 from daemon.kernel.model import Execution, NodeRun, Status, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.policy.observe import observed as observe
+from daemon.policy.observe import same_stop
 from daemon.policy.rule import Rule
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Decision",
     "decide",
     "stopped_node",
+    "stopped_nodes",
 ]
 
 RECHECK_SOON = timedelta(seconds=10)
@@ -83,7 +85,10 @@ class Decision:
     recheck_at: datetime | None = None
     """Look at this execution again no later than this (None: no time-based reason to)."""
     unhandled_node: str | None = None
-    """A stopped node no rule matches: log once, count, notify."""
+    """A stopped node no rule matches: log once, count, notify (the first of
+    ``unhandled_nodes``)."""
+    unhandled_nodes: tuple[str, ...] = ()
+    """Every stopped node no rule matches (parallel branches can stop together)."""
     reasons: tuple[str, ...] = ()
     """Why nothing (more) was done, for logs and ``aomd plan``."""
     node_id: str | None = None
@@ -97,6 +102,33 @@ class Decision:
     @property
     def unhandled(self) -> bool:
         return self.unhandled_node is not None
+
+
+def stopped_nodes(execution: Execution, workflow: Workflow | None) -> list[tuple[NodeRun, str]]:
+    """Every node the execution waits on, in the order they appear: ``(node, state)``.
+
+    With the workflow's graph (``parent_node``) known, a node waits when its latest run
+    is ``pausing``, or ``fail`` while the execution is ``pausing``, and none of its
+    children has started (a skipped node stays ``fail`` but its children run). Without
+    the graph aomd cannot tell branches from a sequence: only the latest stop counts,
+    as ``stopped_node`` always did.
+    """
+    if workflow is None or not workflow.is_graph:
+        one = stopped_node(execution)
+        return [one] if one is not None else []
+    started = {n.node_id for n in execution.nodes}
+    latest: dict[str, NodeRun] = {}
+    for node in execution.nodes:
+        latest[node.node_id] = node  # a restarted node appears again later in the list
+    out: list[tuple[NodeRun, str]] = []
+    for node in latest.values():
+        if workflow.children_of(node.node_id) & started:
+            continue
+        if node.status is Status.PAUSING:
+            out.append((node, "paused"))
+        elif node.status is Status.FAIL and execution.status is Status.PAUSING:
+            out.append((node, "failed"))
+    return out
 
 
 def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
@@ -130,12 +162,46 @@ def decide(
     """What to do about ``execution`` at ``now``; ``dry_run`` is the daemon's global mode."""
     if execution.finished:
         return Decision(reasons=(f"execution is {execution.status.value}: nothing to do",))
-    found = stopped_node(execution)
-    if found is None:
-        found = _running_node(execution) if any("running" in r.status for r in rules) else None
-    if found is None:
+    found = stopped_nodes(execution, workflow)
+    if not found:
+        running = _running_node(execution) if any("running" in r.status for r in rules) else None
+        found = [running] if running is not None else []
+    if not found:
         return Decision(reasons=("no failed or paused node",))
-    node, state = found
+    if len(found) == 1:
+        return _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, *found[0])
+    # Parallel branches: each stopped node on its own (attempts, backoff, deadline and
+    # keys are per node), in one pass, so two failed branches restart together.
+    parts = [
+        _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, node, state)
+        for node, state in found
+    ]
+    rechecks = [d.recheck_at for d in parts if d.recheck_at is not None]
+    unhandled = tuple(n for d in parts for n in d.unhandled_nodes)
+    return Decision(
+        actions=tuple(a for d in parts for a in d.actions),
+        recheck_at=min(rechecks) if rechecks else None,
+        unhandled_node=unhandled[0] if unhandled else None,
+        unhandled_nodes=unhandled,
+        reasons=tuple(r for d in parts for r in d.reasons),
+        node_id=parts[0].node_id,
+        rule=next((d.rule for d in parts if d.rule is not None), None),
+        pending_keys=tuple(k for d in parts for k in d.pending_keys),
+    )
+
+
+def _decide_node(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+    node: NodeRun,
+    state: str,
+) -> Decision:
+    """``decide`` for one stopped (or running) node."""
     begin = _ms(execution.begin_time)
     age = now - begin if begin is not None else None
     later: list[datetime] = []
@@ -151,6 +217,7 @@ def decide(
     return Decision(
         recheck_at=min(later) if later else None,
         unhandled_node=node.node_id if state != "running" else None,
+        unhandled_nodes=(node.node_id,) if state != "running" else (),
         reasons=(f"node {label} {state}: no rule matches",),
         node_id=node.node_id,
     )
@@ -279,6 +346,7 @@ class _Apply:
         self.calendars = calendars
         self.dry = global_dry_run or rule.dry_run
         self.fp = observe(execution, node.node_id)
+        self.graph = workflow is not None and workflow.is_graph
         self.label = _label(workflow, node.node_id)
         self.deadline_at = begin + rule.deadline if begin and rule.deadline else None
         self.age = now - begin if begin is not None else None
@@ -390,7 +458,9 @@ class _Apply:
         counted = [w for w, _, _ in visible if w.outcome not in RETRYABLE_OUTCOMES]
         if counted:
             latest = _latest(counted)
-            if latest.observed == self.fp:
+            # In a graph another branch moving changes the execution's current node but
+            # not this stop: compare this node (and the execution's status) only.
+            if latest.observed == self.fp or (self.graph and same_stop(latest.observed, self.fp)):
                 return Decision(
                     recheck_at=self.now + RECHECK_SOON,
                     reasons=(
