@@ -5,6 +5,7 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
 
     seed: 7
     speed: 60
+    failed_execution: pausing         # pausing | fail | fail_final (see state.FailedExecution)
     workflows:
       - id: wf-patch                  # optional
         name: patch-linux
@@ -16,6 +17,8 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
           - {id: precheck, kind: task, duration: 20, behaviour: succeed}
           - {id: patch, behaviour: {fail_times: 2}}
           - {id: approve, kind: pause}
+          - {id: sign-off, kind: approval}   # waitApproval (behaviour fail: approvalFailed)
+          - {id: odd, reports: suspended}    # shows an unknown status and waits
           - {id: reboot, behaviour: fail}
           - {id: flaky, behaviour: {fail_probability: 0.3, duration: 5}}
           # a graph: ``parents`` (default: the node before) starts branches together
@@ -34,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from daemon.emulator.state import Behaviour, NodeSpec, graph_problem
+from daemon.emulator.state import Behaviour, FailedExecution, NodeSpec, graph_problem
 from daemon.kernel.errors import ConfigError
 
 DEFAULT_DURATION_SECONDS = 5.0
@@ -57,6 +60,7 @@ class Scenario:
     seed: int | None
     speed: float | None
     workflows: tuple[WorkflowDef, ...]
+    failed_execution: FailedExecution | None = None
 
 
 def read_scenario(source: Mapping[str, Any] | str | Path) -> Scenario:
@@ -81,7 +85,10 @@ def _fail(where: str, field: str, message: str) -> ConfigError:
 
 
 def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
-    _only(data, {"seed", "speed", "workflows"}, where, "(top level)")
+    _only(data, {"seed", "speed", "workflows", "failed_execution"}, where, "(top level)")
+    failed = data.get("failed_execution")
+    if failed is not None and failed not in ("pausing", "fail", "fail_final"):
+        raise _fail(where, "failed_execution", "expected pausing, fail or fail_final")
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise _fail(where, "seed", "expected an integer")
@@ -92,7 +99,7 @@ def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
     if not isinstance(raw, list):
         raise _fail(where, "workflows", "expected a list")
     wfs = tuple(_workflow(w, where, f"workflows[{i}]") for i, w in enumerate(raw))
-    return Scenario(seed, float(speed) if speed is not None else None, wfs)
+    return Scenario(seed, float(speed) if speed is not None else None, wfs, failed)
 
 
 def _only(data: Mapping[str, Any], allowed: set[str], where: str, field: str) -> None:
@@ -149,7 +156,10 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
     if not isinstance(data, Mapping):
         raise _fail(where, field, "expected a mapping")
     _only(
-        data, {"id", "name", "kind", "duration", "behaviour", "parents", "category"}, where, field
+        data,
+        {"id", "name", "kind", "duration", "behaviour", "parents", "category", "reports"},
+        where,
+        field,
     )
     nid = data.get("id")
     if not isinstance(nid, str) or not 1 <= len(nid) <= 64:
@@ -159,8 +169,8 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
     if raw == "pause":
         kind = "pause"
         raw = "succeed"
-    if kind not in ("task", "pause"):
-        raise _fail(where, f"{field}.kind", "expected task or pause")
+    if kind not in ("task", "pause", "approval"):
+        raise _fail(where, f"{field}.kind", "expected task, pause or approval")
     duration = data.get("duration", DEFAULT_DURATION_SECONDS)
     behaviour, override = _behaviour(raw, where, f"{field}.behaviour")
     if override is not None:
@@ -172,6 +182,9 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
         not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents)
     ):
         raise _fail(where, f"{field}.parents", "expected a list of node ids ([] for a start node)")
+    reports = data.get("reports")
+    if reports is not None and (not isinstance(reports, str) or not reports):
+        raise _fail(where, f"{field}.reports", "expected a status string")
     category = data.get("category", "")
     if not isinstance(category, str):
         raise _fail(where, f"{field}.category", "expected a string")
@@ -183,6 +196,7 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
         behaviour=behaviour,
         parents=tuple(parents) if parents is not None else None,
         category=category,
+        reports=reports,
     )
 
 

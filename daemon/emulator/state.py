@@ -21,10 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 BehaviourKind = Literal["succeed", "fail", "fail_times", "fail_probability"]
-NodeKind = Literal["task", "pause"]
+NodeKind = Literal["task", "pause", "approval"]
+FailedExecution = Literal["pausing", "fail", "fail_final"]
+"""How an execution with a failed node is reported (the status semantics are assumed):
+``pausing`` (the default) waits for restart/skip; ``fail`` reports the execution ``fail``
+but still accepts restart/skip; ``fail_final`` reports ``fail`` and answers every
+operation with AOM.31001418."""
 
 CANCEL_DELAY_MS = 1000
-FINISHED = frozenset({"success", "fail", "cancel"})
+FINISHED = frozenset({"success", "fail", "cancel", "approvalFailed"})
 
 
 class NotAllowed(Exception):
@@ -70,6 +75,9 @@ class NodeSpec:
     """Nodes that must be done before this one starts; None: the node before it."""
     category: str = ""
     """Reported as the node's ``category`` (default: its kind)."""
+    reports: str | None = None
+    """Once started the node shows this raw status and waits forever (an unknown status,
+    to test tolerance)."""
 
 
 class NodeRun:
@@ -126,6 +134,7 @@ class Execution:
         "due",
         "end_ms",
         "execution_id",
+        "failed_execution",
         "last_update_ms",
         "nodes",
         "parents",
@@ -146,7 +155,9 @@ class Execution:
         begin_ms: int,
         created_by: str,
         seed: int,
+        failed_execution: FailedExecution = "pausing",
     ) -> None:
+        self.failed_execution = failed_execution
         self.workflow_id = workflow_id
         self.execution_id = execution_id
         self.project_id = project_id
@@ -250,7 +261,10 @@ class Execution:
         if node is None:
             raise UnknownNode(node_id)
         run = self.runs.get(node_id)
-        if self.status != "pausing" or run is None or node_id in self.done:
+        waits = self.status == "pausing" or (
+            self.status == "fail" and self.failed_execution == "fail"
+        )
+        if not waits or run is None or node_id in self.done:
             raise NotAllowed(f"execution is {self.status}; node {node_id} is not waiting")
         if action in ("restart", "skip"):
             if node.kind != "task" or run.status != "fail":
@@ -300,8 +314,22 @@ class Execution:
         self._settle_status(at_ms)
 
     def _settle_status(self, at_ms: int) -> None:
-        if self.waiting():
+        statuses = {run.status for run in self.runs.values()}
+        waiting = self.waiting()
+        self.end_ms = None
+        if "approvalFailed" in statuses:
+            self.status = "approvalFailed"
+            self.end_ms = at_ms
+            self.due.clear()
+        elif self.failed_execution != "pausing" and any(
+            self.runs[n.id].status == "fail" for n in waiting
+        ):
+            self.status = "fail"  # the other reading of the API: a failure ends the run
+            self.end_ms = at_ms  # running branches halt (``advance`` skips finished runs)
+        elif waiting:
             self.status = "pausing"
+        elif "waitApproval" in statuses:
+            self.status = "waitApproval"
         elif self.due:
             self.status = "executing"
         elif len(self.done) == len(self.nodes):
@@ -315,8 +343,16 @@ class Execution:
         attempt = self.attempts.get(node.id, 0) + 1
         self.attempts[node.id] = attempt
         fid = f"{self.execution_id[:8]}-{node.id}-{attempt}"
-        if node.kind == "pause":
+        if node.reports is not None:
+            self.runs[node.id] = NodeRun(node.id, at_ms, attempt, node.reports, fid)
+        elif node.kind == "pause":
             self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "pausing", fid)
+        elif node.kind == "approval":
+            # approved in the console (never by aomd); a failing one is rejected after
+            # its duration, which ends the execution ``approvalFailed``
+            self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "waitApproval", fid)
+            if node.behaviour.kind != "succeed":
+                self.due[node.id] = at_ms + node.duration_ms
         else:
             self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "executing", fid)
             self.due[node.id] = at_ms + node.duration_ms
@@ -328,7 +364,11 @@ class Execution:
         run = self.runs[node_id]
         del self.due[node_id]
         run.end_ms = at_ms
-        if node.behaviour.fails(self.seed, self.execution_id, node.id, run.attempt):
+        if node.kind == "approval":
+            run.status = "approvalFailed"
+            run.output = {"error": f"approval of {node.id} was rejected"}
+            self._settle_status(at_ms)
+        elif node.behaviour.fails(self.seed, self.execution_id, node.id, run.attempt):
             run.status = "fail"
             run.output = {
                 "error": f"node {node.id} failed on attempt {run.attempt}",

@@ -20,7 +20,13 @@ from croniter import croniter
 
 from daemon.emulator.cron_heap import CronHeap
 from daemon.emulator.start_queue import StartQueue
-from daemon.emulator.state import Execution, NodeSpec, graph_problem, node_parents
+from daemon.emulator.state import (
+    Execution,
+    FailedExecution,
+    NodeSpec,
+    graph_problem,
+    node_parents,
+)
 
 WORKFLOW_TYPES = ("cron", "event", "manual")
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
@@ -168,6 +174,8 @@ class World:
         self.workflows: dict[str, Workflow] = {}
         self._cron = CronHeap()
         self._starts = StartQueue()
+        self.failed_execution: FailedExecution = "pausing"
+        """How executions with a failed node are reported (``state.FailedExecution``)."""
         self.dataarts_tasks: dict[str, str] = {}
         """task_id -> last action applied (``start`` / ``schedule`` / ``stop``)."""
 
@@ -231,6 +239,7 @@ class World:
             begin_ms=at_ms,
             created_by=created_by,
             seed=self.seed,
+            failed_execution=self.failed_execution,
         )
         wf.add_execution(ex)
         return ex

@@ -22,14 +22,18 @@ from daemon.engine.resolution import ReadBack
 from daemon.kernel.actions import OPERATIONS
 from daemon.kernel.clock import Clock
 from daemon.kernel.facts import ExecutionFacts, PastWrite
-from daemon.kernel.keys import unhandled_key
+from daemon.kernel.keys import cannot_act_key, unhandled_key
 from daemon.kernel.model import Execution, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES
 from daemon.kernel.ports import FactsPort
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_nodes
+from daemon.policy.observe import find_node
 
 log = structlog.get_logger("aomd.decide")
+
+CANNOT_ACT_MEMORY = 10_000
+"""How many reported stops the handler remembers to skip the journal on every poll."""
 
 
 class ExecutionHandler:
@@ -57,6 +61,10 @@ class ExecutionHandler:
         self.on_unhandled = on_unhandled
         self.unhandled: dict[tuple[str, str], datetime] = {}
         """(execution, node) paused with no matching rule; logged once each."""
+        self.cannot_act: dict[tuple[str, str, str], str] = {}
+        """(execution, node or "", status) -> reason, for stops the API cannot act on, reported
+        once; the oldest are forgotten past ``CANNOT_ACT_MEMORY`` (the journal still
+        holds every report, so a forgotten one is not told twice)."""
         self._workflow_of: dict[str, str] = {}
         """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
 
@@ -89,6 +97,8 @@ class ExecutionHandler:
             dry_run=self.executor.dry_run,
         )
         await self._track_unhandled(workflow, execution, decision.unhandled_nodes, now)
+        for node, why in decision.cannot_act:
+            await self._cannot_act(workflow, execution, node, why)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -141,6 +151,61 @@ class ExecutionHandler:
             )
             if first:  # told once, not again after every restart
                 self._report_unhandled(workflow, execution, node, reason)
+
+    async def _cannot_act(
+        self, workflow: Workflow, execution: Execution, node: str, reason: str
+    ) -> None:
+        run = find_node(execution, node) if node else None
+        status = (
+            (run.raw_status or run.status.value)
+            if run is not None
+            else (execution.raw_status or execution.status.value)
+        )
+        seen = (execution.execution_id, node, status)
+        if seen in self.cannot_act:
+            return
+        self.cannot_act[seen] = reason
+        while len(self.cannot_act) > CANNOT_ACT_MEMORY:
+            del self.cannot_act[next(iter(self.cannot_act))]
+        first = await self.executor.record(
+            WriteIntent(
+                key=cannot_act_key(execution.execution_id, node, status),
+                kind="cannot_act",
+                workflow_id=workflow.id,
+                execution_id=execution.execution_id,
+                node_id=node or None,
+                reason=reason,
+                dry_run=self.executor.dry_run,
+            ),
+            "reported",
+        )
+        if not first:  # told before, maybe by an earlier run of aomd
+            return
+        log.warning(
+            "stop_not_actionable",
+            workflow_id=workflow.id,
+            execution_id=execution.execution_id,
+            node_id=node or None,
+            rule=None,
+            action="leave",
+            attempt=None,
+            reason=reason,
+            outcome="cannot_act",
+            request_id=None,
+            dry_run=self.executor.dry_run,
+        )
+        if self.notifier is not None:
+            self.notifier.notify(
+                "cannot_act",
+                {
+                    "workflow_id": workflow.id,
+                    "workflow_name": workflow.name,
+                    "execution_id": execution.execution_id,
+                    "execution_status": execution.raw_status or execution.status.value,
+                    "node_id": node or None,
+                    "reason": reason,
+                },
+            )
 
     def _report_unhandled(
         self, workflow: Workflow, execution: Execution, node: str, reason: str

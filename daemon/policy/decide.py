@@ -30,7 +30,7 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from daemon.calendar.calendar import Calendar
@@ -89,6 +89,10 @@ class Decision:
     ``unhandled_nodes``)."""
     unhandled_nodes: tuple[str, ...] = ()
     """Every stopped node no rule matches (parallel branches can stop together)."""
+    cannot_act: tuple[tuple[str, str], ...] = ()
+    """``(node_id or "", reason)`` for each stop the documented operations cannot act on
+    (an execution ended ``fail``, an approval, a status aomd does not know): the engine
+    logs and notifies each once."""
     reasons: tuple[str, ...] = ()
     """Why nothing (more) was done, for logs and ``aomd plan``."""
     node_id: str | None = None
@@ -102,6 +106,11 @@ class Decision:
     @property
     def unhandled(self) -> bool:
         return self.unhandled_node is not None
+
+
+_WAITS = frozenset({Status.PAUSING, Status.FAIL})
+"""Execution statuses in which a failed node waits: ``pausing`` as assumed, and ``fail``
+should the cloud report it that way (``_ended_fail``)."""
 
 
 def stopped_nodes(execution: Execution, workflow: Workflow | None) -> list[tuple[NodeRun, str]]:
@@ -126,7 +135,7 @@ def stopped_nodes(execution: Execution, workflow: Workflow | None) -> list[tuple
             continue
         if node.status is Status.PAUSING:
             out.append((node, "paused"))
-        elif node.status is Status.FAIL and execution.status is Status.PAUSING:
+        elif node.status is Status.FAIL and execution.status in _WAITS:
             out.append((node, "failed"))
     return out
 
@@ -134,7 +143,8 @@ def stopped_nodes(execution: Execution, workflow: Workflow | None) -> list[tuple
 def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
     """The node the execution waits on: ``(node, "failed" | "paused")`` or None.
 
-    A node failed while the execution is pausing, or a pause node is pausing. Only the
+    A node failed while the execution is pausing (or reported ``fail``), or a pause node
+    is pausing. Only the
     latest run of each node counts (a restarted node appears again in the list).
     """
     seen: set[str] = set()
@@ -144,7 +154,7 @@ def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
         seen.add(node.node_id)
         if node.status is Status.PAUSING:
             return node, "paused"
-        if node.status is Status.FAIL and execution.status is Status.PAUSING:
+        if node.status is Status.FAIL and execution.status in _WAITS:
             return node, "failed"
     return None
 
@@ -160,8 +170,137 @@ def decide(
     dry_run: bool = False,
 ) -> Decision:
     """What to do about ``execution`` at ``now``; ``dry_run`` is the daemon's global mode."""
+    if execution.status is Status.FAIL:
+        return _ended_fail(execution, workflow, rules, facts, now, calendars, dry_run)
     if execution.finished:
-        return Decision(reasons=(f"execution is {execution.status.value}: nothing to do",))
+        blocked = _unactionable(execution, workflow)
+        return Decision(
+            cannot_act=blocked if execution.status is Status.APPROVAL_FAILED else (),
+            reasons=(f"execution is {execution.status.value}: nothing to do",),
+        )
+    blocked = _unactionable(execution, workflow)
+    decision = _decide_stops(execution, workflow, rules, facts, now, calendars, dry_run)
+    if not blocked:
+        return decision
+    return replace(
+        decision,
+        cannot_act=blocked,
+        reasons=(*decision.reasons, *(f"{n or 'execution'}: {why}" for n, why in blocked)),
+    )
+
+
+_UNACTIONABLE = {
+    Status.WAIT_APPROVAL: "waits for an approval, which is given in the console "
+    "(no documented operation approves)",
+    Status.APPROVAL_FAILED: "its approval was rejected (no documented operation "
+    "re-runs an approval)",
+}
+
+
+def _unactionable(execution: Execution, workflow: Workflow | None) -> tuple[tuple[str, str], ...]:
+    """Stops the documented operations cannot act on, with the reason for a person."""
+    out: list[tuple[str, str]] = []
+    if execution.status is Status.UNKNOWN:
+        out.append(
+            (
+                "",
+                f"execution status {execution.raw_status!r} is not one aomd knows; "
+                "it does not act on it",
+            )
+        )
+    latest: dict[str, NodeRun] = {n.node_id: n for n in execution.nodes}
+    for node in latest.values():
+        label = _label(workflow, node.node_id)
+        if node.status in _UNACTIONABLE:
+            out.append((node.node_id, f"node {label} {_UNACTIONABLE[node.status]}"))
+        elif node.status is Status.UNKNOWN:
+            out.append(
+                (
+                    node.node_id,
+                    f"node {label} reports status {node.raw_status!r}, which aomd "
+                    "does not know; it does not act on it",
+                )
+            )
+    if execution.status is Status.APPROVAL_FAILED and not out:
+        out.append(("", "execution ended approvalFailed"))
+    return tuple(out)
+
+
+def _ended_fail(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+) -> Decision:
+    """An execution reported ``fail``: ended, as the API reference reads, or a failed node
+    reported that way (the status semantics are assumed). A matching rule may try its
+    action once per failed node; ``AOM.31001418`` (journaled ``rejected``) means "not
+    allowed here" and is never retried. Everything else is left for a person, said once."""
+    failed = [(n, st) for n, st in stopped_nodes(execution, workflow) if st == "failed"]
+    parts: list[Decision] = []
+    blocked: list[tuple[str, str]] = []
+    for node, state in failed:
+        label = _label(workflow, node.node_id)
+        tried = [w for w in facts.writes_for(node.node_id) if w.outcome not in RETRYABLE_OUTCOMES]
+        if tried:
+            last = _latest(tried)
+            if last.outcome in UNRESOLVED:
+                parts.append(
+                    Decision(
+                        recheck_at=now + RECHECK_SOON,
+                        reasons=(
+                            f"node {label}: {last.kind} outcome {last.outcome}; resolving it",
+                        ),
+                        node_id=node.node_id,
+                        pending_keys=(last.key,),
+                    )
+                )
+                continue
+            why = (
+                f"{last.kind} was rejected by the API (not allowed here); never retried"
+                if last.outcome == "rejected"
+                else f"{last.kind} was tried once ({last.outcome})"
+            )
+            blocked.append(
+                (node.node_id, f"execution ended fail at node {label}; {why}; left for a human")
+            )
+            continue
+        d = _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, node, state)
+        if d.actions or (d.rule is not None and d.recheck_at is not None):
+            parts.append(d)  # acting, or a matching rule waits (delay, backoff, gate)
+        else:
+            blocked.append(
+                (
+                    node.node_id,
+                    f"execution ended fail at node {label}; no rule acts on it now; "
+                    "left for a human",
+                )
+            )
+    if not failed:
+        blocked.append(("", "execution ended fail; no failed node to act on; left for a human"))
+    rechecks = [d.recheck_at for d in parts if d.recheck_at is not None]
+    return Decision(
+        actions=tuple(a for d in parts for a in d.actions),
+        recheck_at=min(rechecks) if rechecks else None,
+        cannot_act=tuple(blocked),
+        reasons=(*(r for d in parts for r in d.reasons), *(why for _, why in blocked)),
+        node_id=failed[0][0].node_id if failed else None,
+        pending_keys=tuple(k for d in parts for k in d.pending_keys),
+    )
+
+
+def _decide_stops(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+) -> Decision:
     found = stopped_nodes(execution, workflow)
     if not found:
         running = _running_node(execution) if any("running" in r.status for r in rules) else None

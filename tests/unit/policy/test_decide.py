@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +16,80 @@ S = timedelta(seconds=1)
 
 
 def test_finished_execution_gets_nothing() -> None:
-    for status in (Status.SUCCESS, Status.FAIL, Status.CANCEL, Status.APPROVAL_FAILED):
+    for status in (Status.SUCCESS, Status.CANCEL, Status.APPROVAL_FAILED):
         d = decide(execution(status=status), WORKFLOW, [rule()], facts(), T0)
         assert d.actions == ()
         assert d.recheck_at is None
         assert d.unhandled_node is None
+
+
+def test_execution_reported_fail_gets_one_try_then_is_left_for_a_human() -> None:
+    """The other reading of the API: a failed node's execution reported ``fail``. A rule
+    tries its action once; AOM.31001418 (journaled ``rejected``) is never retried."""
+    ex = execution(status=Status.FAIL)
+    (a,) = decide(ex, WORKFLOW, [rule()], facts(), T0).actions
+    assert (a.kind, a.key) == ("restart", "exec/ex-1/patch/restart/1")
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "rejected")), T0 + 60 * S)
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "patch",
+            "execution ended fail at node apply-patch (patch); restart was rejected by the API "
+            "(not allowed here); never retried; left for a human",
+        ),
+    )
+    assert d.recheck_at is None
+    # a lost reply is resolved by reading, never sent again meanwhile
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "unknown")), T0 + 60 * S)
+    assert (d.actions, d.pending_keys) == ((), (a.key,))
+    # tried and applied, and the execution ended fail again: one try is all
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "applied")), T0 + 600 * S)
+    assert d.actions == ()
+    assert "restart was tried once (applied)" in d.cannot_act[0][1]
+    # no rule for it: said once by the engine, nothing sent
+    d = decide(ex, WORKFLOW, [rule(action="continue", match={"status": "paused"})], facts(), T0)
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "patch",
+            "execution ended fail at node apply-patch (patch); no rule acts on it now; "
+            "left for a human",
+        ),
+    )
+
+
+def test_approvals_and_unknown_statuses_are_named_never_acted_on() -> None:
+    ex = execution(state="paused")
+    nodes = (
+        ex.nodes[0],
+        replace(ex.nodes[1], node_id="approve", status=Status.WAIT_APPROVAL),
+        replace(ex.nodes[1], node_id="odd", status=Status.UNKNOWN, raw_status="suspended"),
+    )
+    d = decide(
+        replace(ex, nodes=nodes, status=Status.WAIT_APPROVAL), WORKFLOW, [rule()], facts(), T0
+    )
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "approve",
+            "node approve waits for an approval, which is given in the console "
+            "(no documented operation approves)",
+        ),
+        (
+            "odd",
+            "node odd reports status 'suspended', which aomd does not know; it does not act on it",
+        ),
+    )
+    ended = replace(
+        ex, nodes=(replace(nodes[1], status=Status.APPROVAL_FAILED),), status=Status.APPROVAL_FAILED
+    )
+    d = decide(ended, WORKFLOW, [rule()], facts(), T0)
+    assert d.actions == ()
+    assert [n for n, _ in d.cannot_act] == ["approve"]
+    weird = replace(ex, status=Status.UNKNOWN, raw_status="frozen")
+    assert decide(weird, WORKFLOW, [rule()], facts(), T0).cannot_act == (
+        ("", "execution status 'frozen' is not one aomd knows; it does not act on it"),
+    )
 
 
 def test_running_execution_without_running_rules_gets_nothing() -> None:
