@@ -389,6 +389,12 @@ def _node_name(workflow: Workflow | None, node_id: str) -> str | None:
     return None
 
 
+def _node_category(workflow: Workflow | None, node_id: str) -> str | None:
+    if workflow is None:
+        return None
+    return next((wn.category or None for wn in workflow.nodes if wn.id == node_id), None)
+
+
 def _label(workflow: Workflow | None, node_id: str) -> str:
     name = _node_name(workflow, node_id)
     return f"{name} ({node_id})" if name and name != node_id else node_id
@@ -420,6 +426,10 @@ def _matches(
     if rule.node_name is not None:
         name = _node_name(workflow, node.node_id)
         if name is None or not fnmatch.fnmatchcase(name, rule.node_name):
+            return False, None
+    if rule.node_category is not None:
+        category = _node_category(workflow, node.node_id)
+        if category is None or not fnmatch.fnmatchcase(category, rule.node_category):
             return False, None
     if rule.output_regex is not None and not rule.output_regex.search(_output_text(node.output)):
         return False, None

@@ -138,6 +138,12 @@ class NodeMatchSpec(BaseModel):
         description="Shell-style glob on the node name from the workflow definition.",
         examples=["patch-*"],
     )
+    category: str | None = Field(
+        default=None,
+        description="Shell-style glob on the node category from the workflow definition "
+        "(AOM node types; a node whose workflow or category is unknown does not match).",
+        examples=["script", "job*"],
+    )
 
 
 class MatchSpec(BaseModel):

@@ -45,6 +45,7 @@ class Rule:
     workflow_tags: tuple[tuple[str, str], ...] = ()
     node_id: str | None = None
     node_name: str | None = None
+    node_category: str | None = None
     status: tuple[str, ...] = ("failed", "paused")
     output_regex: re.Pattern[str] | None = field(default=None, compare=False)
     output_pattern: str | None = None
@@ -96,6 +97,7 @@ class Rule:
             workflow_tags=tuple(sorted(m.workflow.tags.items())),
             node_id=m.node.id,
             node_name=m.node.name,
+            node_category=m.node.category,
             status=tuple(m.status),
             output_regex=re.compile(m.output_regex) if m.output_regex is not None else None,
             output_pattern=m.output_regex,

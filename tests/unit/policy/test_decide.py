@@ -434,3 +434,15 @@ def test_out_of_range_times_are_unknown_not_a_crash() -> None:
         past = dataclasses.replace(written(first.actions[0]), observed="older")
         again = decide(ex, WORKFLOW, [r2], facts(past), T0 + S * 600)
         assert again.actions or again.recheck_at is not None
+
+
+def test_nodes_match_by_category_glob() -> None:
+    nodes = tuple(replace(n, category="script") if n.id == "patch" else n for n in WORKFLOW.nodes)
+    wf = replace(WORKFLOW, nodes=nodes)
+    ex = execution()
+    assert decide(ex, wf, [rule(match={"node": {"category": "scr*"}})], facts(), T0).actions
+    miss = decide(ex, wf, [rule(match={"node": {"category": "job"}})], facts(), T0)
+    assert (miss.actions, miss.unhandled_node) == ((), "patch")
+    # unknown workflow (or no category): a category rule cannot match
+    assert not decide(ex, None, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
+    assert not decide(ex, WORKFLOW, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
