@@ -277,6 +277,7 @@ class Emulator:
         pause_share: float = 0.5,
         fail_times: int | None = 1,
         quiet: bool = False,
+        parallel_share: float = 0.0,
     ) -> Population:
         """Bulk-add workflows with executions (benchmarks); see ``populate.populate``.
 
@@ -296,6 +297,7 @@ class Emulator:
             pause_share=pause_share,
             fail_times=fail_times,
             quiet=quiet,
+            parallel_share=parallel_share,
         )
 
     # -- faults ----------------------------------------------------------------------------
