@@ -128,6 +128,14 @@ Duration = Annotated[
 CalendarName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
 
 
+def _names(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+AccountNames = Annotated[tuple[str, ...], BeforeValidator(_names)]
+"""``accounts:`` of a rule, trigger rule or schedule: one name or a list."""
+
+
 class RecurringSpec(BaseModel):
     """A window that opens at every fire time of a cron expression and lasts ``duration``."""
 
@@ -318,6 +326,12 @@ class TriggerRuleSpec(BaseModel):
     )
     description: str | None = Field(default=None, description="Free text for people.")
     select: WorkflowSelector = Field(description="Which workflows this rule manages.")
+    accounts: AccountNames = Field(
+        default=(),
+        description="Names of the accounts (settings [[accounts]] name) this trigger rule applies "
+        "to; empty: every account.",
+        examples=[["prod-cn"]],
+    )
     off_during: CalendarName | None = Field(
         default=None,
         description="Trigger disabled while this calendar is active, enabled otherwise.",

@@ -236,6 +236,12 @@ class RuleSpec(BaseModel):
     name: RuleName = Field(description="Unique rule name; appears in logs, keys and the journal.")
     description: str | None = Field(default=None, description="Free text for people.")
     match: MatchSpec = Field(default_factory=MatchSpec, description="When this rule applies.")
+    accounts: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(
+        default=(),
+        description="Names of the accounts (settings [[accounts]] name) this rule applies "
+        "to; empty: every account.",
+        examples=[["prod-cn"]],
+    )
     action: ActionKind = Field(
         description="restart (retry the failed node), skip (skip it), continue (resume a pause "
         "node), terminate (stop the execution) or notify (only tell a human)."

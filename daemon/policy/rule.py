@@ -46,6 +46,8 @@ class Rule:
     node_id: str | None = None
     node_name: str | None = None
     node_category: str | None = None
+    accounts: tuple[str, ...] = ()
+    """Accounts the rule applies to; empty: every account."""
     status: tuple[str, ...] = ("failed", "paused")
     output_regex: re.Pattern[str] | None = field(default=None, compare=False)
     output_pattern: str | None = None
@@ -98,6 +100,7 @@ class Rule:
             node_id=m.node.id,
             node_name=m.node.name,
             node_category=m.node.category,
+            accounts=spec.accounts,
             status=tuple(m.status),
             output_regex=re.compile(m.output_regex) if m.output_regex is not None else None,
             output_pattern=m.output_regex,

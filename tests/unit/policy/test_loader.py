@@ -317,3 +317,36 @@ def test_action_and_status_must_fit(tmp_path: Path) -> None:
     assert "expected match.status: failed" in errs[0]
     assert "expected match.status: paused" in errs[1]
     assert "expected fallback terminate or leave" in errs[2]
+
+
+def test_rules_triggers_and_schedules_scoped_to_accounts(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "scoped.yaml",
+        """
+        calendars:
+          freeze: {timezone: UTC, ranges: [{start: "2026-12-18T18:00:00", end: "2027-01-04T08:00:00"}]}
+        rules:
+          - {name: cn-only, accounts: [prod-cn], action: restart, match: {status: failed}}
+          - {name: both, accounts: prod-eu, action: restart, match: {status: failed}}
+          - {name: everywhere, action: continue, match: {status: paused}}
+        triggers:
+          - {name: t-cn, accounts: [prod-cn], select: {names: ["*"]}, off_during: freeze}
+        schedules:
+          - {name: s-eu, accounts: [prod-eu], cron: "0 2 * * *", action: {execute: {workflow_name: backup}}}
+        """,
+    )
+    policy = load_policy_dir(tmp_path)
+    cn, eu, other = (policy.for_account(a) for a in ("prod-cn", "prod-eu", "test"))
+    assert [r.name for r in cn.rules] == ["cn-only", "everywhere"]
+    assert [r.name for r in eu.rules] == ["both", "everywhere"]
+    assert [r.name for r in other.rules] == ["everywhere"]
+    assert [t.name for t in cn.triggers] == ["t-cn"]
+    assert eu.triggers == other.triggers == ()
+    assert [s.name for s in eu.schedules] == ["s-eu"]
+    assert cn.schedules == ()
+    unscoped = load_policy_dir(REPO / "policies")
+    assert unscoped.for_account("any") is unscoped  # nothing scoped: the snapshot itself
+    bad = write(tmp_path, "scoped.yaml", "rules:\n  - {name: x, action: restart, accounts: [3]}\n")
+    (error,) = errors_of(bad)
+    assert "scoped.yaml:2: rules[0].accounts" in error, error
