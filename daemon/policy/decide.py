@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from daemon.calendar.calendar import Calendar
+from daemon.calendar.counting import counted_until
 from daemon.kernel.facts import ExecutionFacts, PastWrite
 from daemon.kernel.keys import execution_key, key_segment
 from daemon.kernel.model import Execution, NodeRun, Status, Workflow
@@ -458,6 +459,10 @@ def _jitter_unit(key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def _counting(calendar: str | None) -> str:
+    return f" counted in calendar {calendar!r}" if calendar else ""
+
+
 def _fmt(td: timedelta) -> str:
     total = round(td.total_seconds())
     if total <= 0:
@@ -497,11 +502,21 @@ class _Apply:
         self.fp = observe(execution, node.node_id)
         self.graph = workflow is not None and workflow.is_graph
         self.label = _label(workflow, node.node_id)
-        self.deadline_at = begin + rule.deadline if begin and rule.deadline else None
+        self.deadline_at = (
+            self._after(begin, rule.deadline, rule.deadline_counting)
+            if begin and rule.deadline
+            else None
+        )
         self.age = now - begin if begin is not None else None
         self.writes = facts.writes_for(node.node_id)
 
     # -- helpers ---------------------------------------------------------------------
+    def _after(self, start: datetime, duration: timedelta, counting: str | None) -> datetime:
+        """``start + duration``, counting only time inside ``counting`` when given."""
+        if counting is None:
+            return start + duration
+        return counted_until(self.calendars.get(counting), start, duration)
+
     def _visible(self, w: PastWrite) -> bool:
         return w.outcome != "dry_run" or self.dry
 
@@ -697,11 +712,21 @@ class _Apply:
             ended = _ms(self.node.end_time)
             if ended is not None:
                 base = max(base, ended)
-            waits.append((base + wait, f"backoff {_fmt(wait)}"))
+            waits.append(
+                (
+                    self._after(base, wait, rule.backoff.counting),
+                    f"backoff {_fmt(wait)}{_counting(rule.backoff.counting)}",
+                )
+            )
             notes.append(f"backoff {_fmt(wait)} elapsed")
         if rule.delay > timedelta(0):
             first = self.facts.first_seen.get(self.node.node_id, now)
-            waits.append((first + rule.delay, f"delay {_fmt(rule.delay)}"))
+            waits.append(
+                (
+                    self._after(first, rule.delay, rule.delay_counting),
+                    f"delay {_fmt(rule.delay)}{_counting(rule.delay_counting)}",
+                )
+            )
             stopped_for = now - first
             notes.append(f"{self.state} for {_fmt(stopped_for)} (delay {_fmt(rule.delay)})")
         pending = [(t, what) for t, what in waits if t > now]

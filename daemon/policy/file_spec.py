@@ -107,6 +107,28 @@ NonNegativeDuration = Annotated[
 Regex = Annotated[str, AfterValidator(_check_regex)]
 WebhookUrl = Annotated[str, AfterValidator(_check_url)]
 RuleName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
+CountingName = Annotated[str, Field(min_length=1)]
+"""A calendar whose active time is what a duration counts (``counting: working-time``)."""
+
+
+def _counted(field: str) -> Any:
+    """``delay: {duration: 2h, counting: working-time}`` -> ``delay`` + ``delay_counting``."""
+
+    def split(data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get(field), dict):
+            inner = dict(data[field])
+            unknown = set(inner) - {"duration", "counting"}
+            if unknown or "duration" not in inner:
+                raise ValueError(
+                    f"{field}: expected a duration or {{duration: <duration>, counting: "
+                    f"<calendar>}}, got keys {sorted(inner)}"
+                )
+            data = {**data, field: inner["duration"]}
+            if inner.get("counting") not in (None, "wall"):
+                data[f"{field}_counting"] = inner["counting"]
+        return data
+
+    return split
 
 
 class WorkflowMatchSpec(BaseModel):
@@ -194,6 +216,11 @@ class BackoffSpec(BaseModel):
     )
     factor: float = Field(default=2.0, gt=0, description="Multiplier per further attempt.")
     max: Duration = Field(default=timedelta(minutes=10), description="Cap of the wait.")
+    counting: CountingName | None = Field(
+        default=None,
+        description="Count only time inside this calendar (e.g. working-time); default: "
+        "wall-clock time.",
+    )
     jitter: float = Field(
         default=0.0,
         ge=0.0,
@@ -260,6 +287,16 @@ class RuleSpec(BaseModel):
         description="Execution age (since its start) after which no more attempts are made "
         "and the fallback applies.",
     )
+    delay_counting: CountingName | None = Field(
+        default=None,
+        description="Calendar whose active time 'delay' counts (written as delay: {duration: "
+        "2h, counting: working-time}); default: wall-clock time.",
+    )
+    deadline_counting: CountingName | None = Field(
+        default=None,
+        description="Calendar whose active time 'deadline' counts (written as deadline: "
+        "{duration: 8h, counting: working-time}); default: wall-clock time.",
+    )
     fallback: FallbackKind = Field(
         default="leave",
         description="When attempts or the deadline run out: skip the node, terminate the "
@@ -275,6 +312,12 @@ class RuleSpec(BaseModel):
     calendar: CalendarGateSpec | None = Field(
         default=None, description="Act only inside or outside a named calendar."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counting(cls, data: Any) -> Any:
+        """``delay``/``deadline`` as ``{duration, counting}`` (time inside a calendar)."""
+        return _counted("deadline")(_counted("delay")(data))
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,8 @@ class Backoff:
     factor: float = 2.0
     max: timedelta = timedelta(minutes=10)
     jitter: float = 0.0
+    counting: str | None = None
+    """Calendar whose active time the wait counts; None: wall-clock time."""
 
     def wait(self, attempts_made: int, u: float) -> timedelta:
         """Wait after ``attempts_made`` (>= 1) attempts; ``u`` in [0, 1) scales the jitter."""
@@ -56,7 +58,11 @@ class Rule:
     max_attempts: int = 3
     backoff: Backoff = Backoff()
     delay: timedelta = timedelta(0)
+    delay_counting: str | None = None
+    """Calendar whose active time ``delay`` counts; None: wall-clock time."""
     deadline: timedelta | None = None
+    deadline_counting: str | None = None
+    """Calendar whose active time ``deadline`` counts; None: wall-clock time."""
     fallback: FallbackKind = "leave"
     dry_run: bool = False
     notify: bool | None = None
@@ -112,9 +118,12 @@ class Rule:
                 factor=spec.backoff.factor,
                 max=spec.backoff.max,
                 jitter=spec.backoff.jitter,
+                counting=spec.backoff.counting,
             ),
             delay=spec.delay,
+            delay_counting=spec.delay_counting,
             deadline=spec.deadline,
+            deadline_counting=spec.deadline_counting,
             fallback=spec.fallback,
             dry_run=spec.dry_run,
             notify=notify,

@@ -446,3 +446,53 @@ def test_nodes_match_by_category_glob() -> None:
     # unknown workflow (or no category): a category rule cannot match
     assert not decide(ex, None, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
     assert not decide(ex, WORKFLOW, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
+
+
+def test_delay_and_backoff_can_count_working_time_only() -> None:
+    """A pause first seen Friday 17:00 Berlin with ``delay: {duration: 2h, counting:
+    work}`` is continued Monday 10:00, not Friday 19:00."""
+    cals = build_calendars(
+        {
+            "work": CalendarSpec.model_validate(
+                {
+                    "timezone": "Europe/Berlin",
+                    "recurring": [{"cron": "0 9 * * mon-fri", "duration": "9h"}],
+                }
+            )
+        },
+        Path(),
+    )
+    friday_5pm = datetime(2026, 1, 9, 16, tzinfo=UTC)  # 17:00 in Berlin
+    monday_10am = datetime(2026, 1, 12, 9, tzinfo=UTC)
+    r = rule(
+        action="continue",
+        match={"status": "paused"},
+        delay={"duration": "2h", "counting": "work"},
+    )
+    ex = execution(state="paused", begin=friday_5pm - 60 * S)
+    seen = facts(first_seen={"patch": friday_5pm})
+    d = decide(ex, WORKFLOW, [r], seen, friday_5pm + timedelta(hours=3), cals)
+    assert d.actions == ()
+    assert d.recheck_at == monday_10am
+    assert "delay 2h counted in calendar 'work'" in d.reasons[0]
+    (a,) = decide(ex, WORKFLOW, [r], seen, monday_10am, cals).actions
+    assert a.kind == "continue"
+    # wall time, as before, without counting
+    plain = rule(action="continue", match={"status": "paused"}, delay="2h")
+    assert decide(ex, WORKFLOW, [plain], seen, friday_5pm + 2 * timedelta(hours=1), cals).actions
+    # backoff counted the same way: the second restart waits for Monday's working time
+    rb = rule(backoff={"initial": "1h", "factor": 1, "max": "1h", "counting": "work"})
+    failed = execution(begin=friday_5pm - 60 * S)
+    (a1,) = decide(failed, WORKFLOW, [rb], facts(), friday_5pm, cals).actions
+    again = execution(begin=friday_5pm - 60 * S, run=5)
+    d = decide(
+        again,
+        WORKFLOW,
+        [rb],
+        facts(written(a1, at=friday_5pm)),
+        friday_5pm + 2 * timedelta(hours=1),
+        cals,
+    )
+    assert d.actions == ()
+    # the node failed again at 17:00:06: 59m54s counted on Friday, 6 s on Monday
+    assert d.recheck_at == datetime(2026, 1, 12, 8, 0, 6, tzinfo=UTC)
