@@ -32,6 +32,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.counting import counted_until
@@ -417,7 +418,8 @@ def _matches(
     begin: datetime | None,
     age: timedelta | None,
 ) -> tuple[bool, datetime | None]:
-    """(matches now, the time it starts to match if only ``min_age`` is missing)."""
+    """(matches now, the time it starts to match if only ``min_age`` or
+    ``not_finished_by`` is missing)."""
     if state not in rule.status:
         return False, None
     if not rule.matches_workflow(execution.workflow_id, workflow):
@@ -434,6 +436,12 @@ def _matches(
             return False, None
     if rule.output_regex is not None and not rule.output_regex.search(_output_text(node.output)):
         return False, None
+    if rule.not_finished_by is not None:
+        if begin is None or age is None:
+            return False, None
+        due = _first_clock_time(begin, *rule.not_finished_by)
+        if begin + age < due:
+            return False, due
     if rule.min_age is not None or rule.max_age is not None:
         if age is None or begin is None:
             return False, None
@@ -442,6 +450,20 @@ def _matches(
         if rule.min_age is not None and age < rule.min_age:
             return False, begin + rule.min_age
     return True, None
+
+
+def _first_clock_time(begin: datetime, hour: int, minute: int, zone: str) -> datetime:
+    """The first instant at or after ``begin`` whose wall-clock time in ``zone`` is
+    ``hour:minute`` (a time in a DST gap falls at the end of the gap, UTC arithmetic)."""
+    tz = ZoneInfo(zone)
+    local = begin.astimezone(tz)
+    for days in range(3):
+        day = local.date() + timedelta(days=days)
+        at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+        at = at.astimezone(UTC).astimezone(tz)  # normalise a time in a DST gap
+        if at >= local:
+            return at.astimezone(UTC)
+    return (local + timedelta(days=1)).astimezone(UTC)  # unreachable: a day has every time
 
 
 def _split_key(write: PastWrite) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -168,6 +169,33 @@ class NodeMatchSpec(BaseModel):
     )
 
 
+def _clock_time(value: Any) -> Any:
+    """``"06:00 Europe/Berlin"`` (zone optional: UTC) -> the same text, checked."""
+    if not isinstance(value, str):
+        raise ValueError("expected 'HH:MM Zone', e.g. '06:00 Europe/Berlin'")
+    parse_clock_time(value)
+    return value
+
+
+def parse_clock_time(value: str) -> tuple[int, int, str]:
+    """(hour, minute, IANA zone) of ``"HH:MM[ Zone]"``; ValueError naming what is wrong."""
+    parts = value.split()
+    if len(parts) not in (1, 2):
+        raise ValueError(f"expected 'HH:MM Zone', e.g. '06:00 Europe/Berlin', got {value!r}")
+    hh, sep, mm = parts[0].partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ValueError(f"expected a time HH:MM (00:00-23:59), got {parts[0]!r}")
+    zone = parts[1] if len(parts) == 2 else "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {zone!r}; expected an IANA name") from exc
+    return int(hh), int(mm), zone
+
+
+ClockTime = Annotated[str, BeforeValidator(_clock_time)]
+
+
 class MatchSpec(BaseModel):
     """When a rule applies to a stopped node. Omitted criteria match everything."""
 
@@ -177,6 +205,13 @@ class MatchSpec(BaseModel):
         default_factory=WorkflowMatchSpec, description="Workflow criteria."
     )
     node: NodeMatchSpec = Field(default_factory=NodeMatchSpec, description="Node criteria.")
+    not_finished_by: ClockTime | None = Field(
+        default=None,
+        description="Match only an execution still not finished at the first such clock "
+        "time after it began ('06:00 Europe/Berlin'; zone optional, UTC): Control-M's "
+        "'not finished by'. Usually with status running and action notify or terminate.",
+        examples=["06:00 Europe/Berlin"],
+    )
     status: Annotated[tuple[NodeState, ...], BeforeValidator(_as_tuple)] = Field(
         default=("failed", "paused"),
         min_length=1,

@@ -13,7 +13,7 @@ from datetime import timedelta
 from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.kernel.model import Workflow
 from daemon.kernel.workflow_match import workflow_matches
-from daemon.policy.file_spec import RuleSpec
+from daemon.policy.file_spec import RuleSpec, parse_clock_time
 
 __all__ = ["Backoff", "Rule"]
 
@@ -55,6 +55,8 @@ class Rule:
     output_pattern: str | None = None
     min_age: timedelta | None = None
     max_age: timedelta | None = None
+    not_finished_by: tuple[int, int, str] | None = None
+    """(hour, minute, zone) of ``match.not_finished_by``."""
     max_attempts: int = 3
     backoff: Backoff = Backoff()
     delay: timedelta = timedelta(0)
@@ -112,6 +114,9 @@ class Rule:
             output_pattern=m.output_regex,
             min_age=m.min_age,
             max_age=m.max_age,
+            not_finished_by=(
+                parse_clock_time(m.not_finished_by) if m.not_finished_by is not None else None
+            ),
             max_attempts=spec.max_attempts,
             backoff=Backoff(
                 initial=spec.backoff.initial,

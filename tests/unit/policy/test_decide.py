@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from daemon.calendar import build_calendars
 from daemon.calendar.calendar_spec import CalendarSpec
 from daemon.kernel.model import Status
@@ -496,3 +498,23 @@ def test_delay_and_backoff_can_count_working_time_only() -> None:
     assert d.actions == ()
     # the node failed again at 17:00:06: 59m54s counted on Friday, 6 s on Monday
     assert d.recheck_at == datetime(2026, 1, 12, 8, 0, 6, tzinfo=UTC)
+
+
+def test_not_finished_by_a_clock_time() -> None:
+    """Control-M's "not finished by": an execution still running at the first 06:00
+    Berlin after it began is reported; one that began after 06:00 gets until tomorrow."""
+    r = rule(action="notify", match={"status": "running", "not_finished_by": "06:00 Europe/Berlin"})
+    night = datetime(2026, 1, 7, 0, tzinfo=UTC)  # 01:00 in Berlin
+    six = datetime(2026, 1, 7, 5, tzinfo=UTC)  # 06:00 in Berlin
+    ex = execution(state="running", begin=night)
+    early = decide(ex, WORKFLOW, [r], facts(), six - S)
+    assert (early.actions, early.recheck_at) == ((), six)
+    (a,) = decide(ex, WORKFLOW, [r], facts(), six).actions
+    assert a.kind == "notify"
+    late = execution(state="running", begin=six + 60 * S)
+    d = decide(late, WORKFLOW, [r], facts(), six + 3600 * S)
+    assert (d.actions, d.recheck_at) == ((), six + timedelta(days=1))
+    rule(action="terminate", match={"status": "running", "not_finished_by": "23:59"})  # UTC
+    for bad in ("6 o'clock", "25:00 UTC", "06:00 Mars/Olympus"):
+        with pytest.raises(ValueError, match="not_finished_by"):
+            rule(action="notify", match={"status": "running", "not_finished_by": bad})
