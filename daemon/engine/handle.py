@@ -65,10 +65,16 @@ class ExecutionHandler:
         """(execution, node or "", status) -> reason, for stops the API cannot act on, reported
         once; the oldest are forgotten past ``CANNOT_ACT_MEMORY`` (the journal still
         holds every report, so a forgotten one is not told twice)."""
+        self._settled: dict[tuple[str, str, int | None], None] = {}
+        """Ended executions with nothing left to do, by (id, status, last update): an
+        insertion-ordered set, oldest forgotten first."""
         self._workflow_of: dict[str, str] = {}
         """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
 
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
+        ended = _ended_state(execution)
+        if ended is not None and ended in self._settled:
+            return None  # an ended execution already dealt with, unchanged since
         now = self.clock.now()
         facts = await self.journal.facts(execution.execution_id)
         nodes = [n.node_id for n, _ in stopped_nodes(execution, workflow)]
@@ -114,6 +120,17 @@ class ExecutionHandler:
                 # poll per second per workflow would spike API calls exactly when aomd
                 # should calm down.
                 break
+        if (
+            ended is not None
+            and not decision.actions
+            and not decision.pending_keys
+            and decision.recheck_at is None
+        ):
+            # Ended (fail / approvalFailed) and nothing left to do: the watcher hands it
+            # on every poll for a day, so remember it instead of reading the journal.
+            self._settled[ended] = None
+            while len(self._settled) > CANNOT_ACT_MEMORY:
+                del self._settled[next(iter(self._settled))]
         return decision.recheck_at
 
     async def _track_unhandled(
@@ -325,6 +342,15 @@ class ExecutionHandler:
                 action.webhook,
             )
         return report
+
+
+def _ended_state(execution: Execution) -> tuple[str, str, int | None] | None:
+    """The identity of an ended execution's state (None while it runs): a person
+    restarting it changes the status or the update time, and it is looked at again."""
+    if not execution.finished:
+        return None
+    status = execution.raw_status or execution.status.value
+    return (execution.execution_id, status, execution.last_update_time)
 
 
 def _stopped_anew(facts: ExecutionFacts, execution: Execution, node_id: str) -> bool:
