@@ -313,6 +313,17 @@ class WorkflowSelector(BaseModel):
         return self
 
 
+class FailureStreakSpec(BaseModel):
+    """Disable a cron workflow's trigger after ``count`` failed executions within ``within``."""
+
+    model_config = _FROZEN
+
+    count: int = Field(ge=1, description="Failed executions that make a streak.")
+    within: Duration = Field(
+        default=timedelta(hours=24), description="The window the failures must fall in."
+    )
+
+
 class TriggerRuleSpec(BaseModel):
     """Enable/disable the cron triggers of matching workflows on a calendar.
 
@@ -343,6 +354,12 @@ class TriggerRuleSpec(BaseModel):
         default="owned",
         description="owned: only re-enable triggers aomd itself disabled; full: enforce the "
         "desired state whoever changed it.",
+    )
+    pause_after_failures: FailureStreakSpec | None = Field(
+        default=None,
+        description="After this many failed executions of a selected cron workflow within "
+        "the window, disable its trigger (owned, journaled, notified) until a person "
+        "re-enables it; only failures after that count again.",
     )
     drift: Literal["correct", "report"] = Field(
         default="correct",

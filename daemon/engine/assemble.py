@@ -118,6 +118,8 @@ def assemble_account(
         executor=executor,
         read_back=read_back,
         account=account.name,
+        streaks=journal,
+        notifier=notifier,
     )
     schedules = ScheduleRunner(
         client=client,
