@@ -25,14 +25,14 @@ from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolution import ReadBack
-from daemon.kernel.keys import trigger_key
+from daemon.kernel.keys import STREAK_HOLDS, STREAK_RESETS, trigger_key
 from daemon.kernel.model import Execution, Status, Workflow
 from daemon.kernel.ports import FactsPort, OwnershipPort
 from daemon.kernel.writes import WriteIntent
 
 log = structlog.get_logger("aomd.triggers")
 
-HOLDS, RESETS = "streak-holds", "streak-resets"
+HOLDS, RESETS = STREAK_HOLDS, STREAK_RESETS
 """Pseudo-executions in the journal's sightings (``<name>/<account>``, node = workflow):
 when a trigger was held for a failure streak, and when a person last released one (only
 failures after that count again)."""

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from daemon.journal.core import JournalBase, Tx, order
 from daemon.journal.store import HistoryRow
+from daemon.kernel.keys import STREAK_HOLDS
 from daemon.kernel.outcomes import UNRESOLVED
 
 T = TypeVar("T")
@@ -81,7 +82,11 @@ class _MemoryTx:
             for k, r in self.intents.items()
             if r.finished_at is not None and r.finished_at < cutoff
         ]
-        stale = [k for k, at in self.sightings.items() if at < cutoff]
+        stale = [
+            k
+            for k, at in self.sightings.items()
+            if at < cutoff and not k[0].startswith(f"{STREAK_HOLDS}/")
+        ]
         for key in old:
             del self.intents[key]
         for sighting in stale:

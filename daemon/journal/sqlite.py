@@ -38,6 +38,7 @@ from daemon.journal import migrations
 from daemon.journal.core import JournalBase, Tx, utc
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
+from daemon.kernel.keys import STREAK_HOLDS
 
 T = TypeVar("T")
 log = structlog.get_logger("aomd.journal")
@@ -188,7 +189,11 @@ class _SqliteTx:
         intents = self.conn.execute(
             "DELETE FROM intents WHERE finished_at IS NOT NULL AND finished_at < ?", (at,)
         ).rowcount
-        sightings = self.conn.execute("DELETE FROM sightings WHERE first_seen < ?", (at,)).rowcount
+        # a failure-streak hold lasts until a person acts, however old (streak-holds/...)
+        sightings = self.conn.execute(
+            "DELETE FROM sightings WHERE first_seen < ? AND execution_id NOT LIKE ?",
+            (at, f"{STREAK_HOLDS}/%"),
+        ).rowcount
         return int(intents) + int(sightings)
 
 

@@ -59,3 +59,10 @@ def cannot_act_key(execution_id: str, node_id: str, status: str) -> str:
     too (an approval waited for, then rejected, is news twice); ``-`` stands for the
     execution itself."""
     return f"cannot-act/{execution_id}/{node_id or '-'}/{status}"
+
+
+STREAK_HOLDS = "streak-holds"
+"""Journal sightings under ``streak-holds/<account>`` (node = workflow): triggers held after
+a failure streak. Never pruned by retention: a hold lasts until a person acts."""
+STREAK_RESETS = "streak-resets"
+"""Sightings under ``streak-resets/<account>``: when a person last released a hold."""
