@@ -167,10 +167,12 @@ async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
     journal = SqliteJournal(path, readonly=True)
     await journal.open()
     try:
+        owned: set[str] = set()
         held: set[str] = set()
         for account in settings.accounts:
+            owned |= await journal.owned_triggers(account.name)
             held |= set((await journal.facts(f"{HOLDS}/{account.name}")).first_seen)
-        return await journal.owned_triggers(), held
+        return owned, held
     finally:
         await journal.close()
 

@@ -336,7 +336,11 @@ class Sweeper:
             # its own (re-enabled after the window), one it enabled is no longer
             disabled = row.kind == "trigger_disable" and report.outcome == "resolved_applied"
             await self.journal.set_trigger_owned(
-                row.workflow_id, disabled, reason=row.reason, at=self.executor.clock.now()
+                row.workflow_id,
+                disabled,
+                reason=row.reason,
+                at=self.executor.clock.now(),
+                account=self.account,
             )
         elif (
             row.kind == "trigger_disable"
@@ -344,7 +348,11 @@ class Sweeper:
             and "/drift" not in row.key  # a drift correction's claim predates it
         ):
             await self.journal.set_trigger_owned(
-                row.workflow_id, False, reason=row.reason, at=self.executor.clock.now()
+                row.workflow_id,
+                False,
+                reason=row.reason,
+                at=self.executor.clock.now(),
+                account=self.account,
             )
         if report.outcome == "ambiguous" and self.notifier is not None:
             self.notifier.notify("outcome_ambiguous", _payload(row))

@@ -174,7 +174,7 @@ class TriggerReconciler:
         if not rules:
             return []
         workflows = await self.client.list_workflows()
-        owned = await self.ownership.owned_triggers()
+        owned = await self.ownership.owned_triggers(self.account)
         streaky = self.streaks is not None and any(r.pause_after_failures for r in rules)
         holds: set[str] = set()
         if streaky:
@@ -187,7 +187,7 @@ class TriggerReconciler:
                 await self._release(step, now)
             else:
                 await self._apply(step, now)
-        self.owned_count = len(await self.ownership.owned_triggers())
+        self.owned_count = len(await self.ownership.owned_triggers(self.account))
         return steps
 
     async def _apply(self, step: TriggerStep, now: datetime) -> None:
@@ -227,7 +227,7 @@ class TriggerReconciler:
                 # window. Recorded only after the call, a stop between the two lost it and
                 # left the trigger disabled for good (found by the e2e restart test).
                 await self.ownership.set_trigger_owned(
-                    step.workflow_id, True, reason=step.reason, at=now
+                    step.workflow_id, True, reason=step.reason, at=now, account=self.account
                 )
                 if step.streak and self.streaks is not None:
                     # held before the PUT for the same reason as the claim
@@ -239,7 +239,7 @@ class TriggerReconciler:
         )
         if report.outcome in ("applied", "resolved_applied"):
             await self.ownership.set_trigger_owned(
-                step.workflow_id, not step.enable, reason=step.reason, at=now
+                step.workflow_id, not step.enable, reason=step.reason, at=now, account=self.account
             )
             if step.streak and self.notifier is not None:
                 self.notifier.notify(
@@ -263,13 +263,13 @@ class TriggerReconciler:
         elif step.streak and report.outcome in NOT_APPLIED and self.streaks is not None:
             await self.streaks.forget_seen(self._pseudo(HOLDS), step.workflow_id)
             await self.ownership.set_trigger_owned(
-                step.workflow_id, False, reason=step.reason, at=now
+                step.workflow_id, False, reason=step.reason, at=now, account=self.account
             )
         elif not step.enable and not step.drift and report.outcome in NOT_APPLIED:
             # The early claim was for a disable that did not happen: give it back, or a
             # trigger a person disables later would be re-enabled as if it were ours.
             await self.ownership.set_trigger_owned(
-                step.workflow_id, False, reason=step.reason, at=now
+                step.workflow_id, False, reason=step.reason, at=now, account=self.account
             )
 
     # -- failure streaks (pause_after_failures) -------------------------------------------
@@ -327,7 +327,9 @@ class TriggerReconciler:
         await self.streaks.forget_seen(resets, step.workflow_id)
         await self.streaks.saw(resets, step.workflow_id, now)
         await self.streaks.forget_seen(holds, step.workflow_id)
-        await self.ownership.set_trigger_owned(step.workflow_id, False, reason=step.reason, at=now)
+        await self.ownership.set_trigger_owned(
+            step.workflow_id, False, reason=step.reason, at=now, account=self.account
+        )
         log.info(
             "failure_streak_released",
             workflow_id=step.workflow_id,
