@@ -65,6 +65,9 @@ WORKFLOWS, EXECUTIONS = 2000, 5
 #: = 33.3 + ~20 / 5 + 20 / 300 ~= 38 requests/s; the bucket leaves room for the start-up
 #: sweep (2,000 polls at once) and for bursts of incidents.
 REQUESTS_PER_SECOND, BURST = 100.0, 100
+#: A quarter of the incident workflows are parallel (issue 13): two branches stop at the
+#: same instant, both must be handled, each counted as an incident.
+PARALLEL_SHARE = 0.25
 
 POLICY = """\
 rules:
@@ -225,6 +228,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="~2 min sanity run, 40 incidents")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, journal)")
+    parser.add_argument(
+        "--parallel-share",
+        type=float,
+        default=PARALLEL_SHARE,
+        help="share of incident workflows with two branches stopping at once (default 0.25)",
+    )
     args = parser.parse_args()
     mode = QUICK if args.quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="aomd-bench-"))
@@ -252,6 +261,7 @@ def main() -> int:
                 "within": within,
                 "quiet": True,
                 "fail_times": 1,
+                "parallel_share": args.parallel_share,
             },
         )
         incidents: list[dict[str, Any]] = population["incidents"]
@@ -308,7 +318,7 @@ def main() -> int:
             emu.kill()
 
     # -- reaction latency ------------------------------------------------------------------
-    expected = {"fail": ("work", "restart"), "pause": ("approve", "continue")}
+    expected = {"fail": "restart", "pause": "continue"}
     applied: dict[tuple[str, str, str], float] = {}
     for e in ledger:
         ch = e.get("change")
@@ -322,8 +332,7 @@ def main() -> int:
     warm: list[float] = []
     missed: list[dict[str, Any]] = []
     for inc in incidents:
-        node, action = expected[inc["kind"]]
-        at = applied.get((inc["execution_id"], node, action))
+        at = applied.get((inc["execution_id"], inc["node_id"], expected[inc["kind"]]))
         if at is None:
             missed.append(inc)
         elif when(inc["at"]) < emu_t0:

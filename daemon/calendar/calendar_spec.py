@@ -194,6 +194,14 @@ Duration = Annotated[
 CalendarName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
 
 
+def _names(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+AccountNames = Annotated[tuple[str, ...], BeforeValidator(_names)]
+"""``accounts:`` of a rule, trigger rule or schedule: one name or a list."""
+
+
 class RecurringSpec(BaseModel):
     """A window that opens at every fire time of a cron expression and lasts ``duration``."""
 
@@ -398,6 +406,17 @@ class WorkflowSelector(BaseModel):
         return self
 
 
+class FailureStreakSpec(BaseModel):
+    """Disable a cron workflow's trigger after ``count`` failed executions within ``within``."""
+
+    model_config = _FROZEN
+
+    count: int = Field(ge=1, description="Failed executions that make a streak.")
+    within: Duration = Field(
+        default=timedelta(hours=24), description="The window the failures must fall in."
+    )
+
+
 class TriggerRuleSpec(BaseModel):
     """Enable/disable the cron triggers of matching workflows on a calendar.
 
@@ -411,6 +430,12 @@ class TriggerRuleSpec(BaseModel):
     )
     description: str | None = Field(default=None, description="Free text for people.")
     select: WorkflowSelector = Field(description="Which workflows this rule manages.")
+    accounts: AccountNames = Field(
+        default=(),
+        description="Names of the accounts (settings [[accounts]] name) this trigger rule applies "
+        "to; empty: every account.",
+        examples=[["prod-cn"]],
+    )
     off_during: CalendarName | None = Field(
         default=None,
         description="Trigger disabled while this calendar is active, enabled otherwise.",
@@ -422,6 +447,12 @@ class TriggerRuleSpec(BaseModel):
         default="owned",
         description="owned: only re-enable triggers aomd itself disabled; full: enforce the "
         "desired state whoever changed it.",
+    )
+    pause_after_failures: FailureStreakSpec | None = Field(
+        default=None,
+        description="After this many failed executions of a selected cron workflow within "
+        "the window, disable its trigger (owned, journaled, notified) until a person "
+        "re-enables it; only failures after that count again.",
     )
     drift: Literal["correct", "report"] = Field(
         default="correct",

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -115,6 +115,7 @@ def mark_live(
     workflows: Sequence[Workflow],
     rules: Sequence[TriggerRuleSpec],
     owned: set[str],
+    held: Collection[str] = (),
 ) -> list[PlanItem]:
     """Keep initial-state lines only where the trigger's current state differs, and say
     what aomd will really do about it. A trigger someone else disabled under a
@@ -133,6 +134,16 @@ def mark_live(
     }
     out = []
     for item in items:
+        if item.kind == "trigger" and item.workflow_id in held:
+            if item.initial:
+                out.append(
+                    item._replace(
+                        enable=False,
+                        reason="held after a failure streak (pause_after_failures); off "
+                        "until a person re-enables it",
+                    )
+                )
+            continue
         if item.kind == "trigger" and item.workflow_id in left_alone:
             if item.initial:
                 out.append(
@@ -153,17 +164,24 @@ def mark_live(
     return out
 
 
-async def owned_triggers(settings: Settings) -> set[str]:
-    """Triggers the journal says aomd disabled (empty when there is no journal yet)."""
+async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
+    """Triggers the journal says aomd disabled, and those held after a failure streak
+    (both empty when there is no journal yet)."""
+    from daemon.engine.trigger_reconciler import HOLDS
     from daemon.journal.sqlite import SqliteJournal
 
     path = settings.journal_path()
     if not path.exists():
-        return set()
+        return set(), set()
     journal = SqliteJournal(path, readonly=True)
     await journal.open()
     try:
-        return await journal.owned_triggers()
+        owned: set[str] = set()
+        held: set[str] = set()
+        for account in settings.accounts:
+            owned |= await journal.owned_triggers(account.name)
+            held |= set((await journal.facts(f"{HOLDS}/{account.name}")).first_seen)
+        return owned, held
     finally:
         await journal.close()
 
@@ -177,9 +195,9 @@ async def print_plan(
     policy = load_policy_dir(settings.policies_dir)
     if live:
         workflows = await live_workflows(settings)
-        owned = await owned_triggers(settings)
+        owned, held = await owned_triggers(settings)
         items = mark_live(
-            compute_plan(policy, workflows, start, end), workflows, policy.triggers, owned
+            compute_plan(policy, workflows, start, end), workflows, policy.triggers, owned, held
         )
     else:
         workflows = placeholder_workflows(policy.triggers)

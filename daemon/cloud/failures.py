@@ -56,6 +56,17 @@ def from_status(
     message = f"{operation}: HTTP {status}" + (f" {error_code}" if error_code else "")
     if error_msg:
         message += f": {error_msg}"
+    if error_code in UNSUPPORTED_CODES:
+        # "not supported in the current state" is a real answer whatever the status (the
+        # operation page lists only 500 for errors): never retried, journaled "rejected"
+        return UnsupportedOperation(
+            message,
+            operation=operation,
+            status=status,
+            error_code=error_code,
+            error_msg=error_msg,
+            request_id=request_id,
+        )
     if status == 429 or status >= 500:
         temp = ThrottledError if status == 429 else ServerError
         return temp(

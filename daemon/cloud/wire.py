@@ -228,6 +228,14 @@ def executions(data: object, workflow_id: str) -> list[Execution]:
     return [execution(item, workflow_id) for item in data]
 
 
+def _parent_node(value: object) -> str | None:
+    """A string as documented; a list (several parents) is tolerated and joined by commas,
+    the form ``WorkflowNode.parents`` reads."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value if v is not None) or None
+    return _str(value)
+
+
 def workflow_node(data: object) -> WorkflowNode:
     d = _object(data, "workflow node")
     return WorkflowNode(
@@ -236,7 +244,7 @@ def workflow_node(data: object) -> WorkflowNode:
         category=_str(d.get("category")) or "",
         task_name=_str(d.get("task_name")) or "",
         ignore_error=bool(d.get("ignore_error", False)),
-        parent_node=_str(d.get("parent_node")),
+        parent_node=_parent_node(d.get("parent_node")),
         extra=_extra(d, _WF_NODE_KEYS),
     )
 

@@ -8,7 +8,7 @@ GET ledger?since=N -> {"entries": [...], "last_seq": N}; GET state; GET/POST/DEL
 (POST takes one fault object or a list); POST speed {"speed": N}; POST advance
 {"seconds": N}; POST scenario (a scenario as JSON) -> {"workflow_ids": [...]};
 POST populate {"workflows", "executions_per_workflow", "seed", "incidents", "within",
-"pause_share", "fail_times", "quiet"} -> {"workflow_ids": [...], "incidents": [...]};
+"pause_share", "fail_times", "quiet", "parallel_share"} -> {"workflow_ids": [...], "incidents": [...]};
 POST executions {"workflow_id", "at": ISO time or null} -> {"execution_id"}.
 Every admin response carries an ``X-Request-Id`` too.
 """
@@ -36,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 POPULATE_FIELDS = frozenset(
     {
         "workflows",
+        "parallel_share",
         "executions_per_workflow",
         "seed",
         "incidents",

@@ -86,16 +86,23 @@ def conform(operation: str, reply: Reply) -> Reply:
     """Answer only what the seed of ``operation`` lists: another error becomes the listed
     status nearest in meaning (a trigger change's 404 is the seed's 400, an execute's 400
     its 404; an operation, whose seed lists no 4xx but 401, gets the seed's 500), and a
-    500 carries the seed's code. The message is kept, so a test still reads why."""
+    500 carries the seed's code, except a refusal for the execution's state, which keeps
+    AOM.31001418 (the API's published "not supported here"). The message is kept."""
     if reply.status < 300 or reply.status == 401:
         return reply
     allowed = SEED_STATUSES[operation]
     if reply.status in allowed and reply.status != 500:
         return reply
     try:
-        msg = str(json.loads(reply.body).get("error_msg") or "error")
+        body = json.loads(reply.body)
+        msg = str(body.get("error_msg") or "error")
+        code = body.get("error_code")
     except (ValueError, AttributeError):
-        msg = "error"
+        msg, code = "error", None
+    if code == NOT_ALLOWED and reply.status == 400 and 400 not in allowed:
+        # "does not support the current operation" keeps its published code (seed 003)
+        # on the seed's only error status: a client must not take it for a passing 500
+        return error(500, NOT_ALLOWED, msg)
     if reply.status == 404 and 400 in allowed:
         return error(400, INVALID_PARAM, msg)
     if reply.status == 400 and 404 in allowed:

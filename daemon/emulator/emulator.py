@@ -25,7 +25,7 @@ from daemon.emulator.ledger import Ledger, LedgerEntry
 from daemon.emulator.populate import Population, populate
 from daemon.emulator.scenario import parse_node, read_scenario
 from daemon.emulator.simclock import EmuClock, ms_to_datetime
-from daemon.emulator.state import Execution, NodeSpec
+from daemon.emulator.state import Execution, FailedExecution, NodeSpec
 from daemon.emulator.verify import Credentials
 from daemon.emulator.workflows import Workflow, World
 from daemon.kernel.clock import Clock
@@ -153,6 +153,11 @@ class Emulator:
     def set_speed(self, speed: float) -> None:
         self.clock.set_speed(speed)
 
+    def set_failed_execution(self, mode: FailedExecution) -> None:
+        """How executions started from now on report a failed node: ``pausing`` (default),
+        ``fail`` (ended, still restartable) or ``fail_final`` (ended, AOM.31001418)."""
+        self.world.failed_execution = mode
+
     def set_seed(self, seed: int) -> None:
         """Seed node ``fail_probability`` draws and fault probabilities (ids keep theirs)."""
         self.seed = seed
@@ -246,6 +251,8 @@ class Emulator:
             self.set_speed(scenario.speed)
         if scenario.seed is not None:
             self.set_seed(scenario.seed)
+        if scenario.failed_execution is not None:
+            self.set_failed_execution(scenario.failed_execution)
         ids: list[str] = []
         for wdef in scenario.workflows:
             wid = self.add_workflow(
@@ -283,6 +290,7 @@ class Emulator:
         pause_share: float = 0.5,
         fail_times: int | None = 1,
         quiet: bool = False,
+        parallel_share: float = 0.0,
     ) -> Population:
         """Bulk-add workflows with executions (benchmarks); see ``populate.populate``.
 
@@ -302,6 +310,7 @@ class Emulator:
             pause_share=pause_share,
             fail_times=fail_times,
             quiet=quiet,
+            parallel_share=parallel_share,
         )
 
     # -- faults ----------------------------------------------------------------------------

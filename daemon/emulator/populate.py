@@ -34,6 +34,7 @@ def populate(
     pause_share: float = 0.5,
     fail_times: int | None = 1,
     quiet: bool = False,
+    parallel_share: float = 0.0,
 ) -> Population:
     """Add ``workflows`` workflows with ``executions_per_workflow`` executions each.
 
@@ -45,7 +46,9 @@ def populate(
     how long aomd takes to react (incident workflows are ``manual``, so no cron adds
     more failing executions). ``quiet`` settles every past execution (failures
     skipped, pauses continued, in the past) so only the incidents need attention.
-    Everything is drawn from ``seed``.
+    ``parallel_share`` of the incident workflows are parallel: two twin branches
+    (``work``/``work-b`` or ``approve``/``approve-b``) stop at the same instant, one
+    incident each. Everything is drawn from ``seed``.
     """
     if not 0 <= incidents <= workflows:
         raise ValueError("incidents must be within 0..workflows (one per workflow)")
@@ -53,12 +56,15 @@ def populate(
         raise ValueError("incidents need at least one execution per workflow")
     if not 0.0 <= pause_share <= 1.0:
         raise ValueError("pause_share must be within [0, 1]")
+    if not 0.0 <= parallel_share <= 1.0:
+        raise ValueError("parallel_share must be within [0, 1]")
     rng = random.Random(seed)
     chosen = sorted(rng.sample(range(workflows), incidents))
     n_pause = round(incidents * pause_share)
     kinds: list[IncidentKind] = ["pause" if j < n_pause else "fail" for j in range(incidents)]
     rng.shuffle(kinds)
     incident_kind = dict(zip(chosen, kinds, strict=True))
+    parallel = set(rng.sample(chosen, round(incidents * parallel_share)))
     teams = ("ops", "db", "web", "batch", "sec")
     ids: list[str] = []
     planned: list[Incident] = []
@@ -68,7 +74,7 @@ def populate(
         # fail or pause too, and the benchmark would see more incidents than announced.
         kind = WORKFLOW_TYPES[i % 3] if incident is None else "manual"
         if incident is not None:
-            nodes = _incident_nodes(incident, fail_times)
+            nodes = _incident_nodes(incident, fail_times, parallel=i in parallel)
         else:
             nodes = _bulk_nodes(rng, noisy=not quiet)
         wf = world.add_workflow(
@@ -97,20 +103,21 @@ def populate(
         if incident is not None:
             start_ms = now_ms + rng.randrange(max(within_ms, 1))
             eid = world.schedule_execution(wf, start_ms)
-            node = nodes[1]
-            at_ms = start_ms + nodes[0].duration_ms
-            if incident == "fail":
-                at_ms += node.duration_ms
-            planned.append(
-                Incident(
-                    workflow_id=wf.id,
-                    execution_id=eid,
-                    node_id=node.id,
-                    kind=incident,
-                    start_at=ms_to_datetime(start_ms),
-                    at=ms_to_datetime(at_ms),
+            stopping = [n for n in nodes if n.id.startswith(("work", "approve"))]
+            for node in stopping:
+                at_ms = start_ms + nodes[0].duration_ms
+                if incident == "fail":
+                    at_ms += node.duration_ms
+                planned.append(
+                    Incident(
+                        workflow_id=wf.id,
+                        execution_id=eid,
+                        node_id=node.id,
+                        kind=incident,
+                        start_at=ms_to_datetime(start_ms),
+                        at=ms_to_datetime(at_ms),
+                    )
                 )
-            )
         wf.invalidate()
         ids.append(wf.id)
     planned.sort(key=lambda inc: (inc.at, inc.workflow_id))
@@ -137,17 +144,31 @@ def _bulk_nodes(rng: random.Random, *, noisy: bool = True) -> tuple[NodeSpec, ..
     return tuple(nodes)
 
 
-def _incident_nodes(kind: str, fail_times: int | None) -> tuple[NodeSpec, ...]:
-    """prepare (2 s) -> the incident node -> finish; node 1 is the one that fails/pauses."""
+def _incident_nodes(kind: str, fail_times: int | None, *, parallel: bool) -> tuple[NodeSpec, ...]:
+    """prepare (2 s) -> the incident node(s) -> finish; ``work``/``approve`` fail or pause,
+    and with ``parallel`` a twin branch (``-b``) beside it does the same at the same time."""
+    ids = ("", "-b") if parallel else ("",)
     if kind == "pause":
-        middle = NodeSpec(id="approve", name="approve", kind="pause")
+        middle = [
+            NodeSpec(id=f"approve{x}", name="approve", kind="pause", parents=("prepare",))
+            for x in ids
+        ]
     else:
         behaviour = Behaviour("fail") if fail_times is None else Behaviour("fail_times", fail_times)
-        middle = NodeSpec(id="work", name="work", duration_ms=10_000, behaviour=behaviour)
+        middle = [
+            NodeSpec(
+                id=f"work{x}",
+                name="work",
+                duration_ms=10_000,
+                behaviour=behaviour,
+                parents=("prepare",),
+            )
+            for x in ids
+        ]
     return (
         NodeSpec(id="prepare", name="prepare", duration_ms=2000),
-        middle,
-        NodeSpec(id="finish", name="finish", duration_ms=1000),
+        *middle,
+        NodeSpec(id="finish", name="finish", duration_ms=1000, parents=tuple(n.id for n in middle)),
     )
 
 
@@ -156,11 +177,11 @@ def _settle(ex: Execution, now_ms: int) -> None:
     emulated minute after it happened, as long as that is still in the past."""
     for _ in range(4 * len(ex.nodes) + 1):
         ex.advance(now_ms)
-        node, run = ex.current, None
-        if node is not None:
-            run = ex.runs.get(node.id)
-        if ex.status != "pausing" or node is None or run is None:
+        waiting = ex.waiting() if ex.status == "pausing" else []
+        if not waiting:
             return
+        node = waiting[0]
+        run = ex.runs[node.id]
         at_ms = (run.end_ms if run.end_ms is not None else run.begin_ms) + 60_000
         if at_ms > now_ms:
             return

@@ -5,6 +5,7 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
 
     seed: 7
     speed: 60
+    failed_execution: pausing         # pausing | fail | fail_final (see state.FailedExecution)
     workflows:
       - id: wf-patch                  # optional
         name: patch-linux
@@ -16,8 +17,14 @@ Text comes in here, so every problem is reported as a ConfigError naming the fie
           - {id: precheck, kind: task, duration: 20, behaviour: succeed}
           - {id: patch, behaviour: {fail_times: 2}}
           - {id: approve, kind: pause}
+          - {id: sign-off, kind: approval}   # waitApproval (behaviour fail: approvalFailed)
+          - {id: odd, reports: suspended}    # shows an unknown status and waits
           - {id: reboot, behaviour: fail}
           - {id: flaky, behaviour: {fail_probability: 0.3, duration: 5}}
+          # a graph: ``parents`` (default: the node before) starts branches together
+          - {id: left, parents: [flaky]}
+          - {id: right, parents: [flaky], category: script}
+          - {id: join, parents: [left, right]}
         start: 2                      # executions started at load time
     dataarts:                         # optional: DataArts workspaces and their task ids;
       ws-main: ["1234567890"]         # once given, others get 403 (workspace) / 404 (task)
@@ -32,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from daemon.emulator.state import Behaviour, NodeSpec
+from daemon.emulator.state import Behaviour, FailedExecution, NodeSpec, graph_problem
 from daemon.kernel.errors import ConfigError
 
 DEFAULT_DURATION_SECONDS = 5.0
@@ -56,6 +63,7 @@ class Scenario:
     speed: float | None
     workflows: tuple[WorkflowDef, ...]
     dataarts: dict[str, tuple[str, ...]] | None = None
+    failed_execution: FailedExecution | None = None
 
 
 def read_scenario(source: Mapping[str, Any] | str | Path) -> Scenario:
@@ -80,7 +88,12 @@ def _fail(where: str, field: str, message: str) -> ConfigError:
 
 
 def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
-    _only(data, {"seed", "speed", "workflows", "dataarts"}, where, "(top level)")
+    _only(
+        data, {"seed", "speed", "workflows", "dataarts", "failed_execution"}, where, "(top level)"
+    )
+    failed = data.get("failed_execution")
+    if failed is not None and failed not in ("pausing", "fail", "fail_final"):
+        raise _fail(where, "failed_execution", "expected pausing, fail or fail_final")
     seed = data.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise _fail(where, "seed", "expected an integer")
@@ -92,7 +105,7 @@ def _scenario(data: Mapping[str, Any], where: str) -> Scenario:
         raise _fail(where, "workflows", "expected a list")
     wfs = tuple(_workflow(w, where, f"workflows[{i}]") for i, w in enumerate(raw))
     dataarts = _dataarts(data.get("dataarts"), where)
-    return Scenario(seed, float(speed) if speed is not None else None, wfs, dataarts)
+    return Scenario(seed, float(speed) if speed is not None else None, wfs, dataarts, failed)
 
 
 def _dataarts(raw: Any, where: str) -> dict[str, tuple[str, ...]] | None:
@@ -138,6 +151,9 @@ def _workflow(data: Any, where: str, field: str) -> WorkflowDef:
     if not isinstance(nodes_raw, list):
         raise _fail(where, f"{field}.nodes", "expected a list")
     nodes = tuple(parse_node(n, where, f"{field}.nodes[{i}]") for i, n in enumerate(nodes_raw))
+    problem = graph_problem(nodes)
+    if problem is not None:
+        raise _fail(where, f"{field}.nodes", problem)
     start = data.get("start", 0)
     if not isinstance(start, int) or isinstance(start, bool) or start < 0:
         raise _fail(where, f"{field}.start", "expected an integer >= 0")
@@ -159,7 +175,12 @@ def _workflow(data: Any, where: str, field: str) -> WorkflowDef:
 def parse_node(data: Any, where: str, field: str) -> NodeSpec:
     if not isinstance(data, Mapping):
         raise _fail(where, field, "expected a mapping")
-    _only(data, {"id", "name", "kind", "duration", "behaviour"}, where, field)
+    _only(
+        data,
+        {"id", "name", "kind", "duration", "behaviour", "parents", "category", "reports"},
+        where,
+        field,
+    )
     nid = data.get("id")
     if not isinstance(nid, str) or not 1 <= len(nid) <= 64:
         raise _fail(where, f"{field}.id", "expected a string of 1-64 characters")
@@ -168,20 +189,34 @@ def parse_node(data: Any, where: str, field: str) -> NodeSpec:
     if raw == "pause":
         kind = "pause"
         raw = "succeed"
-    if kind not in ("task", "pause"):
-        raise _fail(where, f"{field}.kind", "expected task or pause")
+    if kind not in ("task", "pause", "approval"):
+        raise _fail(where, f"{field}.kind", "expected task, pause or approval")
     duration = data.get("duration", DEFAULT_DURATION_SECONDS)
     behaviour, override = _behaviour(raw, where, f"{field}.behaviour")
     if override is not None:
         duration = override
     if not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
         raise _fail(where, f"{field}.duration", "expected seconds >= 0")
+    parents = data.get("parents")
+    if parents is not None and (
+        not isinstance(parents, list) or not all(isinstance(p, str) and p for p in parents)
+    ):
+        raise _fail(where, f"{field}.parents", "expected a list of node ids ([] for a start node)")
+    reports = data.get("reports")
+    if reports is not None and (not isinstance(reports, str) or not reports):
+        raise _fail(where, f"{field}.reports", "expected a status string")
+    category = data.get("category", "")
+    if not isinstance(category, str):
+        raise _fail(where, f"{field}.category", "expected a string")
     return NodeSpec(
         id=nid,
         name=str(data.get("name", nid)),
         kind=kind,
         duration_ms=int(duration * 1000),
         behaviour=behaviour,
+        parents=tuple(parents) if parents is not None else None,
+        category=category,
+        reports=reports,
     )
 
 

@@ -6,10 +6,11 @@ node's due time or an operation arrives, so it is advanced (``advance(now_ms)``)
 is read or written, and finished executions never do any work again. Serialised forms
 are cached and dropped on the first change.
 
-All times are emulated epoch milliseconds. Semantics: nodes run in
-order; a failed node makes the execution ``pausing`` until ``restart`` or ``skip``; a
-pause node waits for ``continue``; ``terminate`` goes ``canceling`` then ``cancel``
-one emulated second later.
+All times are emulated epoch milliseconds. Semantics: a node starts when all its
+parents are done (by default its parent is the node before it, so a plain list runs in
+order); a failed node waits for ``restart`` or ``skip``, a pause node for ``continue``,
+and the execution is ``pausing`` while any branch waits; ``terminate`` goes
+``canceling`` then ``cancel`` one emulated second later.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 BehaviourKind = Literal["succeed", "fail", "fail_times", "fail_probability"]
-NodeKind = Literal["task", "pause"]
+NodeKind = Literal["task", "pause", "approval"]
+FailedExecution = Literal["pausing", "fail", "fail_final"]
+"""How an execution with a failed node is reported (the status semantics are assumed):
+``pausing`` (the default) waits for restart/skip; ``fail`` reports the execution ``fail``
+but still accepts restart/skip; ``fail_final`` reports ``fail`` and answers every
+operation with AOM.31001418."""
 
 CANCEL_DELAY_MS = 1000
-FINISHED = frozenset({"success", "fail", "cancel"})
+FINISHED = frozenset({"success", "fail", "cancel", "approvalFailed"})
 
 
 class NotAllowed(Exception):
@@ -65,6 +71,13 @@ class NodeSpec:
     kind: NodeKind = "task"
     duration_ms: int = 5000
     behaviour: Behaviour = Behaviour()
+    parents: tuple[str, ...] | None = None
+    """Nodes that must be done before this one starts; None: the node before it."""
+    category: str = ""
+    """Reported as the node's ``category`` (default: its kind)."""
+    reports: str | None = None
+    """Once started the node shows this raw status and waits forever (an unknown status,
+    to test tolerance)."""
 
 
 class NodeRun:
@@ -101,7 +114,13 @@ class NodeRun:
 
 
 class Execution:
-    """One execution; mutated only through its methods so caches stay correct."""
+    """One execution; mutated only through its methods so caches stay correct.
+
+    The workflow is a graph: a node starts when all its parents are done (succeeded or
+    skipped), so branches run at the same time and each fails or pauses on its own. The
+    execution is ``pausing`` while any branch waits, ``executing`` while only running
+    nodes remain, ``success`` when every node is done.
+    """
 
     __slots__ = (
         "_brief",
@@ -109,13 +128,16 @@ class Execution:
         "attempts",
         "begin_ms",
         "cancel_at_ms",
+        "children",
         "created_by",
-        "cursor",
-        "due_ms",
+        "done",
+        "due",
         "end_ms",
         "execution_id",
+        "failed_execution",
         "last_update_ms",
         "nodes",
+        "parents",
         "project_id",
         "runs",
         "seed",
@@ -133,7 +155,9 @@ class Execution:
         begin_ms: int,
         created_by: str,
         seed: int,
+        failed_execution: FailedExecution = "pausing",
     ) -> None:
+        self.failed_execution = failed_execution
         self.workflow_id = workflow_id
         self.execution_id = execution_id
         self.project_id = project_id
@@ -144,14 +168,20 @@ class Execution:
         self.begin_ms = begin_ms
         self.end_ms: int | None = None
         self.last_update_ms = begin_ms
-        self.cursor = -1
-        self.due_ms: int | None = None
         self.cancel_at_ms: int | None = None
         self.runs: dict[str, NodeRun] = {}
         self.attempts: dict[str, int] = {}
+        self.parents: dict[str, tuple[str, ...]] = node_parents(nodes)
+        self.children: dict[str, tuple[str, ...]] = {
+            n.id: tuple(c.id for c in nodes if n.id in self.parents[c.id]) for n in nodes
+        }
+        self.done: set[str] = set()
+        """Nodes that succeeded or were skipped: their children may start."""
+        self.due: dict[str, int] = {}
+        """Running task nodes -> when they complete."""
         self._brief: dict[str, Any] | None = None
         self._detail_bytes: bytes | None = None
-        self._start_next(begin_ms)
+        self._start_ready(begin_ms)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -160,8 +190,20 @@ class Execution:
         return self.status in FINISHED
 
     @property
-    def current(self) -> NodeSpec | None:
-        return self.nodes[self.cursor] if 0 <= self.cursor < len(self.nodes) else None
+    def due_ms(self) -> int | None:
+        return min(self.due.values()) if self.due else None
+
+    def spec(self, node_id: str) -> NodeSpec | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+    def waiting(self) -> list[NodeSpec]:
+        """Nodes waiting for an operation: failed (not skipped) or pausing."""
+        out = []
+        for node in self.nodes:
+            run = self.runs.get(node.id)
+            if run is not None and node.id not in self.done and run.status in ("fail", "pausing"):
+                out.append(node)
+        return out
 
     def brief(self) -> dict[str, Any]:
         """The ListWorkflowExecutions element (cached until the next change)."""
@@ -189,7 +231,10 @@ class Execution:
     # -- time ------------------------------------------------------------------------------
 
     def advance(self, now_ms: int) -> bool:
-        """Apply everything due up to ``now_ms``; True if anything changed."""
+        """Apply everything due up to ``now_ms``; True if anything changed.
+
+        Branches keep running while another one waits, so due nodes complete whatever
+        the execution's status (except once it is being cancelled)."""
         changed = False
         while True:
             if self.status == "canceling":
@@ -197,9 +242,12 @@ class Execution:
                     self._finish_cancel(self.cancel_at_ms)
                     changed = True
                 break
-            if self.status != "executing" or self.due_ms is None or now_ms < self.due_ms:
+            if self.finished or not self.due:
                 break
-            self._complete_current(self.due_ms)
+            node_id, at_ms = min(self.due.items(), key=lambda kv: (kv[1], kv[0]))
+            if now_ms < at_ms:
+                break
+            self._complete(node_id, at_ms)
             changed = True
         if changed:
             self._touch()
@@ -209,11 +257,14 @@ class Execution:
 
     def operate(self, action: str, node_id: str, now_ms: int) -> None:
         """restart / skip / continue ``node_id``; raises NotAllowed or UnknownNode."""
-        if all(n.id != node_id for n in self.nodes):
+        node = self.spec(node_id)
+        if node is None:
             raise UnknownNode(node_id)
-        node = self.current
         run = self.runs.get(node_id)
-        if self.status != "pausing" or node is None or node.id != node_id or run is None:
+        waits = self.status == "pausing" or (
+            self.status == "fail" and self.failed_execution == "fail"
+        )
+        if not waits or run is None or node_id in self.done:
             raise NotAllowed(f"execution is {self.status}; node {node_id} is not waiting")
         if action in ("restart", "skip"):
             if node.kind != "task" or run.status != "fail":
@@ -222,16 +273,19 @@ class Execution:
                 self._start_node(node, now_ms)
             else:
                 run.output = {**run.output, "skipped": True}
-                self._start_next(now_ms)
+                self.done.add(node_id)
+                self._start_ready(now_ms)
         elif action == "continue":
             if node.kind != "pause" or run.status != "pausing":
                 raise NotAllowed(f"node {node_id} is not a pausing pause node")
             run.status = "success"
             run.end_ms = now_ms
             run.output = {"continued": True}
-            self._start_next(now_ms)
+            self.done.add(node_id)
+            self._start_ready(now_ms)
         else:
             raise NotAllowed(f"unknown action {action}")
+        self._settle_status(now_ms)
         self.last_update_ms = now_ms
         self._touch()
 
@@ -240,7 +294,7 @@ class Execution:
             raise NotAllowed(f"execution is {self.status}")
         self.status = "canceling"
         self.cancel_at_ms = now_ms + CANCEL_DELAY_MS
-        self.due_ms = None
+        self.due.clear()
         self.last_update_ms = now_ms
         self._touch()
 
@@ -250,58 +304,120 @@ class Execution:
         self._brief = None
         self._detail_bytes = None
 
-    def _start_next(self, at_ms: int) -> None:
-        self.cursor += 1
-        node = self.current
-        if node is None:
+    def _start_ready(self, at_ms: int) -> None:
+        """Start every node whose parents are all done and which has not started yet."""
+        for node in self.nodes:
+            if node.id in self.runs:
+                continue
+            if all(p in self.done for p in self.parents[node.id]):
+                self._start_node(node, at_ms)
+        self._settle_status(at_ms)
+
+    def _settle_status(self, at_ms: int) -> None:
+        statuses = {run.status for run in self.runs.values()}
+        waiting = self.waiting()
+        self.end_ms = None
+        if "approvalFailed" in statuses:
+            self.status = "approvalFailed"
+            self.end_ms = at_ms
+            self.due.clear()
+        elif self.failed_execution != "pausing" and any(
+            self.runs[n.id].status == "fail" for n in waiting
+        ):
+            self.status = "fail"  # the other reading of the API: a failure ends the run
+            self.end_ms = at_ms  # running branches halt (``advance`` skips finished runs)
+        elif waiting:
+            self.status = "pausing"
+        elif "waitApproval" in statuses:
+            self.status = "waitApproval"
+        elif self.due:
+            self.status = "executing"
+        elif len(self.done) == len(self.nodes):
             self.status = "success"
             self.end_ms = at_ms
-            self.due_ms = None
-            self.last_update_ms = at_ms
-            return
-        self._start_node(node, at_ms)
+        else:
+            self.status = "executing"
+        self.last_update_ms = at_ms
 
     def _start_node(self, node: NodeSpec, at_ms: int) -> None:
         attempt = self.attempts.get(node.id, 0) + 1
         self.attempts[node.id] = attempt
         fid = f"{self.execution_id[:8]}-{node.id}-{attempt}"
-        if node.kind == "pause":
+        if node.reports is not None:
+            self.runs[node.id] = NodeRun(node.id, at_ms, attempt, node.reports, fid)
+        elif node.kind == "pause":
             self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "pausing", fid)
-            self.status = "pausing"
-            self.due_ms = None
+        elif node.kind == "approval":
+            # approved in the console (never by aomd); a failing one is rejected after
+            # its duration, which ends the execution ``approvalFailed``
+            self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "waitApproval", fid)
+            if node.behaviour.kind != "succeed":
+                self.due[node.id] = at_ms + node.duration_ms
         else:
             self.runs[node.id] = NodeRun(node.id, at_ms, attempt, "executing", fid)
-            self.status = "executing"
-            self.due_ms = at_ms + node.duration_ms
+            self.due[node.id] = at_ms + node.duration_ms
         self.last_update_ms = at_ms
 
-    def _complete_current(self, at_ms: int) -> None:
-        node = self.nodes[self.cursor]
-        run = self.runs[node.id]
+    def _complete(self, node_id: str, at_ms: int) -> None:
+        node = self.spec(node_id)
+        assert node is not None
+        run = self.runs[node_id]
+        del self.due[node_id]
         run.end_ms = at_ms
-        self.due_ms = None
-        self.last_update_ms = at_ms
-        if node.behaviour.fails(self.seed, self.execution_id, node.id, run.attempt):
+        if node.kind == "approval":
+            run.status = "approvalFailed"
+            run.output = {"error": f"approval of {node.id} was rejected"}
+            self._settle_status(at_ms)
+        elif node.behaviour.fails(self.seed, self.execution_id, node.id, run.attempt):
             run.status = "fail"
             run.output = {
                 "error": f"node {node.id} failed on attempt {run.attempt}",
                 "attempt": run.attempt,
                 "exit_code": 1,
             }
-            self.status = "pausing"
+            self._settle_status(at_ms)
         else:
             run.status = "success"
             run.output = {"attempt": run.attempt, "exit_code": 0}
-            self._start_next(at_ms)
+            self.done.add(node_id)
+            self._start_ready(at_ms)
 
     def _finish_cancel(self, at_ms: int) -> None:
-        node = self.current
-        if node is not None:
-            run = self.runs.get(node.id)
-            if run is not None and run.status in ("executing", "pausing"):
+        for run in self.runs.values():
+            if run.status in ("executing", "pausing"):
                 run.status = "cancel"
                 run.end_ms = at_ms
         self.status = "cancel"
         self.end_ms = at_ms
         self.cancel_at_ms = None
         self.last_update_ms = at_ms
+
+
+def node_parents(nodes: tuple[NodeSpec, ...]) -> dict[str, tuple[str, ...]]:
+    """Each node's parents: as declared, or (``parents`` None) the node before it in the
+    list, so a workflow written as a list stays a sequence."""
+    out: dict[str, tuple[str, ...]] = {}
+    prev: str | None = None
+    for node in nodes:
+        out[node.id] = node.parents if node.parents is not None else ((prev,) if prev else ())
+        prev = node.id
+    return out
+
+
+def graph_problem(nodes: tuple[NodeSpec, ...]) -> str | None:
+    """Why ``nodes`` is not a runnable graph (duplicate id, unknown parent, cycle), or None."""
+    ids = [n.id for n in nodes]
+    if len(set(ids)) != len(ids):
+        return f"node ids must be unique, got {ids}"
+    parents = node_parents(nodes)
+    for nid, ps in parents.items():
+        unknown = [p for p in ps if p not in parents]
+        if unknown:
+            return f"node {nid!r}: unknown parents {unknown}; expected some of {ids}"
+    done: set[str] = set()
+    while len(done) < len(ids):
+        ready = [n for n in ids if n not in done and all(p in done for p in parents[n])]
+        if not ready:
+            return f"nodes {sorted(set(ids) - done)} wait on each other (a cycle)"
+        done.update(ready)
+    return None

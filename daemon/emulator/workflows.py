@@ -20,7 +20,13 @@ from croniter import croniter
 
 from daemon.emulator.cron_heap import CronHeap
 from daemon.emulator.start_queue import StartQueue
-from daemon.emulator.state import Execution, NodeSpec
+from daemon.emulator.state import (
+    Execution,
+    FailedExecution,
+    NodeSpec,
+    graph_problem,
+    node_parents,
+)
 
 WORKFLOW_TYPES = ("cron", "event", "manual")
 _DUMPS = json.JSONEncoder(separators=(",", ":")).encode
@@ -123,19 +129,19 @@ class Workflow:
         if self._json is None:
             last = self.last_execution
             nodes = []
-            parent: str | None = None
+            parents = node_parents(self.nodes)
             for node in self.nodes:
                 nodes.append(
                     {
                         "id": node.id,
                         "name": node.name,
-                        "category": node.kind,
+                        "category": node.category or node.kind,
                         "task_name": node.name,
                         "ignore_error": False,
-                        "parent_node": parent,
+                        # assumed: several parents comma-separated (the field is a string)
+                        "parent_node": ",".join(parents[node.id]) or None,
                     }
                 )
-                parent = node.id
             self._json = {
                 "id": self.id,
                 "workflow_id": self.id,
@@ -168,6 +174,8 @@ class World:
         self.workflows: dict[str, Workflow] = {}
         self._cron = CronHeap()
         self._starts = StartQueue()
+        self.failed_execution: FailedExecution = "pausing"
+        """How executions with a failed node are reported (``state.FailedExecution``)."""
         self.dataarts_tasks: dict[str, str] = {}
         """task_id -> last action applied (``start`` / ``schedule`` / ``stop``)."""
         self.dataarts_catalog: dict[str, set[str]] | None = None
@@ -204,9 +212,9 @@ class World:
             raise ValueError(f"workflow id must be 1-64 characters: {wid!r}")
         if wid in self.workflows:
             raise ValueError(f"duplicate workflow id {wid!r}")
-        ids = [n.id for n in nodes]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"workflow {name!r}: duplicate node ids")
+        problem = graph_problem(tuple(nodes))
+        if problem is not None:
+            raise ValueError(f"workflow {name!r}: {problem}")
         wf = Workflow(
             id=wid,
             name=name,
@@ -234,6 +242,7 @@ class World:
             begin_ms=at_ms,
             created_by=created_by,
             seed=self.seed,
+            failed_execution=self.failed_execution,
         )
         wf.add_execution(ex)
         return ex

@@ -93,7 +93,7 @@ def assemble_account(
         executor=executor,
         clock=clock,
         notifier=notifier,
-        rules=lambda: policy.current.rules,
+        rules=lambda: policy.current.for_account(account.name).rules,
         calendars=lambda: policy.current.built_calendars,
         on_unhandled=on_unhandled,
     )
@@ -101,7 +101,7 @@ def assemble_account(
         client=client,
         clock=clock,
         handler=handler,
-        scope=lambda: policy.current.watches,
+        scope=lambda: policy.current.for_account(account.name).watches,
         fast_interval=watch.fast_interval,
         slow_interval=watch.slow_interval,
         discovery_interval=watch.discovery_interval,
@@ -118,6 +118,8 @@ def assemble_account(
         executor=executor,
         read_back=read_back,
         account=account.name,
+        streaks=journal,
+        notifier=notifier,
     )
     schedules = ScheduleRunner(
         client=client,

@@ -22,14 +22,18 @@ from daemon.engine.resolution import ReadBack
 from daemon.kernel.actions import OPERATIONS
 from daemon.kernel.clock import Clock
 from daemon.kernel.facts import ExecutionFacts, PastWrite
-from daemon.kernel.keys import unhandled_key
+from daemon.kernel.keys import cannot_act_key, unhandled_key
 from daemon.kernel.model import Execution, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES
 from daemon.kernel.ports import FactsPort
 from daemon.kernel.writes import WriteIntent, WriteReport
-from daemon.policy import Action, decide, observed, stopped_node
+from daemon.policy import Action, decide, observed, stopped_nodes
+from daemon.policy.observe import find_node
 
 log = structlog.get_logger("aomd.decide")
+
+CANNOT_ACT_MEMORY = 10_000
+"""How many reported stops the handler remembers to skip the journal on every poll."""
 
 
 class ExecutionHandler:
@@ -57,15 +61,26 @@ class ExecutionHandler:
         self.on_unhandled = on_unhandled
         self.unhandled: dict[tuple[str, str], datetime] = {}
         """(execution, node) paused with no matching rule; logged once each."""
+        self.cannot_act: dict[tuple[str, str, str], str] = {}
+        """(execution, node or "", status) -> reason, for stops the API cannot act on, reported
+        once; the oldest are forgotten past ``CANNOT_ACT_MEMORY`` (the journal still
+        holds every report, so a forgotten one is not told twice)."""
+        self._settled: dict[tuple[str, str, int | None], None] = {}
+        """Ended executions with nothing left to do, by (id, status, last update): an
+        insertion-ordered set, oldest forgotten first."""
         self._workflow_of: dict[str, str] = {}
         """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
 
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
+        ended = _ended_state(execution)
+        if ended is not None and ended in self._settled:
+            return None  # an ended execution already dealt with, unchanged since
         now = self.clock.now()
         facts = await self.journal.facts(execution.execution_id)
-        stopped = stopped_node(execution)
-        node = stopped[0].node_id if stopped is not None else None
-        stale = [n for n in facts.first_seen if n != node or _stopped_anew(facts, execution, n)]
+        nodes = [n.node_id for n, _ in stopped_nodes(execution, workflow)]
+        stale = [
+            n for n in facts.first_seen if n not in nodes or _stopped_anew(facts, execution, n)
+        ]
         if stale:
             # A sighting is of one stop: once the node ran again (seen running, or
             # stopped in a new state since our write) its next stop waits its own
@@ -74,9 +89,10 @@ class ExecutionHandler:
                 await self.journal.forget_seen(execution.execution_id, n)
             first_seen = {n: at for n, at in facts.first_seen.items() if n not in stale}
             facts = dataclasses.replace(facts, first_seen=first_seen)
-        if node is not None and node not in facts.first_seen:
-            await self.journal.saw(execution.execution_id, node, now)
-            facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
+        for node in nodes:
+            if node not in facts.first_seen:
+                await self.journal.saw(execution.execution_id, node, now)
+                facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
         decision = decide(
             execution,
             workflow,
@@ -86,7 +102,9 @@ class ExecutionHandler:
             self.calendars(),
             dry_run=self.executor.dry_run,
         )
-        await self._track_unhandled(workflow, execution, decision.unhandled_node, now)
+        await self._track_unhandled(workflow, execution, decision.unhandled_nodes, now)
+        for node, why in decision.cannot_act:
+            await self._cannot_act(workflow, execution, node, why)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -102,17 +120,37 @@ class ExecutionHandler:
                 # poll per second per workflow would spike API calls exactly when aomd
                 # should calm down.
                 break
+        if (
+            ended is not None
+            and not decision.actions
+            and not decision.pending_keys
+            and decision.recheck_at is None
+        ):
+            # Ended (fail / approvalFailed) and nothing left to do: the watcher hands it
+            # on every poll for a day, so remember it instead of reading the journal.
+            self._settled[ended] = None
+            while len(self._settled) > CANNOT_ACT_MEMORY:
+                del self._settled[next(iter(self._settled))]
         return decision.recheck_at
 
     async def _track_unhandled(
-        self, workflow: Workflow, execution: Execution, node: str | None, now: datetime
+        self, workflow: Workflow, execution: Execution, nodes: Sequence[str], now: datetime
     ) -> None:
         key_prefix = execution.execution_id
-        for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] != node]:
+        for key in [k for k in self.unhandled if k[0] == key_prefix and k[1] not in nodes]:
             del self.unhandled[key]
-        if node is None:
+        if not nodes:
             self._workflow_of.pop(key_prefix, None)
-        elif (key_prefix, node) not in self.unhandled:
+        for node in nodes:
+            await self._report_once(workflow, execution, node, now)
+        if self.on_unhandled is not None:
+            self.on_unhandled(len(self.unhandled))
+
+    async def _report_once(
+        self, workflow: Workflow, execution: Execution, node: str, now: datetime
+    ) -> None:
+        key_prefix = execution.execution_id
+        if (key_prefix, node) not in self.unhandled:
             self.unhandled[(key_prefix, node)] = now
             self._workflow_of[key_prefix] = workflow.id
             reason = "no rule matches this stopped node; left for a human"
@@ -130,8 +168,61 @@ class ExecutionHandler:
             )
             if first:  # told once, not again after every restart
                 self._report_unhandled(workflow, execution, node, reason)
-        if self.on_unhandled is not None:
-            self.on_unhandled(len(self.unhandled))
+
+    async def _cannot_act(
+        self, workflow: Workflow, execution: Execution, node: str, reason: str
+    ) -> None:
+        run = find_node(execution, node) if node else None
+        status = (
+            (run.raw_status or run.status.value)
+            if run is not None
+            else (execution.raw_status or execution.status.value)
+        )
+        seen = (execution.execution_id, node, status)
+        if seen in self.cannot_act:
+            return
+        self.cannot_act[seen] = reason
+        while len(self.cannot_act) > CANNOT_ACT_MEMORY:
+            del self.cannot_act[next(iter(self.cannot_act))]
+        first = await self.executor.record(
+            WriteIntent(
+                key=cannot_act_key(execution.execution_id, node, status),
+                kind="cannot_act",
+                workflow_id=workflow.id,
+                execution_id=execution.execution_id,
+                node_id=node or None,
+                reason=reason,
+                dry_run=self.executor.dry_run,
+            ),
+            "reported",
+        )
+        if not first:  # told before, maybe by an earlier run of aomd
+            return
+        log.warning(
+            "stop_not_actionable",
+            workflow_id=workflow.id,
+            execution_id=execution.execution_id,
+            node_id=node or None,
+            rule=None,
+            action="leave",
+            attempt=None,
+            reason=reason,
+            outcome="cannot_act",
+            request_id=None,
+            dry_run=self.executor.dry_run,
+        )
+        if self.notifier is not None:
+            self.notifier.notify(
+                "cannot_act",
+                {
+                    "workflow_id": workflow.id,
+                    "workflow_name": workflow.name,
+                    "execution_id": execution.execution_id,
+                    "execution_status": execution.raw_status or execution.status.value,
+                    "node_id": node or None,
+                    "reason": reason,
+                },
+            )
 
     def _report_unhandled(
         self, workflow: Workflow, execution: Execution, node: str, reason: str
@@ -186,7 +277,12 @@ class ExecutionHandler:
         await self.executor.resolve_open(
             intent,
             self.read_back.operation(
-                workflow.id, execution.execution_id, past.kind, past.node_id, past.observed
+                workflow.id,
+                execution.execution_id,
+                past.kind,
+                past.node_id,
+                past.observed,
+                workflow,
             ),
         )
 
@@ -222,7 +318,9 @@ class ExecutionHandler:
                 return None
             raise ValueError(f"unknown action kind {action.kind!r}")
 
-        read_back = self.read_back.operation(wid, eid, action.kind, action.node_id, action.observed)
+        read_back = self.read_back.operation(
+            wid, eid, action.kind, action.node_id, action.observed, workflow
+        )
         report = await self.executor.write(
             intent, call, read_back if action.kind != "notify" else None
         )
@@ -244,6 +342,15 @@ class ExecutionHandler:
                 action.webhook,
             )
         return report
+
+
+def _ended_state(execution: Execution) -> tuple[str, str, int | None] | None:
+    """The identity of an ended execution's state (None while it runs): a person
+    restarting it changes the status or the update time, and it is looked at again."""
+    if not execution.finished:
+        return None
+    status = execution.raw_status or execution.status.value
+    return (execution.execution_id, status, execution.last_update_time)
 
 
 def _stopped_anew(facts: ExecutionFacts, execution: Execution, node_id: str) -> bool:

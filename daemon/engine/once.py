@@ -26,7 +26,7 @@ async def run_once(
         try:
             await rt.watcher.discover()
             await rt.watcher.poll_all()
-            p = policy.current
+            p = policy.current.for_account(rt.account.name)
             await rt.triggers.reconcile(p.triggers, p.built_calendars, now)
             await rt.schedules.tick(p.schedules, p.built_calendars, p.schedule_sources, now)
         except CloudError as exc:

@@ -69,6 +69,7 @@ async def reconcile_loop(
 
 def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:
     async def step(policy: PolicySet, now: datetime) -> datetime | None:
+        policy = policy.for_account(rt.account.name)
         drifts = rt.triggers.drifts
         await rt.triggers.reconcile(policy.triggers, policy.built_calendars, now)
         metrics.drift(rt.triggers.drifts - drifts)
@@ -83,6 +84,7 @@ def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:
 
 def schedule_step(rt: AccountRuntime) -> Step:
     async def step(policy: PolicySet, now: datetime) -> datetime | None:
+        policy = policy.for_account(rt.account.name)
         calendars, sources = policy.built_calendars, policy.schedule_sources
         await rt.schedules.tick(policy.schedules, calendars, sources, now)
         return rt.schedules.next_fire(policy.schedules, calendars, sources, now)

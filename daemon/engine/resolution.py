@@ -45,7 +45,11 @@ execution" counts as proof that it did not happen (the list may lag the write)."
 
 
 def resolve_operation(
-    kind: str, node_id: str | None, before: Fingerprint, after: Execution
+    kind: str,
+    node_id: str | None,
+    before: Fingerprint,
+    after: Execution,
+    children: frozenset[str] | None = None,
 ) -> Resolution:
     """What became of a node operation or terminate, from state alone.
 
@@ -53,8 +57,15 @@ def resolve_operation(
     moves it, even if the execution finished since. ``not_applied``: exactly as before.
     ``moot``: someone else ended the execution and our node did not move. ``unknown``:
     something else changed; look again later.
+
+    ``children`` (the node's children in the workflow graph, None when the workflow has
+    no graph) makes the answer per node: another branch moving changes the execution's
+    current node, which then proves nothing about ours; a child of ours starting does.
     """
     now = fingerprint(after, node_id)
+    if children is not None:
+        # the execution's current node says nothing about this branch
+        now = Fingerprint(now.status, before.current_node, *_node_part(now))
     if kind == "terminate":
         if after.status in (Status.CANCELING, Status.CANCEL):
             return "applied"
@@ -62,6 +73,9 @@ def resolve_operation(
             return "moot"
         return "not_applied" if now == before else "unknown"
     if now == before:
+        if children is not None and children & {n.node_id for n in after.nodes}:
+            # the node was passed without changing it: our skip, or someone else's
+            return "applied" if kind == "skip" else "moot"
         return "not_applied"
     node_moved = (now.node_status, now.node_begin, now.node_end, now.node_output) != (
         before.node_status,
@@ -77,9 +91,25 @@ def resolve_operation(
         return "applied"  # a skip of the last node ends the run without touching the node
     if after.status.finished:
         return "moot"
+    if children is not None:
+        if children & {n.node_id for n in after.nodes}:
+            return "applied"  # the execution moved on past the node we wrote to
+        return "unknown"  # another branch moved, ours did not: not proof either way
     if now.current_node != before.current_node or after.status is not Status.PAUSING:
         return "applied"  # the execution moved on past the node we wrote to
     return "unknown"
+
+
+def _node_part(f: Fingerprint) -> tuple[str | None, int | None, int | None, str]:
+    return (f.node_status, f.node_begin, f.node_end, f.node_output)
+
+
+def graph_children(workflow: Workflow | None, node_id: str | None) -> frozenset[str] | None:
+    """The node's children when the workflow has a graph, else None (see
+    ``resolve_operation``)."""
+    if workflow is None or node_id is None or not workflow.is_graph:
+        return None
+    return workflow.children_of(node_id)
 
 
 def resolve_trigger(enable: bool, workflow: Workflow | None) -> Resolution:
@@ -169,8 +199,16 @@ class ReadBack:
         self.clock = clock
 
     def operation(
-        self, wid: str, eid: str, kind: str, node_id: str | None, observed: str
+        self,
+        wid: str,
+        eid: str,
+        kind: str,
+        node_id: str | None,
+        observed: str,
+        workflow: Workflow | None = None,
     ) -> Callable[[], Awaitable[Resolution]]:
+        """``workflow`` (its graph) when the caller has it; else it is read, so a branch
+        of a parallel workflow is always judged on its own."""
         before = Fingerprint.loads(observed)
 
         async def read_back() -> Resolution:
@@ -180,8 +218,11 @@ class ReadBack:
                 return "not_applied"
             if before is None:
                 return "unknown"
+            wf = workflow
+            if wf is None:
+                wf = next((w for w in await self.client.list_workflows() if w.id == wid), None)
             after = await self.client.get_execution(wid, eid)
-            return resolve_operation(kind, node_id, before, after)
+            return resolve_operation(kind, node_id, before, after, graph_children(wf, node_id))
 
         return read_back
 
@@ -295,7 +336,11 @@ class Sweeper:
             # its own (re-enabled after the window), one it enabled is no longer
             disabled = row.kind == "trigger_disable" and report.outcome == "resolved_applied"
             await self.journal.set_trigger_owned(
-                row.workflow_id, disabled, reason=row.reason, at=self.executor.clock.now()
+                row.workflow_id,
+                disabled,
+                reason=row.reason,
+                at=self.executor.clock.now(),
+                account=self.account,
             )
         elif (
             row.kind == "trigger_disable"
@@ -303,7 +348,11 @@ class Sweeper:
             and "/drift" not in row.key  # a drift correction's claim predates it
         ):
             await self.journal.set_trigger_owned(
-                row.workflow_id, False, reason=row.reason, at=self.executor.clock.now()
+                row.workflow_id,
+                False,
+                reason=row.reason,
+                at=self.executor.clock.now(),
+                account=self.account,
             )
         if report.outcome == "ambiguous" and self.notifier is not None:
             self.notifier.notify("outcome_ambiguous", _payload(row))

@@ -36,9 +36,13 @@ import structlog
 from daemon.cloud.port import CloudClient
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import CloudError, JournalError
-from daemon.kernel.model import Execution, Workflow
+from daemon.kernel.model import Execution, Status, Workflow
 
 log = structlog.get_logger("aomd.watcher")
+
+RECENT_END = timedelta(hours=24)
+"""How long after an execution ended ``fail``/``approvalFailed`` it is still handed on."""
+ENDED_STOPPED = frozenset({Status.FAIL, Status.APPROVAL_FAILED})
 
 #: Called for each active execution; returns when to look again (emulated/wall time) or None.
 Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
@@ -258,7 +262,7 @@ class Watcher:
             active = [e for e in executions if not e.status.finished]
             self.stats.executions_seen += len(executions)
             recheck: datetime | None = None
-            for execution in active:
+            for execution in (*active, *self._recently_stopped(executions)):
                 # One execution's error must not stop the others of the same workflow.
                 when = await self._handle(wf, execution)
                 if when is not None and (recheck is None or when < recheck):
@@ -280,6 +284,18 @@ class Watcher:
             log.exception("poll_crashed", workflow_id=wid)
             interval = self.fast
         self._schedule(wid, loop.time() + interval, hot=hot)
+
+    def _recently_stopped(self, executions: Sequence[Execution]) -> list[Execution]:
+        """Executions that ended ``fail`` or ``approvalFailed`` within ``RECENT_END``: the
+        handler says once why aomd cannot act on them (or, for ``fail``, tries a rule's
+        action once). Older ones are history, not news."""
+        floor = int((self.clock.now() - RECENT_END).timestamp() * 1000)
+        return [
+            e
+            for e in executions
+            if e.status in ENDED_STOPPED
+            and (e.end_time or e.last_update_time or e.begin_time or 0) >= floor
+        ]
 
     async def _handle(self, wf: Workflow, execution: Execution) -> datetime | None:
         """Hand one active execution on; on error log it and look again soon."""

@@ -54,11 +54,18 @@ class Tx(Protocol):
 
     def remove_sighting(self, execution_id: str, node_id: str) -> None: ...
 
-    def owned(self) -> set[str]: ...
+    def owned(self, account: str | None) -> set[str]:
+        """The account's owned triggers, and those journaled before ownership had an
+        account (account ''); None: every account's."""
+        ...
 
-    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None: ...
+    def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
+        """Also drops a pre-account ('') row for the workflow: it is this account's now."""
+        ...
 
-    def unset_owned(self, workflow_id: str) -> None: ...
+    def unset_owned(self, account: str, workflow_id: str) -> None:
+        """The account's row and a pre-account ('') one."""
+        ...
 
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
@@ -208,17 +215,17 @@ class JournalBase(ABC):
     ) -> None:
         await self._run(lambda tx: finish_in(tx, key, outcome, request_id, error, at))
 
-    async def owned_triggers(self) -> set[str]:
-        return await self._run(lambda tx: tx.owned())
+    async def owned_triggers(self, account: str | None = None) -> set[str]:
+        return await self._run(lambda tx: tx.owned(account))
 
     async def set_trigger_owned(
-        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
+        self, workflow_id: str, owned: bool, *, reason: str, at: datetime, account: str = ""
     ) -> None:
         def op(tx: Tx) -> None:
             if owned:
-                tx.set_owned(workflow_id, reason, utc(at))
+                tx.set_owned(account, workflow_id, reason, utc(at))
             else:
-                tx.unset_owned(workflow_id)
+                tx.unset_owned(account, workflow_id)
 
         await self._run(op)
 

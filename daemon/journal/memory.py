@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from daemon.journal.core import JournalBase, Tx, order
 from daemon.journal.store import HistoryRow
+from daemon.kernel.keys import STREAK_HOLDS
 from daemon.kernel.outcomes import UNRESOLVED
 
 T = TypeVar("T")
@@ -22,7 +23,8 @@ class _MemoryTx:
     def __init__(self) -> None:
         self.intents: dict[str, HistoryRow] = {}
         self.sightings: dict[tuple[str, str], datetime] = {}
-        self.owned_by_us: dict[str, tuple[str, datetime]] = {}
+        self.owned_by_us: dict[tuple[str, str], tuple[str, datetime]] = {}
+        """(account, workflow) -> (reason, at); account '' for rows from before accounts."""
         self.ticks: dict[str, datetime] = {}
 
     def get_intent(self, key: str) -> HistoryRow | None:
@@ -43,14 +45,17 @@ class _MemoryTx:
     def remove_sighting(self, execution_id: str, node_id: str) -> None:
         self.sightings.pop((execution_id, node_id), None)
 
-    def owned(self) -> set[str]:
-        return set(self.owned_by_us)
+    def owned(self, account: str | None) -> set[str]:
+        return {w for a, w in self.owned_by_us if account is None or a in (account, "")}
 
-    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None:
-        self.owned_by_us[workflow_id] = (reason, at)
+    def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
+        if account:
+            self.unset_owned("", workflow_id)
+        self.owned_by_us[(account, workflow_id)] = (reason, at)
 
-    def unset_owned(self, workflow_id: str) -> None:
-        self.owned_by_us.pop(workflow_id, None)
+    def unset_owned(self, account: str, workflow_id: str) -> None:
+        self.owned_by_us.pop((account, workflow_id), None)
+        self.owned_by_us.pop(("", workflow_id), None)
 
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
@@ -81,7 +86,11 @@ class _MemoryTx:
             for k, r in self.intents.items()
             if r.finished_at is not None and r.finished_at < cutoff
         ]
-        stale = [k for k, at in self.sightings.items() if at < cutoff]
+        stale = [
+            k
+            for k, at in self.sightings.items()
+            if at < cutoff and not k[0].startswith(f"{STREAK_HOLDS}/")
+        ]
         for key in old:
             del self.intents[key]
         for sighting in stale:

@@ -65,6 +65,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DELETE FROM sightings WHERE node_id = 'last-tick'",
         "CREATE INDEX intents_open ON intents (outcome) WHERE outcome IN ('pending', 'unknown')",
     ),
+    # 3: trigger ownership per account, so two accounts with the same workflow id never
+    # collide. Rows from before carry the account '' and count for every account until
+    # one of them writes that workflow's ownership (with one account, exactly right).
+    (
+        """CREATE TABLE owned_triggers_3 (
+            account     TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            owned_at    TEXT NOT NULL,
+            PRIMARY KEY (account, workflow_id)
+        ) WITHOUT ROWID""",
+        """INSERT INTO owned_triggers_3 (account, workflow_id, reason, owned_at)
+            SELECT '', workflow_id, reason, owned_at FROM owned_triggers""",
+        "DROP TABLE owned_triggers",
+        "ALTER TABLE owned_triggers_3 RENAME TO owned_triggers",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

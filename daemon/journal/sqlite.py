@@ -38,6 +38,7 @@ from daemon.journal import migrations
 from daemon.journal.core import JournalBase, Tx, utc
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
+from daemon.kernel.keys import STREAK_HOLDS
 
 T = TypeVar("T")
 log = structlog.get_logger("aomd.journal")
@@ -134,19 +135,30 @@ class _SqliteTx:
             "DELETE FROM sightings WHERE execution_id = ? AND node_id = ?", (execution_id, node_id)
         )
 
-    def owned(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT workflow_id FROM owned_triggers")}
+    def owned(self, account: str | None) -> set[str]:
+        if account is None:
+            rows = self.conn.execute("SELECT workflow_id FROM owned_triggers")
+        else:
+            rows = self.conn.execute(
+                "SELECT workflow_id FROM owned_triggers WHERE account IN (?, '')", (account,)
+            )
+        return {r[0] for r in rows}
 
-    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None:
+    def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
+        if account:
+            self.unset_owned("", workflow_id)
         self.conn.execute(
-            "INSERT INTO owned_triggers (workflow_id, reason, owned_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (workflow_id) DO UPDATE SET reason = excluded.reason, "
-            "owned_at = excluded.owned_at",
-            (workflow_id, reason, _ts(at)),
+            "INSERT INTO owned_triggers (account, workflow_id, reason, owned_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (account, workflow_id) DO UPDATE SET "
+            "reason = excluded.reason, owned_at = excluded.owned_at",
+            (account, workflow_id, reason, _ts(at)),
         )
 
-    def unset_owned(self, workflow_id: str) -> None:
-        self.conn.execute("DELETE FROM owned_triggers WHERE workflow_id = ?", (workflow_id,))
+    def unset_owned(self, account: str, workflow_id: str) -> None:
+        self.conn.execute(
+            "DELETE FROM owned_triggers WHERE account IN (?, '') AND workflow_id = ?",
+            (account, workflow_id),
+        )
 
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
@@ -188,7 +200,11 @@ class _SqliteTx:
         intents = self.conn.execute(
             "DELETE FROM intents WHERE finished_at IS NOT NULL AND finished_at < ?", (at,)
         ).rowcount
-        sightings = self.conn.execute("DELETE FROM sightings WHERE first_seen < ?", (at,)).rowcount
+        # a failure-streak hold lasts until a person acts, however old (streak-holds/...)
+        sightings = self.conn.execute(
+            "DELETE FROM sightings WHERE first_seen < ? AND execution_id NOT LIKE ?",
+            (at, f"{STREAK_HOLDS}/%"),
+        ).rowcount
         return int(intents) + int(sightings)
 
 

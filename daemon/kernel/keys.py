@@ -9,6 +9,7 @@ what makes its key unique and why.
     trigger/<account>/<workflow>/<action>/<second>[/drift]
     schedule/<account>/<schedule>/<fire time ISO>   execute or DataArts task action
     unhandled/<execution>/<node>                     "no rule matches": told once
+    cannot-act/<execution>/<node or ->/<status>      a stop the API cannot act on: told once
 """
 
 from __future__ import annotations
@@ -50,3 +51,18 @@ def schedule_key(account: str, schedule: str, fire_time: datetime) -> str:
 def unhandled_key(execution_id: str, node_id: str) -> str:
     """A stop no rule matches is logged and notified once, across restarts too."""
     return f"unhandled/{execution_id}/{node_id}"
+
+
+def cannot_act_key(execution_id: str, node_id: str, status: str) -> str:
+    """A stop the documented operations cannot act on (an execution ended ``fail``, an
+    approval, an unknown status) is logged and notified once per status, across restarts
+    too (an approval waited for, then rejected, is news twice); ``-`` stands for the
+    execution itself."""
+    return f"cannot-act/{execution_id}/{node_id or '-'}/{status}"
+
+
+STREAK_HOLDS = "streak-holds"
+"""Journal sightings under ``streak-holds/<account>`` (node = workflow): triggers held after
+a failure streak. Never pruned by retention: a hold lasts until a person acts."""
+STREAK_RESETS = "streak-resets"
+"""Sightings under ``streak-resets/<account>``: when a person last released a hold."""

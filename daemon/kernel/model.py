@@ -95,7 +95,14 @@ class WorkflowNode:
     task_name: str = ""
     ignore_error: bool = False
     parent_node: str | None = None
+    """The node(s) this one runs after; assumed comma-separated when there are several."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        if not self.parent_node:
+            return ()
+        return tuple(p.strip() for p in self.parent_node.split(",") if p.strip())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +122,15 @@ class Workflow:
     last_execution_id: str | None = None
     enterprise_project_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_graph(self) -> bool:
+        """Whether the definition says how nodes follow each other (``parent_node``);
+        without it aomd cannot tell parallel branches from a sequence."""
+        return any(n.parent_node for n in self.nodes)
+
+    def children_of(self, node_id: str) -> frozenset[str]:
+        return frozenset(n.id for n in self.nodes if node_id in n.parents)
 
     @property
     def trigger_enabled(self) -> bool | None:

@@ -41,10 +41,13 @@ class JournalPort(Protocol):
 class OwnershipPort(Protocol):
     """Triggers aomd disabled itself, so it re-enables only those."""
 
-    async def owned_triggers(self) -> set[str]: ...
+    async def owned_triggers(self, account: str | None = None) -> set[str]:
+        """The account's triggers (plus any journaled before ownership had an account);
+        None: every account's."""
+        ...
 
     async def set_trigger_owned(
-        self, workflow_id: str, owned: bool, *, reason: str, at: datetime
+        self, workflow_id: str, owned: bool, *, reason: str, at: datetime, account: str = ""
     ) -> None: ...
 
 

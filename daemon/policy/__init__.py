@@ -6,7 +6,14 @@ Import surface for the rest of aomd::
                                load_policy_paths, validate_paths, json_schema)
 """
 
-from daemon.policy.decide import RECHECK_SOON, Action, Decision, decide, stopped_node
+from daemon.policy.decide import (
+    RECHECK_SOON,
+    Action,
+    Decision,
+    decide,
+    stopped_node,
+    stopped_nodes,
+)
 from daemon.policy.file_spec import PolicyFile, RuleSpec
 from daemon.policy.loader import load_policy_dir, load_policy_paths
 from daemon.policy.observe import observed
@@ -34,5 +41,6 @@ __all__ = [
     "load_policy_paths",
     "observed",
     "stopped_node",
+    "stopped_nodes",
     "validate_paths",
 ]

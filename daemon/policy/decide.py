@@ -30,15 +30,18 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from daemon.calendar.calendar import Calendar
+from daemon.calendar.counting import counted_until
 from daemon.kernel.facts import ExecutionFacts, PastWrite
 from daemon.kernel.keys import execution_key, key_segment
 from daemon.kernel.model import Execution, NodeRun, Status, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.policy.observe import observed as observe
+from daemon.policy.observe import same_stop
 from daemon.policy.rule import Rule
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "Decision",
     "decide",
     "stopped_node",
+    "stopped_nodes",
 ]
 
 RECHECK_SOON = timedelta(seconds=10)
@@ -83,7 +87,14 @@ class Decision:
     recheck_at: datetime | None = None
     """Look at this execution again no later than this (None: no time-based reason to)."""
     unhandled_node: str | None = None
-    """A stopped node no rule matches: log once, count, notify."""
+    """A stopped node no rule matches: log once, count, notify (the first of
+    ``unhandled_nodes``)."""
+    unhandled_nodes: tuple[str, ...] = ()
+    """Every stopped node no rule matches (parallel branches can stop together)."""
+    cannot_act: tuple[tuple[str, str], ...] = ()
+    """``(node_id or "", reason)`` for each stop the documented operations cannot act on
+    (an execution ended ``fail``, an approval, a status aomd does not know): the engine
+    logs and notifies each once."""
     reasons: tuple[str, ...] = ()
     """Why nothing (more) was done, for logs and ``aomd plan``."""
     node_id: str | None = None
@@ -99,10 +110,43 @@ class Decision:
         return self.unhandled_node is not None
 
 
+_WAITS = frozenset({Status.PAUSING, Status.FAIL})
+"""Execution statuses in which a failed node waits: ``pausing`` as assumed, and ``fail``
+should the cloud report it that way (``_ended_fail``)."""
+
+
+def stopped_nodes(execution: Execution, workflow: Workflow | None) -> list[tuple[NodeRun, str]]:
+    """Every node the execution waits on, in the order they appear: ``(node, state)``.
+
+    With the workflow's graph (``parent_node``) known, a node waits when its latest run
+    is ``pausing``, or ``fail`` while the execution is ``pausing``, and none of its
+    children has started (a skipped node stays ``fail`` but its children run). Without
+    the graph aomd cannot tell branches from a sequence: only the latest stop counts,
+    as ``stopped_node`` always did.
+    """
+    if workflow is None or not workflow.is_graph:
+        one = stopped_node(execution)
+        return [one] if one is not None else []
+    started = {n.node_id for n in execution.nodes}
+    latest: dict[str, NodeRun] = {}
+    for node in execution.nodes:
+        latest[node.node_id] = node  # a restarted node appears again later in the list
+    out: list[tuple[NodeRun, str]] = []
+    for node in latest.values():
+        if workflow.children_of(node.node_id) & started:
+            continue
+        if node.status is Status.PAUSING:
+            out.append((node, "paused"))
+        elif node.status is Status.FAIL and execution.status in _WAITS:
+            out.append((node, "failed"))
+    return out
+
+
 def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
     """The node the execution waits on: ``(node, "failed" | "paused")`` or None.
 
-    A node failed while the execution is pausing, or a pause node is pausing. Only the
+    A node failed while the execution is pausing (or reported ``fail``), or a pause node
+    is pausing. Only the
     latest run of each node counts (a restarted node appears again in the list).
     """
     seen: set[str] = set()
@@ -112,7 +156,7 @@ def stopped_node(execution: Execution) -> tuple[NodeRun, str] | None:
         seen.add(node.node_id)
         if node.status is Status.PAUSING:
             return node, "paused"
-        if node.status is Status.FAIL and execution.status is Status.PAUSING:
+        if node.status is Status.FAIL and execution.status in _WAITS:
             return node, "failed"
     return None
 
@@ -128,14 +172,177 @@ def decide(
     dry_run: bool = False,
 ) -> Decision:
     """What to do about ``execution`` at ``now``; ``dry_run`` is the daemon's global mode."""
+    if execution.status is Status.FAIL:
+        return _ended_fail(execution, workflow, rules, facts, now, calendars, dry_run)
     if execution.finished:
-        return Decision(reasons=(f"execution is {execution.status.value}: nothing to do",))
-    found = stopped_node(execution)
-    if found is None:
-        found = _running_node(execution) if any("running" in r.status for r in rules) else None
-    if found is None:
+        blocked = _unactionable(execution, workflow)
+        return Decision(
+            cannot_act=blocked if execution.status is Status.APPROVAL_FAILED else (),
+            reasons=(f"execution is {execution.status.value}: nothing to do",),
+        )
+    blocked = _unactionable(execution, workflow)
+    decision = _decide_stops(execution, workflow, rules, facts, now, calendars, dry_run)
+    if not blocked:
+        return decision
+    return replace(
+        decision,
+        cannot_act=blocked,
+        reasons=(*decision.reasons, *(f"{n or 'execution'}: {why}" for n, why in blocked)),
+    )
+
+
+_UNACTIONABLE = {
+    Status.WAIT_APPROVAL: "waits for an approval, which is given in the console "
+    "(no documented operation approves)",
+    Status.APPROVAL_FAILED: "its approval was rejected (no documented operation "
+    "re-runs an approval)",
+}
+
+
+def _unactionable(execution: Execution, workflow: Workflow | None) -> tuple[tuple[str, str], ...]:
+    """Stops the documented operations cannot act on, with the reason for a person."""
+    out: list[tuple[str, str]] = []
+    if execution.status is Status.UNKNOWN:
+        out.append(
+            (
+                "",
+                f"execution status {execution.raw_status!r} is not one aomd knows; "
+                "it does not act on it",
+            )
+        )
+    latest: dict[str, NodeRun] = {n.node_id: n for n in execution.nodes}
+    for node in latest.values():
+        label = _label(workflow, node.node_id)
+        if node.status in _UNACTIONABLE:
+            out.append((node.node_id, f"node {label} {_UNACTIONABLE[node.status]}"))
+        elif node.status is Status.UNKNOWN:
+            out.append(
+                (
+                    node.node_id,
+                    f"node {label} reports status {node.raw_status!r}, which aomd "
+                    "does not know; it does not act on it",
+                )
+            )
+    if execution.status is Status.APPROVAL_FAILED and not out:
+        out.append(("", "execution ended approvalFailed"))
+    return tuple(out)
+
+
+def _ended_fail(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+) -> Decision:
+    """An execution reported ``fail``: ended, as the API reference reads, or a failed node
+    reported that way (the status semantics are assumed). A matching rule may try its
+    action once per failed node; ``AOM.31001418`` (journaled ``rejected``) means "not
+    allowed here" and is never retried. Everything else is left for a person, said once."""
+    failed = [(n, st) for n, st in stopped_nodes(execution, workflow) if st == "failed"]
+    parts: list[Decision] = []
+    blocked: list[tuple[str, str]] = []
+    for node, state in failed:
+        label = _label(workflow, node.node_id)
+        tried = [w for w in facts.writes_for(node.node_id) if w.outcome not in RETRYABLE_OUTCOMES]
+        if tried:
+            last = _latest(tried)
+            if last.outcome in UNRESOLVED:
+                parts.append(
+                    Decision(
+                        recheck_at=now + RECHECK_SOON,
+                        reasons=(
+                            f"node {label}: {last.kind} outcome {last.outcome}; resolving it",
+                        ),
+                        node_id=node.node_id,
+                        pending_keys=(last.key,),
+                    )
+                )
+                continue
+            why = (
+                f"{last.kind} was rejected by the API (not allowed here); never retried"
+                if last.outcome == "rejected"
+                else f"{last.kind} was tried once ({last.outcome})"
+            )
+            blocked.append(
+                (node.node_id, f"execution ended fail at node {label}; {why}; left for a human")
+            )
+            continue
+        d = _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, node, state)
+        if d.actions or (d.rule is not None and d.recheck_at is not None):
+            parts.append(d)  # acting, or a matching rule waits (delay, backoff, gate)
+        else:
+            blocked.append(
+                (
+                    node.node_id,
+                    f"execution ended fail at node {label}; no rule acts on it now; "
+                    "left for a human",
+                )
+            )
+    if not failed:
+        blocked.append(("", "execution ended fail; no failed node to act on; left for a human"))
+    rechecks = [d.recheck_at for d in parts if d.recheck_at is not None]
+    return Decision(
+        actions=tuple(a for d in parts for a in d.actions),
+        recheck_at=min(rechecks) if rechecks else None,
+        cannot_act=tuple(blocked),
+        reasons=(*(r for d in parts for r in d.reasons), *(why for _, why in blocked)),
+        node_id=failed[0][0].node_id if failed else None,
+        pending_keys=tuple(k for d in parts for k in d.pending_keys),
+    )
+
+
+def _decide_stops(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+) -> Decision:
+    found = stopped_nodes(execution, workflow)
+    if not found:
+        running = _running_node(execution) if any("running" in r.status for r in rules) else None
+        found = [running] if running is not None else []
+    if not found:
         return Decision(reasons=("no failed or paused node",))
-    node, state = found
+    if len(found) == 1:
+        return _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, *found[0])
+    # Parallel branches: each stopped node on its own (attempts, backoff, deadline and
+    # keys are per node), in one pass, so two failed branches restart together.
+    parts = [
+        _decide_node(execution, workflow, rules, facts, now, calendars, dry_run, node, state)
+        for node, state in found
+    ]
+    rechecks = [d.recheck_at for d in parts if d.recheck_at is not None]
+    unhandled = tuple(n for d in parts for n in d.unhandled_nodes)
+    return Decision(
+        actions=tuple(a for d in parts for a in d.actions),
+        recheck_at=min(rechecks) if rechecks else None,
+        unhandled_node=unhandled[0] if unhandled else None,
+        unhandled_nodes=unhandled,
+        reasons=tuple(r for d in parts for r in d.reasons),
+        node_id=parts[0].node_id,
+        rule=next((d.rule for d in parts if d.rule is not None), None),
+        pending_keys=tuple(k for d in parts for k in d.pending_keys),
+    )
+
+
+def _decide_node(
+    execution: Execution,
+    workflow: Workflow | None,
+    rules: Sequence[Rule],
+    facts: ExecutionFacts,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None,
+    dry_run: bool,
+    node: NodeRun,
+    state: str,
+) -> Decision:
+    """``decide`` for one stopped (or running) node."""
     begin = _ms(execution.begin_time)
     age = now - begin if begin is not None else None
     later: list[datetime] = []
@@ -151,6 +358,7 @@ def decide(
     return Decision(
         recheck_at=min(later) if later else None,
         unhandled_node=node.node_id if state != "running" else None,
+        unhandled_nodes=(node.node_id,) if state != "running" else (),
         reasons=(f"node {label} {state}: no rule matches",),
         node_id=node.node_id,
     )
@@ -183,6 +391,12 @@ def _node_name(workflow: Workflow | None, node_id: str) -> str | None:
     return None
 
 
+def _node_category(workflow: Workflow | None, node_id: str) -> str | None:
+    if workflow is None:
+        return None
+    return next((wn.category or None for wn in workflow.nodes if wn.id == node_id), None)
+
+
 def _label(workflow: Workflow | None, node_id: str) -> str:
     name = _node_name(workflow, node_id)
     return f"{name} ({node_id})" if name and name != node_id else node_id
@@ -204,7 +418,8 @@ def _matches(
     begin: datetime | None,
     age: timedelta | None,
 ) -> tuple[bool, datetime | None]:
-    """(matches now, the time it starts to match if only ``min_age`` is missing)."""
+    """(matches now, the time it starts to match if only ``min_age`` or
+    ``not_finished_by`` is missing)."""
     if state not in rule.status:
         return False, None
     if not rule.matches_workflow(execution.workflow_id, workflow):
@@ -215,8 +430,18 @@ def _matches(
         name = _node_name(workflow, node.node_id)
         if name is None or not fnmatch.fnmatchcase(name, rule.node_name):
             return False, None
+    if rule.node_category is not None:
+        category = _node_category(workflow, node.node_id)
+        if category is None or not fnmatch.fnmatchcase(category, rule.node_category):
+            return False, None
     if rule.output_regex is not None and not rule.output_regex.search(_output_text(node.output)):
         return False, None
+    if rule.not_finished_by is not None:
+        if begin is None or age is None:
+            return False, None
+        due = _first_clock_time(begin, *rule.not_finished_by)
+        if begin + age < due:
+            return False, due
     if rule.min_age is not None or rule.max_age is not None:
         if age is None or begin is None:
             return False, None
@@ -225,6 +450,20 @@ def _matches(
         if rule.min_age is not None and age < rule.min_age:
             return False, begin + rule.min_age
     return True, None
+
+
+def _first_clock_time(begin: datetime, hour: int, minute: int, zone: str) -> datetime:
+    """The first instant at or after ``begin`` whose wall-clock time in ``zone`` is
+    ``hour:minute`` (a time in a DST gap falls at the end of the gap, UTC arithmetic)."""
+    tz = ZoneInfo(zone)
+    local = begin.astimezone(tz)
+    for days in range(3):
+        day = local.date() + timedelta(days=days)
+        at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+        at = at.astimezone(UTC).astimezone(tz)  # normalise a time in a DST gap
+        if at >= local:
+            return at.astimezone(UTC)
+    return (local + timedelta(days=1)).astimezone(UTC)  # unreachable: a day has every time
 
 
 def _split_key(write: PastWrite) -> tuple[str, int]:
@@ -240,6 +479,10 @@ def _latest(writes: Sequence[PastWrite]) -> PastWrite:
 def _jitter_unit(key: str) -> float:
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _counting(calendar: str | None) -> str:
+    return f" counted in calendar {calendar!r}" if calendar else ""
 
 
 def _fmt(td: timedelta) -> str:
@@ -279,12 +522,23 @@ class _Apply:
         self.calendars = calendars
         self.dry = global_dry_run or rule.dry_run
         self.fp = observe(execution, node.node_id)
+        self.graph = workflow is not None and workflow.is_graph
         self.label = _label(workflow, node.node_id)
-        self.deadline_at = begin + rule.deadline if begin and rule.deadline else None
+        self.deadline_at = (
+            self._after(begin, rule.deadline, rule.deadline_counting)
+            if begin and rule.deadline
+            else None
+        )
         self.age = now - begin if begin is not None else None
         self.writes = facts.writes_for(node.node_id)
 
     # -- helpers ---------------------------------------------------------------------
+    def _after(self, start: datetime, duration: timedelta, counting: str | None) -> datetime:
+        """``start + duration``, counting only time inside ``counting`` when given."""
+        if counting is None:
+            return start + duration
+        return counted_until(self.calendars.get(counting), start, duration)
+
     def _visible(self, w: PastWrite) -> bool:
         return w.outcome != "dry_run" or self.dry
 
@@ -390,7 +644,9 @@ class _Apply:
         counted = [w for w, _, _ in visible if w.outcome not in RETRYABLE_OUTCOMES]
         if counted:
             latest = _latest(counted)
-            if latest.observed == self.fp:
+            # In a graph another branch moving changes the execution's current node but
+            # not this stop: compare this node (and the execution's status) only.
+            if latest.observed == self.fp or (self.graph and same_stop(latest.observed, self.fp)):
                 return Decision(
                     recheck_at=self.now + RECHECK_SOON,
                     reasons=(
@@ -478,11 +734,21 @@ class _Apply:
             ended = _ms(self.node.end_time)
             if ended is not None:
                 base = max(base, ended)
-            waits.append((base + wait, f"backoff {_fmt(wait)}"))
+            waits.append(
+                (
+                    self._after(base, wait, rule.backoff.counting),
+                    f"backoff {_fmt(wait)}{_counting(rule.backoff.counting)}",
+                )
+            )
             notes.append(f"backoff {_fmt(wait)} elapsed")
         if rule.delay > timedelta(0):
             first = self.facts.first_seen.get(self.node.node_id, now)
-            waits.append((first + rule.delay, f"delay {_fmt(rule.delay)}"))
+            waits.append(
+                (
+                    self._after(first, rule.delay, rule.delay_counting),
+                    f"delay {_fmt(rule.delay)}{_counting(rule.delay_counting)}",
+                )
+            )
             stopped_for = now - first
             notes.append(f"{self.state} for {_fmt(stopped_for)} (delay {_fmt(rule.delay)})")
         pending = [(t, what) for t, what in waits if t > now]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -106,6 +107,28 @@ NonNegativeDuration = Annotated[
 Regex = Annotated[str, AfterValidator(_check_regex)]
 WebhookUrl = Annotated[str, AfterValidator(_check_url)]
 RuleName = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*$")]
+CountingName = Annotated[str, Field(min_length=1)]
+"""A calendar whose active time is what a duration counts (``counting: working-time``)."""
+
+
+def _counted(field: str) -> Any:
+    """``delay: {duration: 2h, counting: working-time}`` -> ``delay`` + ``delay_counting``."""
+
+    def split(data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get(field), dict):
+            inner = dict(data[field])
+            unknown = set(inner) - {"duration", "counting"}
+            if unknown or "duration" not in inner:
+                raise ValueError(
+                    f"{field}: expected a duration or {{duration: <duration>, counting: "
+                    f"<calendar>}}, got keys {sorted(inner)}"
+                )
+            data = {**data, field: inner["duration"]}
+            if inner.get("counting") not in (None, "wall"):
+                data[f"{field}_counting"] = inner["counting"]
+        return data
+
+    return split
 
 
 class WorkflowMatchSpec(BaseModel):
@@ -137,6 +160,39 @@ class NodeMatchSpec(BaseModel):
         description="Shell-style glob on the node name from the workflow definition.",
         examples=["patch-*"],
     )
+    category: str | None = Field(
+        default=None,
+        description="Shell-style glob on the node category from the workflow definition "
+        "(AOM node types; a node whose workflow or category is unknown does not match).",
+        examples=["script", "job*"],
+    )
+
+
+def _clock_time(value: Any) -> Any:
+    """``"06:00 Europe/Berlin"`` (zone optional: UTC) -> the same text, checked."""
+    if not isinstance(value, str):
+        raise ValueError("expected 'HH:MM Zone', e.g. '06:00 Europe/Berlin'")
+    parse_clock_time(value)
+    return value
+
+
+def parse_clock_time(value: str) -> tuple[int, int, str]:
+    """(hour, minute, IANA zone) of ``"HH:MM[ Zone]"``; ValueError naming what is wrong."""
+    parts = value.split()
+    if len(parts) not in (1, 2):
+        raise ValueError(f"expected 'HH:MM Zone', e.g. '06:00 Europe/Berlin', got {value!r}")
+    hh, sep, mm = parts[0].partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ValueError(f"expected a time HH:MM (00:00-23:59), got {parts[0]!r}")
+    zone = parts[1] if len(parts) == 2 else "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {zone!r}; expected an IANA name") from exc
+    return int(hh), int(mm), zone
+
+
+ClockTime = Annotated[str, BeforeValidator(_clock_time)]
 
 
 class MatchSpec(BaseModel):
@@ -148,6 +204,13 @@ class MatchSpec(BaseModel):
         default_factory=WorkflowMatchSpec, description="Workflow criteria."
     )
     node: NodeMatchSpec = Field(default_factory=NodeMatchSpec, description="Node criteria.")
+    not_finished_by: ClockTime | None = Field(
+        default=None,
+        description="Match only an execution still not finished at the first such clock "
+        "time after it began ('06:00 Europe/Berlin'; zone optional, UTC): Control-M's "
+        "'not finished by'. Usually with status running and action notify or terminate.",
+        examples=["06:00 Europe/Berlin"],
+    )
     status: Annotated[
         tuple[NodeState, ...],
         BeforeValidator(_as_tuple),
@@ -204,6 +267,11 @@ class BackoffSpec(BaseModel):
     )
     factor: float = Field(default=2.0, gt=0, description="Multiplier per further attempt.")
     max: Duration = Field(default=timedelta(minutes=10), description="Cap of the wait.")
+    counting: CountingName | None = Field(
+        default=None,
+        description="Count only time inside this calendar (e.g. working-time); default: "
+        "wall-clock time.",
+    )
     jitter: float = Field(
         default=0.0,
         ge=0.0,
@@ -255,6 +323,12 @@ class RuleSpec(BaseModel):
     name: RuleName = Field(description="Unique rule name; appears in logs, keys and the journal.")
     description: str | None = Field(default=None, description="Free text for people.")
     match: MatchSpec = Field(default_factory=MatchSpec, description="When this rule applies.")
+    accounts: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = Field(
+        default=(),
+        description="Names of the accounts (settings [[accounts]] name) this rule applies "
+        "to; empty: every account.",
+        examples=[["prod-cn"]],
+    )
     action: ActionKind = Field(
         description="restart (retry the failed node), skip (skip it), continue (resume a pause "
         "node), terminate (stop the execution) or notify (only tell a human)."
@@ -273,6 +347,16 @@ class RuleSpec(BaseModel):
         description="Execution age (since its start) after which no more attempts are made "
         "and the fallback applies.",
     )
+    delay_counting: CountingName | None = Field(
+        default=None,
+        description="Calendar whose active time 'delay' counts (written as delay: {duration: "
+        "2h, counting: working-time}); default: wall-clock time.",
+    )
+    deadline_counting: CountingName | None = Field(
+        default=None,
+        description="Calendar whose active time 'deadline' counts (written as deadline: "
+        "{duration: 8h, counting: working-time}); default: wall-clock time.",
+    )
     fallback: FallbackKind = Field(
         default="leave",
         description="When attempts or the deadline run out: skip the node, terminate the "
@@ -288,6 +372,12 @@ class RuleSpec(BaseModel):
     calendar: CalendarGateSpec | None = Field(
         default=None, description="Act only inside or outside a named calendar."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counting(cls, data: Any) -> Any:
+        """``delay``/``deadline`` as ``{duration, counting}`` (time inside a calendar)."""
+        return _counted("deadline")(_counted("delay")(data))
 
     @model_validator(mode="before")
     @classmethod

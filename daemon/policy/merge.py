@@ -123,6 +123,13 @@ def merge_files(
                 check_cal(
                     src, ("rules", i, "calendar", field), spec.calendar.name, f"rule {spec.name!r}"
                 )
+            for loc, counting in (
+                (("rules", i, "delay"), spec.delay_counting),
+                (("rules", i, "deadline"), spec.deadline_counting),
+                (("rules", i, "backoff", "counting"), spec.backoff.counting),
+            ):
+                if counting is not None:
+                    check_cal(src, loc, counting, f"rule {spec.name!r} counting")
             rules.append(Rule.from_spec(spec, source=where))
         for i, trig in enumerate(pf.triggers):
             if trig.name in trig_where:

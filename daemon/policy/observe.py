@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from daemon.kernel.model import Execution, NodeRun
 
-__all__ = ["Fingerprint", "find_node", "fingerprint", "observed"]
+__all__ = ["Fingerprint", "find_node", "fingerprint", "observed", "same_stop"]
 
 
 def find_node(execution: Execution, node_id: str | None) -> NodeRun | None:
@@ -73,3 +73,17 @@ def fingerprint(execution: Execution, node_id: str | None) -> Fingerprint:
 def observed(execution: Execution, node_id: str | None) -> str:
     """The journaled form: ``fingerprint(execution, node_id).dumps()``."""
     return fingerprint(execution, node_id).dumps()
+
+
+def same_stop(a: str, b: str) -> bool:
+    """Two journaled fingerprints show the same stop of their node: equal except for the
+    execution's current node, which in a workflow with parallel branches moves whenever
+    another branch does."""
+    fa, fb = Fingerprint.loads(a), Fingerprint.loads(b)
+    if fa is None or fb is None:
+        return False
+    return fa == Fingerprint(fb.status, fa.current_node, *_node_part(fb))
+
+
+def _node_part(f: Fingerprint) -> tuple[str | None, int | None, int | None, str]:
+    return (f.node_status, f.node_begin, f.node_end, f.node_output)

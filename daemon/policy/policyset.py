@@ -8,7 +8,7 @@ built once here and a half-valid policy can never be in force.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from daemon.calendar.calendar import Calendar
@@ -56,6 +56,22 @@ class PolicySet:
                 (len(self.triggers), "trigger rule"),
                 (len(self.schedules), "schedule"),
             )
+        )
+
+    def for_account(self, account: str) -> PolicySet:
+        """The rules, trigger rules and schedules that apply to ``account`` (``accounts:``
+        empty or naming it); the rest of the snapshot is shared."""
+        if not (
+            any(r.accounts for r in self.rules)
+            or any(t.accounts for t in self.triggers)
+            or any(s.accounts for s in self.schedules)
+        ):
+            return self
+        return replace(
+            self,
+            rules=tuple(r for r in self.rules if not r.accounts or account in r.accounts),
+            triggers=tuple(t for t in self.triggers if not t.accounts or account in t.accounts),
+            schedules=tuple(s for s in self.schedules if not s.accounts or account in s.accounts),
         )
 
     def watches(self, workflow: Workflow) -> bool:

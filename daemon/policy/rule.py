@@ -12,7 +12,7 @@ from datetime import timedelta
 from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.kernel.model import Workflow
 from daemon.kernel.workflow_match import workflow_matches
-from daemon.policy.file_spec import RuleSpec
+from daemon.policy.file_spec import RuleSpec, parse_clock_time
 from daemon.policy.output_regex import OutputRegex, compile_output_regex
 
 __all__ = ["Backoff", "Rule"]
@@ -24,6 +24,8 @@ class Backoff:
     factor: float = 2.0
     max: timedelta = timedelta(minutes=10)
     jitter: float = 0.0
+    counting: str | None = None
+    """Calendar whose active time the wait counts; None: wall-clock time."""
 
     def wait(self, attempts_made: int, u: float) -> timedelta:
         """Wait after ``attempts_made`` (>= 1) attempts; ``u`` in [0, 1) scales the jitter."""
@@ -45,15 +47,24 @@ class Rule:
     workflow_tags: tuple[tuple[str, str], ...] = ()
     node_id: str | None = None
     node_name: str | None = None
+    node_category: str | None = None
+    accounts: tuple[str, ...] = ()
+    """Accounts the rule applies to; empty: every account."""
     status: tuple[str, ...] = ("failed", "paused")
     output_regex: OutputRegex | None = field(default=None, compare=False)
     output_pattern: str | None = None
     min_age: timedelta | None = None
     max_age: timedelta | None = None
+    not_finished_by: tuple[int, int, str] | None = None
+    """(hour, minute, zone) of ``match.not_finished_by``."""
     max_attempts: int = 3
     backoff: Backoff = Backoff()
     delay: timedelta = timedelta(0)
+    delay_counting: str | None = None
+    """Calendar whose active time ``delay`` counts; None: wall-clock time."""
     deadline: timedelta | None = None
+    deadline_counting: str | None = None
+    """Calendar whose active time ``deadline`` counts; None: wall-clock time."""
     fallback: FallbackKind = "leave"
     dry_run: bool = False
     notify: bool | None = None
@@ -96,6 +107,8 @@ class Rule:
             workflow_tags=tuple(sorted(m.workflow.tags.items())),
             node_id=m.node.id,
             node_name=m.node.name,
+            node_category=m.node.category,
+            accounts=spec.accounts,
             status=tuple(m.status),
             output_regex=compile_output_regex(m.output_regex)
             if m.output_regex is not None
@@ -103,15 +116,21 @@ class Rule:
             output_pattern=m.output_regex,
             min_age=m.min_age,
             max_age=m.max_age,
+            not_finished_by=(
+                parse_clock_time(m.not_finished_by) if m.not_finished_by is not None else None
+            ),
             max_attempts=spec.max_attempts,
             backoff=Backoff(
                 initial=spec.backoff.initial,
                 factor=spec.backoff.factor,
                 max=spec.backoff.max,
                 jitter=spec.backoff.jitter,
+                counting=spec.backoff.counting,
             ),
             delay=spec.delay,
+            delay_counting=spec.delay_counting,
             deadline=spec.deadline,
+            deadline_counting=spec.deadline_counting,
             fallback=spec.fallback,
             dry_run=spec.dry_run,
             notify=notify,

@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
-from daemon.calendar.calendar_spec import CalendarName, CronExpr, IcsSpec, TimeZoneName
+from daemon.calendar.calendar_spec import (
+    AccountNames,
+    CalendarName,
+    CronExpr,
+    IcsSpec,
+    TimeZoneName,
+)
 from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 from daemon.kernel.actions import DataArtsAction
 
@@ -122,6 +128,12 @@ class ScheduleSpec(BaseModel):
 
     name: str = Field(min_length=1, description="Unique schedule name; part of the run's key.")
     description: str | None = Field(default=None, description="Free text for people.")
+    accounts: AccountNames = Field(
+        default=(),
+        description="Names of the accounts (settings [[accounts]] name) this schedule applies "
+        "to; empty: every account.",
+        examples=[["prod-cn"]],
+    )
     cron: CronExpr | None = Field(
         default=None,
         description="Fire times as wall-clock time in 'timezone'. A time in a DST gap fires at "

@@ -158,7 +158,7 @@ async def test_applied_then_lost(emu: Emulator, http: aiohttp.ClientSession) -> 
     # A blind resend is now refused: exactly the hazard the client must avoid.
     async with http.post(f"{url}/{eid}/operation?action=skip&node_id=a") as resp:
         assert resp.status == 500  # seed 001 has no 4xx: a refused operation is its 500
-        assert (await resp.json())["error_code"] == "AOM.31001405"
+        assert (await resp.json())["error_code"] == "AOM.31001418"
 
 
 async def test_probability_is_seeded() -> None:

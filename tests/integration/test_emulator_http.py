@@ -141,8 +141,9 @@ async def test_operations_follow_the_state_machine(
     eid = emu.start_execution(wid)
     op = f"{BASE}/{wid}/executions/{eid}/operation"
     status, body, _ = await call(http, emu, "POST", op, [("action", "restart"), ("node_id", "a")])
-    # seed 001 lists 200/401/500 only: a refused operation is its 500 AOM.31001405
-    assert (status, body["error_code"]) == (500, "AOM.31001405")
+    # seed 001 lists 200/401/500 only: a refusal for the state is its 500, keeping the
+    # published "not supported in the current state" code
+    assert (status, body["error_code"]) == (500, "AOM.31001418")
     assert body["error_msg"]
     emu.advance(1)
     status, body, _ = await call(http, emu, "POST", op, [("action", "restart"), ("node_id", "a")])

@@ -167,7 +167,7 @@ async def test_operation_not_allowed_parses_into_sdk_exception(emu: Emulator) ->
             )
         )
     exc = info.value
-    assert (exc.status_code, exc.error_code) == (500, "AOM.31001405")  # seed 001
+    assert (exc.status_code, exc.error_code) == (500, "AOM.31001418")  # seed 001: 500 only
     assert exc.request_id == emu.ledger[-1].request_id
 
 

@@ -86,3 +86,19 @@ def test_transport_message_has_no_url() -> None:
     assert isinstance(err, TransportError)
     assert "secret" not in str(err)
     assert str(err) == "list_workflows: transport error: OSError"
+
+
+def test_not_supported_here_is_permanent_whatever_the_status() -> None:
+    """The operation page lists only 500 for errors: AOM.31001418 on a 500 is still a real
+    answer ("not in this state"), never a passing server error to retry."""
+    from daemon.cloud import failures
+    from daemon.kernel.errors import UnsupportedOperation
+
+    err = failures.from_status(
+        operation="operate",
+        status=500,
+        error_code="AOM.31001418",
+        error_msg="The task does not support the current operation",
+        request_id="r",
+    )
+    assert isinstance(err, UnsupportedOperation)

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from daemon.emulator import Emulator
 from daemon.emulator.ledger import Ledger
+from daemon.emulator.scenario import read_scenario
 from daemon.emulator.simclock import EmuClock
 from daemon.emulator.state import Behaviour, Execution, NodeSpec, NotAllowed, UnknownNode
+from daemon.kernel.errors import ConfigError
 from tests.support.clocks import FakeClock
 
 PID = "0123456789abcdef0123456789abcdef"
@@ -229,3 +231,55 @@ def test_ledger_limit_keeps_sequence_numbers() -> None:
     assert len(ledger.entries) <= 10
     assert [e.seq for e in ledger.since(22)] == [23, 24, 25]
     assert ledger.since(0)[0].seq == ledger.dropped + 1
+
+
+def test_a_diamond_runs_its_branches_at_once_and_pauses_while_any_branch_waits() -> None:
+    ex = _exec(
+        NodeSpec(id="start", name="start", duration_ms=1000),
+        NodeSpec(id="a", name="a", parents=("start",), behaviour=Behaviour("fail")),
+        NodeSpec(id="b", name="b", parents=("start",), duration_ms=9000),
+        NodeSpec(id="gate", name="gate", kind="pause", parents=("start",)),
+        NodeSpec(id="join", name="join", parents=("a", "b", "gate"), duration_ms=1000),
+    )
+    ex.advance(1000)
+    assert {n: r.begin_ms for n, r in ex.runs.items()} == {
+        "start": 0,
+        "a": 1000,
+        "b": 1000,
+        "gate": 1000,
+    }
+    assert ex.status == "pausing"  # the gate waits, the tasks run on
+    ex.advance(6000)
+    assert ex.runs["a"].status == "fail"
+    assert ex.runs["b"].status == "executing"
+    ex.operate("continue", "gate", 6000)
+    assert ex.status == "pausing"  # a still waits
+    with pytest.raises(NotAllowed):
+        ex.operate("restart", "b", 6000)  # running, not waiting
+    ex.advance(10_000)
+    assert ex.runs["b"].status == "success"
+    assert "join" not in ex.runs
+    ex.operate("skip", "a", 10_000)
+    assert ex.status == "executing"
+    assert ex.runs["join"].begin_ms == 10_000
+    ex.advance(11_000)
+    assert ex.status == "success"
+    assert ex.brief()["execution_result_list"][-1]["node_id"] == "join"
+
+
+def test_scenario_graphs_are_checked() -> None:
+    def wf(nodes: list[dict[str, object]]) -> dict[str, object]:
+        return {"workflows": [{"name": "w", "nodes": nodes}]}
+
+    sc = read_scenario(
+        wf([{"id": "x"}, {"id": "y", "parents": []}, {"id": "z", "parents": ["x", "y"]}])
+    )
+    assert [n.parents for n in sc.workflows[0].nodes] == [None, (), ("x", "y")]
+    with pytest.raises(
+        ConfigError, match=r"workflows\[0\].nodes: node 'y': unknown parents \['q'\]"
+    ):
+        read_scenario(wf([{"id": "x"}, {"id": "y", "parents": ["q"]}]))
+    with pytest.raises(ConfigError, match="a cycle"):
+        read_scenario(wf([{"id": "x", "parents": ["y"]}, {"id": "y", "parents": ["x"]}]))
+    with pytest.raises(ConfigError, match=r"nodes\[1\].parents: expected a list"):
+        read_scenario(wf([{"id": "x"}, {"id": "y", "parents": "x"}]))

@@ -14,7 +14,14 @@ behaviours = st.one_of(
     st.floats(0, 1).map(lambda p: Behaviour("fail_probability", probability=p)),
 )
 node_specs = st.lists(
-    st.tuples(st.sampled_from(["task", "pause"]), st.integers(0, 5000), behaviours), max_size=5
+    st.tuples(
+        st.sampled_from(["task", "pause"]),
+        st.integers(0, 5000),
+        behaviours,
+        # None: after the node before it (a sequence); else indices of earlier nodes
+        st.one_of(st.none(), st.lists(st.integers(0, 4), max_size=3)),
+    ),
+    max_size=5,
 )
 steps = st.lists(
     st.tuples(
@@ -30,12 +37,22 @@ LIVE = {"executing", "pausing", "canceling"}
 @settings(deadline=None, max_examples=300)
 @given(specs=node_specs, plan=steps, seed=st.integers(0, 10))
 def test_invariants_hold(
-    specs: list[tuple[str, int, Behaviour]], plan: list[tuple[int, str, int]], seed: int
+    specs: list[tuple[str, int, Behaviour, list[int] | None]],
+    plan: list[tuple[int, str, int]],
+    seed: int,
 ) -> None:
     nodes = tuple(
-        NodeSpec(id=f"n{i}", name=f"n{i}", kind=kind, duration_ms=ms, behaviour=b)  # type: ignore[arg-type]
-        for i, (kind, ms, b) in enumerate(specs)
+        NodeSpec(
+            id=f"n{i}",
+            name=f"n{i}",
+            kind=kind,  # type: ignore[arg-type]  # drawn from the NodeKind values
+            duration_ms=ms,
+            behaviour=b,
+            parents=None if ps is None else tuple(sorted({f"n{p}" for p in ps if p < i})),
+        )
+        for i, (kind, ms, b, ps) in enumerate(specs)
     )
+    sequential = all(spec[3] is None for spec in specs)
     ex = Execution(
         workflow_id="w",
         execution_id="e",
@@ -68,20 +85,24 @@ def test_invariants_hold(
         assert ex.last_update_ms >= last_update
         last_update = ex.last_update_ms
         runs = list(ex.runs.values())
-        assert [r.node_id for r in runs] == [n.id for n in nodes[: len(runs)]]
+        if sequential:
+            assert [r.node_id for r in runs] == [n.id for n in nodes[: len(runs)]]
         for run in runs:
             assert run.end_ms is None or run.end_ms >= run.begin_ms
-        current = ex.current
+            # a node starts only once every parent is done
+            assert all(p in ex.done for p in ex.parents[run.node_id])
+        waiting = ex.waiting()
         if ex.status == "executing":
-            assert current is not None
-            assert ex.runs[current.id].status == "executing"
+            assert not waiting
             assert ex.due_ms is not None
+            assert all(ex.runs[n].status == "executing" for n in ex.due)
         if ex.status == "pausing":
-            assert current is not None
-            assert ex.runs[current.id].status in ("fail", "pausing")
+            assert waiting, "pausing while (and only while) some branch waits"
+            assert all(ex.runs[n.id].status in ("fail", "pausing") for n in waiting)
         if ex.status == "success":
             assert all(r.status in ("success", "fail") for r in runs)
             assert len(runs) == len(nodes)
+            assert ex.done == {n.id for n in nodes}
             assert all(r.output.get("skipped") for r in runs if r.status == "fail")
         if ex.finished:
             assert ex.end_ms is not None

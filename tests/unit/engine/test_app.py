@@ -198,3 +198,25 @@ async def test_a_cancel_from_outside_propagates(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.remove_signal_handler(sig)
+
+
+async def test_a_rule_scoped_to_one_account_acts_in_that_account_only(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(
+        update={
+            "accounts": [
+                Account(name="a", project_id="a" * 32, emulator=True),
+                Account(name="b", project_id="b" * 32, emulator=True),
+            ]
+        }
+    )
+    (settings.policies_dir / "rules.yaml").write_text(
+        RULES.replace("    action: continue", "    accounts: [b]\n    action: continue"),
+        encoding="utf-8",
+    )
+    daemon, emulators = _daemon(settings, once=True)
+    assert await asyncio.wait_for(daemon.run(), 60) == 0
+    ops = {emu.project_id[0]: emu.changes("operation") for emu in emulators.started}
+    assert ops["a"] == []
+    assert [(c["action"], c["node_id"]) for c in ops["b"]] == [("continue", "approve")]
+    # in account a no rule applies: its watcher does not even poll the workflow
+    assert [len(rt.handler.unhandled) for rt in daemon.accounts] == [0, 0]

@@ -3,18 +3,24 @@ disabled, drift is corrected or reported, a second pass in the same state is a n
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from daemon.calendar.plan import PlanItem
+from daemon.cli.cmd_plan import mark_live
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator
+from daemon.engine.notify import Notifier
 from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.journal import MemoryJournal
+from daemon.kernel.model import Workflow
 from daemon.policy import PolicySet, load_policy_dir
 from tests.support.clocks import EmulatorClock
 from tests.support.engine import DECISION_KEYS, make_executor
 from tests.support.policies import write_rules
+from tests.support.webhooks import Webhook
 
 # T0 = 2026-11-26 10:00Z; the freeze is [09:00, 11:00)
 POLICY = """
@@ -131,3 +137,92 @@ def test_unreadable_trigger_state_is_disabled_once_and_re_enabled_after(tmp_path
     [on] = plan_triggers([wf], policy.triggers, cals, {"w1"}, after)
     assert on.enable
     assert plan_triggers([wf], policy.triggers, cals, set(), after) == []  # not ours
+
+
+STREAK_POLICY = """
+calendars:
+  freeze:
+    ranges:
+      - {start: "2026-01-01T00:00:00Z", end: "2026-01-02T00:00:00Z"}
+triggers:
+  - name: nightly-streak
+    select: {names: ["nightly-*"]}
+    off_during: freeze
+    pause_after_failures: {count: 2, within: 24h}
+"""
+
+
+async def test_a_failure_streak_disables_the_trigger_until_a_person_re_enables_it(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, webhook: Webhook
+) -> None:
+    wid = emu.add_workflow(
+        name="nightly-etl",
+        type="cron",
+        cron="0 3 * * *",
+        nodes=[{"id": "load", "duration": 5, "behaviour": "fail"}],
+    )
+    policy = load_policy_dir(write_rules(tmp_path, STREAK_POLICY))
+    clock = EmulatorClock.of(emu)
+    notifier = Notifier(webhook.url)
+
+    def reconciler() -> TriggerReconciler:  # a restart: a new one on the same journal
+        return TriggerReconciler(
+            client=client,
+            ownership=journal,
+            executor=make_executor(journal, clock),
+            account="t",
+            streaks=journal,
+            notifier=notifier,
+        )
+
+    async def fail_once() -> None:
+        emu.start_execution(wid)
+        emu.advance(10)
+
+    await fail_once()
+    await _pass(reconciler(), policy, clock)
+    assert emu.workflow(wid).trigger_enabled is True  # one failure is not a streak
+    await fail_once()
+    with capture_logs() as logs:
+        await _pass(reconciler(), policy, clock)
+    assert emu.workflow(wid).trigger_enabled is False
+    [paused] = [e for e in logs if e["event"] == "failure_streak_paused"]
+    assert "2 failed executions within 24h" in paused["reason"]
+    assert await notifier.flush() == 1
+    assert webhook.received[0]["kind"] == "failure_streak"
+    rows = [(r.kind, r.outcome) for r in await journal.history()]
+    assert rows == [("trigger_disable", "applied")]
+    # the calendar says enabled, but the hold wins, across a restart too
+    emu.advance(600)
+    await _pass(reconciler(), policy, clock)
+    assert emu.workflow(wid).trigger_enabled is False
+    # a person re-enables it: released, the old failures no longer count
+    await client.set_trigger(wid, True)
+    emu.advance(60)
+    await _pass(reconciler(), policy, clock)
+    await _pass(reconciler(), policy, clock)
+    assert emu.workflow(wid).trigger_enabled is True
+    assert await journal.owned_triggers() == set()
+    # two new failures make a new streak
+    await fail_once()
+    await fail_once()
+    await _pass(reconciler(), policy, clock)
+    assert emu.workflow(wid).trigger_enabled is False
+
+
+def test_plan_live_shows_a_held_trigger_as_held() -> None:
+    policy = PolicySet(triggers=())
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    wf = Workflow(id="w1", name="nightly-etl", type="cron", trigger_status="disable")
+    items = [
+        PlanItem(at, "trigger", rule="r", workflow_id="w1", enable=True, initial=True),
+        PlanItem(at, "trigger", rule="r", workflow_id="w1", enable=False),
+    ]
+    [held] = mark_live(items, [wf], policy.triggers, owned={"w1"}, held={"w1"})
+    assert (held.enable, held.reason) == (
+        False,
+        "held after a failure streak (pause_after_failures); off until a person re-enables it",
+    )
+    # without the hold, the owned trigger is re-enabled at once as before
+    plain = mark_live(items, [wf], policy.triggers, owned={"w1"})
+    assert plain[0].reason == "now disabled; aomd enables it at once"

@@ -195,12 +195,14 @@ async def test_prune_removes_old_finished_rows_only(journal, intent, t0) -> None
     await journal.set_trigger_owned("wf-a", True, reason="freeze", at=t0(0))
     await journal.saw("e1", "n1", t0(0))
     await journal.saw("e2", "n1", t0(100))
+    await journal.saw("streak-holds/t", "wf-b", t0(0))  # a hold lasts until a person acts
 
     assert await journal.prune(t0(50)) == 2  # one intent, one sighting
     assert {r.key for r in await journal.history()} == {old_pending.key, new_done.key}
     assert await journal.owned_triggers() == {"wf-a"}
     assert (await journal.facts("e1")).first_seen == {}
     assert (await journal.facts("e2")).first_seen == {"n1": t0(100)}
+    assert (await journal.facts("streak-holds/t")).first_seen == {"wf-b": t0(0)}
     assert await journal.prune(t0(50)) == 0
     # a pruned key is new again: the engine only prunes far beyond any retry horizon
     assert await journal.begin(old_done, t0(200)) is None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.journal import SqliteJournal
-from daemon.journal.migrations import LATEST
+from daemon.journal.migrations import LATEST, MIGRATIONS
 from daemon.kernel.errors import JournalError
 from daemon.kernel.outcomes import PENDING
 
@@ -49,6 +49,35 @@ async def test_creates_missing_directories_and_reopen_keeps_everything(
         assert (await journal.history(), await journal.facts("e1")) == before
         assert await journal.owned_triggers() == {"wf-a"}
         assert await journal.begin(intent(), t0(2)) == "applied"
+
+
+async def test_a_version_2_journal_gets_ownership_per_account(tmp_path, t0) -> None:
+    """Migration 3: owned triggers from before accounts (account '') count for every
+    account until one of them writes that workflow's ownership; afterwards two accounts
+    with the same workflow id never collide."""
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for step in MIGRATIONS[:2]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute(
+            "INSERT INTO owned_triggers (workflow_id, reason, owned_at) VALUES (?, ?, ?)",
+            ("wf-old", "freeze", "2026-01-01T00:00:00.000000+00:00"),
+        )
+    async with SqliteJournal(path) as journal:
+        assert _pragma(path, "user_version") == LATEST
+        assert await journal.owned_triggers("prod-cn") == {"wf-old"}
+        assert await journal.owned_triggers("prod-eu") == {"wf-old"}
+        await journal.set_trigger_owned(
+            "wf-old", True, reason="freeze", at=t0(0), account="prod-cn"
+        )
+        assert await journal.owned_triggers("prod-cn") == {"wf-old"}
+        assert await journal.owned_triggers("prod-eu") == set()  # claimed by prod-cn now
+        await journal.set_trigger_owned("wf-old", True, reason="x", at=t0(0), account="prod-eu")
+        await journal.set_trigger_owned("wf-old", False, reason="end", at=t0(1), account="prod-cn")
+        assert await journal.owned_triggers("prod-cn") == set()
+        assert await journal.owned_triggers("prod-eu") == {"wf-old"}
 
 
 async def test_a_journal_from_a_newer_aomd_is_refused(tmp_path) -> None:

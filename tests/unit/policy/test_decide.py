@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from daemon.calendar import build_calendars
 from daemon.calendar.calendar_spec import CalendarSpec
@@ -15,11 +18,80 @@ S = timedelta(seconds=1)
 
 
 def test_finished_execution_gets_nothing() -> None:
-    for status in (Status.SUCCESS, Status.FAIL, Status.CANCEL, Status.APPROVAL_FAILED):
+    for status in (Status.SUCCESS, Status.CANCEL, Status.APPROVAL_FAILED):
         d = decide(execution(status=status), WORKFLOW, [rule()], facts(), T0)
         assert d.actions == ()
         assert d.recheck_at is None
         assert d.unhandled_node is None
+
+
+def test_execution_reported_fail_gets_one_try_then_is_left_for_a_human() -> None:
+    """The other reading of the API: a failed node's execution reported ``fail``. A rule
+    tries its action once; AOM.31001418 (journaled ``rejected``) is never retried."""
+    ex = execution(status=Status.FAIL)
+    (a,) = decide(ex, WORKFLOW, [rule()], facts(), T0).actions
+    assert (a.kind, a.key) == ("restart", "exec/ex-1/patch/restart/1")
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "rejected")), T0 + 60 * S)
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "patch",
+            "execution ended fail at node apply-patch (patch); restart was rejected by the API "
+            "(not allowed here); never retried; left for a human",
+        ),
+    )
+    assert d.recheck_at is None
+    # a lost reply is resolved by reading, never sent again meanwhile
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "unknown")), T0 + 60 * S)
+    assert (d.actions, d.pending_keys) == ((), (a.key,))
+    # tried and applied, and the execution ended fail again: one try is all
+    d = decide(ex, WORKFLOW, [rule()], facts(written(a, "applied")), T0 + 600 * S)
+    assert d.actions == ()
+    assert "restart was tried once (applied)" in d.cannot_act[0][1]
+    # no rule for it: said once by the engine, nothing sent
+    d = decide(ex, WORKFLOW, [rule(action="continue", match={"status": "paused"})], facts(), T0)
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "patch",
+            "execution ended fail at node apply-patch (patch); no rule acts on it now; "
+            "left for a human",
+        ),
+    )
+
+
+def test_approvals_and_unknown_statuses_are_named_never_acted_on() -> None:
+    ex = execution(state="paused")
+    nodes = (
+        ex.nodes[0],
+        replace(ex.nodes[1], node_id="approve", status=Status.WAIT_APPROVAL),
+        replace(ex.nodes[1], node_id="odd", status=Status.UNKNOWN, raw_status="suspended"),
+    )
+    d = decide(
+        replace(ex, nodes=nodes, status=Status.WAIT_APPROVAL), WORKFLOW, [rule()], facts(), T0
+    )
+    assert d.actions == ()
+    assert d.cannot_act == (
+        (
+            "approve",
+            "node approve waits for an approval, which is given in the console "
+            "(no documented operation approves)",
+        ),
+        (
+            "odd",
+            "node odd reports status 'suspended', which aomd does not know; it does not act on it",
+        ),
+    )
+    ended = replace(
+        ex, nodes=(replace(nodes[1], status=Status.APPROVAL_FAILED),), status=Status.APPROVAL_FAILED
+    )
+    d = decide(ended, WORKFLOW, [rule()], facts(), T0)
+    assert d.actions == ()
+    assert [n for n, _ in d.cannot_act] == ["approve"]
+    weird = replace(ex, status=Status.UNKNOWN, raw_status="frozen")
+    assert decide(weird, WORKFLOW, [rule()], facts(), T0).cannot_act == (
+        ("", "execution status 'frozen' is not one aomd knows; it does not act on it"),
+    )
 
 
 def test_running_execution_without_running_rules_gets_nothing() -> None:
@@ -364,3 +436,85 @@ def test_out_of_range_times_are_unknown_not_a_crash() -> None:
         past = dataclasses.replace(written(first.actions[0]), observed="older")
         again = decide(ex, WORKFLOW, [r2], facts(past), T0 + S * 600)
         assert again.actions or again.recheck_at is not None
+
+
+def test_nodes_match_by_category_glob() -> None:
+    nodes = tuple(replace(n, category="script") if n.id == "patch" else n for n in WORKFLOW.nodes)
+    wf = replace(WORKFLOW, nodes=nodes)
+    ex = execution()
+    assert decide(ex, wf, [rule(match={"node": {"category": "scr*"}})], facts(), T0).actions
+    miss = decide(ex, wf, [rule(match={"node": {"category": "job"}})], facts(), T0)
+    assert (miss.actions, miss.unhandled_node) == ((), "patch")
+    # unknown workflow (or no category): a category rule cannot match
+    assert not decide(ex, None, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
+    assert not decide(ex, WORKFLOW, [rule(match={"node": {"category": "*"}})], facts(), T0).actions
+
+
+def test_delay_and_backoff_can_count_working_time_only() -> None:
+    """A pause first seen Friday 17:00 Berlin with ``delay: {duration: 2h, counting:
+    work}`` is continued Monday 10:00, not Friday 19:00."""
+    cals = build_calendars(
+        {
+            "work": CalendarSpec.model_validate(
+                {
+                    "timezone": "Europe/Berlin",
+                    "recurring": [{"cron": "0 9 * * mon-fri", "duration": "9h"}],
+                }
+            )
+        },
+        Path(),
+    )
+    friday_5pm = datetime(2026, 1, 9, 16, tzinfo=UTC)  # 17:00 in Berlin
+    monday_10am = datetime(2026, 1, 12, 9, tzinfo=UTC)
+    r = rule(
+        action="continue",
+        match={"status": "paused"},
+        delay={"duration": "2h", "counting": "work"},
+    )
+    ex = execution(state="paused", begin=friday_5pm - 60 * S)
+    seen = facts(first_seen={"patch": friday_5pm})
+    d = decide(ex, WORKFLOW, [r], seen, friday_5pm + timedelta(hours=3), cals)
+    assert d.actions == ()
+    assert d.recheck_at == monday_10am
+    assert "delay 2h counted in calendar 'work'" in d.reasons[0]
+    (a,) = decide(ex, WORKFLOW, [r], seen, monday_10am, cals).actions
+    assert a.kind == "continue"
+    # wall time, as before, without counting
+    plain = rule(action="continue", match={"status": "paused"}, delay="2h")
+    assert decide(ex, WORKFLOW, [plain], seen, friday_5pm + 2 * timedelta(hours=1), cals).actions
+    # backoff counted the same way: the second restart waits for Monday's working time
+    rb = rule(backoff={"initial": "1h", "factor": 1, "max": "1h", "counting": "work"})
+    failed = execution(begin=friday_5pm - 60 * S)
+    (a1,) = decide(failed, WORKFLOW, [rb], facts(), friday_5pm, cals).actions
+    again = execution(begin=friday_5pm - 60 * S, run=5)
+    d = decide(
+        again,
+        WORKFLOW,
+        [rb],
+        facts(written(a1, at=friday_5pm)),
+        friday_5pm + 2 * timedelta(hours=1),
+        cals,
+    )
+    assert d.actions == ()
+    # the node failed again at 17:00:06: 59m54s counted on Friday, 6 s on Monday
+    assert d.recheck_at == datetime(2026, 1, 12, 8, 0, 6, tzinfo=UTC)
+
+
+def test_not_finished_by_a_clock_time() -> None:
+    """Control-M's "not finished by": an execution still running at the first 06:00
+    Berlin after it began is reported; one that began after 06:00 gets until tomorrow."""
+    r = rule(action="notify", match={"status": "running", "not_finished_by": "06:00 Europe/Berlin"})
+    night = datetime(2026, 1, 7, 0, tzinfo=UTC)  # 01:00 in Berlin
+    six = datetime(2026, 1, 7, 5, tzinfo=UTC)  # 06:00 in Berlin
+    ex = execution(state="running", begin=night)
+    early = decide(ex, WORKFLOW, [r], facts(), six - S)
+    assert (early.actions, early.recheck_at) == ((), six)
+    (a,) = decide(ex, WORKFLOW, [r], facts(), six).actions
+    assert a.kind == "notify"
+    late = execution(state="running", begin=six + 60 * S)
+    d = decide(late, WORKFLOW, [r], facts(), six + 3600 * S)
+    assert (d.actions, d.recheck_at) == ((), six + timedelta(days=1))
+    rule(action="terminate", match={"status": "running", "not_finished_by": "23:59"})  # UTC
+    for bad in ("6 o'clock", "25:00 UTC", "06:00 Mars/Olympus"):
+        with pytest.raises(ValueError, match="not_finished_by"):
+            rule(action="notify", match={"status": "running", "not_finished_by": bad})

@@ -70,8 +70,8 @@ def test_every_error_is_reported_sorted_by_line(tmp_path: Path) -> None:
         f"{f}:3: rules[0].action: invalid value 'retsart' (expected one of 'restart', 'skip', "
         "'continue', 'terminate' or 'notify')",
         f"{f}:4: rules[0].max_attempt: unknown field (expected one of: name, description, match, "
-        "action, max_attempts, backoff, delay, deadline, fallback, dry_run, notify, calendar; "
-        "did you mean 'max_attempts'?)",
+        "accounts, action, max_attempts, backoff, delay, deadline, delay_counting, "
+        "deadline_counting, fallback, dry_run, notify, calendar; did you mean 'max_attempts'?)",
         f"{f}:5: rules[0].backoff.jitter: Input should be less than or equal to 1 "
         "(expected a number <= 1)",
         f"{f}:6: rules[1].name: Field required (expected this field to be set)",
@@ -292,6 +292,7 @@ def test_json_schema_is_json_and_describes_rules() -> None:
         "factor",
         "max",
         "jitter",
+        "counting",
     }
     assert "CalendarSpec" in schema["$defs"]
 
@@ -317,3 +318,76 @@ def test_action_and_status_must_fit(tmp_path: Path) -> None:
     assert "expected match.status: failed" in errs[0]
     assert "expected match.status: paused" in errs[1]
     assert "expected fallback terminate or leave" in errs[2]
+
+
+def test_rules_triggers_and_schedules_scoped_to_accounts(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "scoped.yaml",
+        """
+        calendars:
+          freeze: {timezone: UTC, ranges: [{start: "2026-12-18T18:00:00", end: "2027-01-04T08:00:00"}]}
+        rules:
+          - {name: cn-only, accounts: [prod-cn], action: restart, match: {status: failed}}
+          - {name: both, accounts: prod-eu, action: restart, match: {status: failed}}
+          - {name: everywhere, action: continue, match: {status: paused}}
+        triggers:
+          - {name: t-cn, accounts: [prod-cn], select: {names: ["*"]}, off_during: freeze}
+        schedules:
+          - {name: s-eu, accounts: [prod-eu], cron: "0 2 * * *", action: {execute: {workflow_name: backup}}}
+        """,
+    )
+    policy = load_policy_dir(tmp_path)
+    cn, eu, other = (policy.for_account(a) for a in ("prod-cn", "prod-eu", "test"))
+    assert [r.name for r in cn.rules] == ["cn-only", "everywhere"]
+    assert [r.name for r in eu.rules] == ["both", "everywhere"]
+    assert [r.name for r in other.rules] == ["everywhere"]
+    assert [t.name for t in cn.triggers] == ["t-cn"]
+    assert eu.triggers == other.triggers == ()
+    assert [s.name for s in eu.schedules] == ["s-eu"]
+    assert cn.schedules == ()
+    unscoped = load_policy_dir(REPO / "policies")
+    assert unscoped.for_account("any") is unscoped  # nothing scoped: the snapshot itself
+    bad = write(tmp_path, "scoped.yaml", "rules:\n  - {name: x, action: restart, accounts: [3]}\n")
+    (error,) = errors_of(bad)
+    assert "scoped.yaml:2: rules[0].accounts" in error, error
+
+
+def test_counting_names_a_known_calendar(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "counting.yaml",
+        """
+        calendars:
+          working-time: {timezone: UTC, recurring: [{cron: "0 9 * * mon-fri", duration: 8h}]}
+        rules:
+          - name: ok
+            action: continue
+            delay: {duration: 2h, counting: working-time}
+            deadline: {duration: 1d, counting: wall}
+            backoff: {counting: working-time}
+          - name: typo
+            action: continue
+            delay: {duration: 2h, counting: workingtime}
+        """,
+    )
+    (error,) = errors_of(f)
+    assert (
+        "counting.yaml:11: rules[1].delay: rule 'typo' counting: unknown calendar 'workingtime'"
+        in error
+    )
+    assert "did you mean 'working-time'" in error
+    f.write_text(f.read_text().replace("workingtime", "working-time"))
+    ok, _ = load_policy_dir(tmp_path).rules
+    assert (ok.delay, ok.delay_counting, ok.deadline_counting) == (
+        timedelta(hours=2),
+        "working-time",
+        None,
+    )
+    assert ok.backoff.counting == "working-time"
+    (bad,) = errors_of(
+        write(
+            tmp_path, "counting.yaml", "rules:\n  - {name: x, action: restart, delay: {for: 2h}}\n"
+        )
+    )
+    assert "delay: expected a duration or {duration: <duration>, counting: <calendar>}" in bad

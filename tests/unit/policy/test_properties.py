@@ -88,7 +88,14 @@ class Story:
     inputs: list[tuple[Execution, ExecutionFacts]]
 
 
-def play(r: Rule, story: list[Step], *, global_dry: bool, state: str | None = None) -> Story:
+def play(
+    r: Rule,
+    story: list[Step],
+    *,
+    global_dry: bool,
+    state: str | None = None,
+    status: Status | None = None,
+) -> Story:
     state = state or r.status[0]
     now = T0 + timedelta(minutes=1)
     run = 0
@@ -101,7 +108,7 @@ def play(r: Rule, story: list[Step], *, global_dry: bool, state: str | None = No
         if step.rerun:
             run += 1
             first_seen = {"patch": now}  # the engine forgets and sees the node anew
-        ex = execution(state=state, run=run)
+        ex = execution(state=state, run=run, status=status)
         facts = ExecutionFacts(
             execution_id="ex-1", writes=tuple(journal.values()), first_seen=first_seen
         )
@@ -167,7 +174,7 @@ def test_recheck_is_never_in_the_past(r: Rule, story: list[Step], global_dry: bo
 @given(
     rules(),
     steps,
-    st.sampled_from([Status.SUCCESS, Status.FAIL, Status.CANCEL, Status.APPROVAL_FAILED]),
+    st.sampled_from([Status.SUCCESS, Status.CANCEL, Status.APPROVAL_FAILED]),
 )
 def test_nothing_is_done_to_a_finished_execution(
     r: Rule, story: list[Step], status: Status
@@ -263,3 +270,16 @@ def test_dry_run_then_real_never_reuses_a_dry_run_key(
                 at=now,
                 observed=a.observed,
             )
+
+
+@PROPS
+@given(rules(), steps, st.booleans())
+def test_an_execution_reported_fail_gets_at_most_one_write_per_node(
+    r: Rule, story: list[Step], global_dry: bool
+) -> None:
+    """Whatever the outcomes (rejected, lost, resent), one key per node, ever: "try once"
+    (a retryable outcome resends the same key, never a second attempt)."""
+    played = play(r, story, global_dry=global_dry, state="failed", status=Status.FAIL)
+    assert len(played.journal) <= 1
+    for key in played.journal:
+        assert key.endswith("/1")
