@@ -36,11 +36,12 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.xdist_group("clock-sensitive")  # 720x: kept apart from the crash test's load
+@pytest.mark.timeout(180)
+@pytest.mark.xdist_group("clock-sensitive")  # 360x: kept apart from the crash test's load
 def test_demo_shows_every_kind_of_work_and_exits_0() -> None:
-    # 720x for 30 s covers the same emulated evening as the default 360x for 60 s.
-    result = run("demo", "--speed", "720", "--duration", "30", timeout=110)
+    # The default 360x for 60 s, as an operator runs it: at 720x a scheduled run had 0.4
+    # real seconds of misfire grace, and a loaded machine made it "missed".
+    result = run("demo", timeout=150)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     summary = out[out.index("=== aomd demo") :]
