@@ -40,6 +40,7 @@ __all__ = [
     "IcsSpec",
     "RangeSpec",
     "RecurringSpec",
+    "ShiftSpec",
     "TriggerRuleSpec",
     "WorkflowSelector",
     "parse_duration",
@@ -380,6 +381,39 @@ class CalendarSpec(BaseModel):
         return self
 
 
+class ShiftSpec(BaseModel):
+    """Move a fire time off a non-business day (Control-M's confirmation calendar).
+
+    Give exactly one calendar: ``avoid`` (active = not a business day, e.g. holidays) or
+    ``within`` (active = business time). A fire time is moved by whole local days,
+    keeping its wall time, until it falls on a business instant; at most 31 days.
+    """
+
+    model_config = _FROZEN
+
+    to: Literal["next_business_day", "previous_business_day"] = Field(
+        description="Direction of the move."
+    )
+    avoid: CalendarName | None = Field(
+        default=None, description="Calendar whose active time is not business time."
+    )
+    within: CalendarName | None = Field(
+        default=None, description="Calendar whose active time is business time."
+    )
+
+    @model_validator(mode="after")
+    def _one_calendar(self) -> ShiftSpec:
+        if (self.avoid is None) == (self.within is None):
+            raise ValueError("shift: give exactly one of 'avoid' or 'within' (a calendar name)")
+        return self
+
+    @property
+    def calendar(self) -> str:
+        name = self.avoid if self.avoid is not None else self.within
+        assert name is not None  # guaranteed by _one_calendar
+        return name
+
+
 class WorkflowSelector(BaseModel):
     """Which workflows a trigger rule manages; every criterion given must match."""
 
@@ -420,7 +454,8 @@ class FailureStreakSpec(BaseModel):
 class TriggerRuleSpec(BaseModel):
     """Enable/disable the cron triggers of matching workflows on a calendar.
 
-    Rules are evaluated in order; the first rule whose ``select`` matches a workflow wins.
+    Every rule whose ``select`` matches a workflow counts: its trigger is on only while
+    each of them allows it (deny beats allow; ``daemon.calendar.desired.verdict``).
     """
 
     model_config = _FROZEN
@@ -460,6 +495,26 @@ class TriggerRuleSpec(BaseModel):
         "only log and count the drift.",
     )
 
+    overlap_ok: bool = Field(
+        default=False,
+        description="This rule is meant to combine with others that select the same "
+        "workflows (deny beats allow): 'aomd validate' does not warn about the overlap.",
+    )
+    on_release: Literal["none", "run_once"] = Field(
+        default="none",
+        description="run_once: when aomd re-enables a trigger it disabled, run the workflow "
+        "once if a fire of trigger_cron fell while it was off (before re-enabling, so a "
+        "restart never runs it twice).",
+    )
+    trigger_cron: CronExpr | None = Field(
+        default=None,
+        description="The workflows' trigger schedule, for on_release (AOM's API does not "
+        "publish it).",
+    )
+    trigger_timezone: TimeZoneName = Field(
+        default="UTC", description="IANA time zone of trigger_cron."
+    )
+
     @model_validator(mode="wrap")
     @classmethod
     def _also_raw(
@@ -472,6 +527,11 @@ class TriggerRuleSpec(BaseModel):
     def _one_calendar(self) -> TriggerRuleSpec:
         if (self.off_during is None) == (self.on_only_during is None):
             raise ValueError(_ONE_TRIGGER_CALENDAR)
+        if self.on_release == "run_once" and self.trigger_cron is None:
+            raise ValueError(
+                "on_release: run_once needs trigger_cron, the workflows' trigger schedule "
+                "(AOM's API does not publish it), e.g. trigger_cron: '0 2 * * *'"
+            )
         return self
 
     @property

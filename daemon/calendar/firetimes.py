@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from daemon.calendar.calendar import Calendar
-from daemon.calendar.calendar_spec import IcsSpec
+from daemon.calendar.calendar_spec import IcsSpec, ShiftSpec
 from daemon.calendar.ics_file import load_ics_checked
 from daemon.calendar.sources import cron_times, ics_occurrences
-from daemon.calendar.window import Window, require_aware
+from daemon.calendar.window import Window, localize, require_aware
 
 __all__ = [
     "Fire",
@@ -53,6 +53,12 @@ class ScheduleTiming(Protocol):
     def ics(self) -> IcsSpec | None: ...
     @property
     def blocked_by(self) -> Sequence[str]: ...
+    @property
+    def shift(self) -> ShiftSpec | None: ...
+
+
+SHIFT_REACH = timedelta(days=31)
+"""How far ``shift`` looks for a business day; a fire time with none that near stays put."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,11 +131,48 @@ def raw_fires(
     """``fire_times`` as plain ``(time, blocked_by)`` pairs, for ``plan``: a year of
     half-hourly fires is tens of thousands of values, and frozen dataclasses cost ~4x a
     tuple to create. Arguments must already be aware UTC with ``start < end``."""
-    times = _raw_times(schedule, sources or {}, start, end)
+    if schedule.shift is None:
+        times = _raw_times(schedule, sources or {}, start, end)
+    else:
+        times = _shifted_times(schedule, schedule.shift, calendars, sources or {}, start, end)
     if not schedule.blocked_by:
         return [(t, None) for t in times]
     blockers = [_Blocker(name, calendars[name].windows(start, end)) for name in schedule.blocked_by]
     return [(t, _blocker(blockers, t)) for t in times]
+
+
+def _shifted_times(
+    spec: ScheduleTiming,
+    shift: ShiftSpec,
+    calendars: Mapping[str, Calendar],
+    sources: ScheduleSources,
+    start: datetime,
+    end: datetime,
+) -> list[datetime]:
+    """Fire times after the shift, in ``[start, end)``: raw times up to ``SHIFT_REACH``
+    outside the period are looked at too, since a shift may move them in. Two raw times
+    that land on one instant fire once (the key is the shifted time)."""
+    cal = calendars[shift.calendar]
+    avoid = shift.avoid is not None
+    tz = ZoneInfo(spec.timezone)
+    step = timedelta(days=1 if shift.to == "next_business_day" else -1)
+
+    def business(t: datetime) -> bool:
+        return cal.active_at(t) != avoid
+
+    out: set[datetime] = set()
+    for t in _raw_times(spec, sources, start - SHIFT_REACH, end + SHIFT_REACH):
+        moved = t
+        if not business(t):
+            wall = t.astimezone(tz).replace(tzinfo=None)
+            for k in range(1, SHIFT_REACH.days + 1):
+                candidate = localize(wall + step * k, tz)
+                if business(candidate):
+                    moved = candidate
+                    break
+        if start <= moved < end:
+            out.add(moved)
+    return sorted(out)
 
 
 def next_fire(

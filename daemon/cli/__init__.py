@@ -21,10 +21,13 @@ from daemon import __version__
 from daemon.cli import (
     cmd_demo,
     cmd_emulator,
+    cmd_explain,
     cmd_history,
+    cmd_override,
     cmd_plan,
     cmd_run,
     cmd_schema,
+    cmd_status,
     cmd_validate,
     cmd_version,
 )
@@ -39,6 +42,9 @@ COMMANDS: dict[str, Command] = {
     "plan": cmd_plan,
     "schema": cmd_schema,
     "history": cmd_history,
+    "explain": cmd_explain,
+    "status": cmd_status,
+    "override": cmd_override,
     "emulator": cmd_emulator,
     "version": cmd_version,
 }

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import tempfile
 from collections import Counter
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -137,10 +137,13 @@ async def _demo(settings: Settings, duration: float) -> int:
         f"  policies: {settings.policies_dir}\n"
         "  watch for: retries with backoff, a skip fallback, a paused release continued "
         "after the freeze,\n  an overlong batch terminated, cron triggers disabled for the "
-        "22:00-02:00 maintenance window\n  and re-enabled after it, and scheduled runs "
-        "(DataArts at 23:00, backup at 02:30).\n",
+        "22:00-02:00 maintenance window\n  and re-enabled after it (the China batch job "
+        "too: the freeze beats the CN allow rule),\n  an override keeping logrotate on "
+        "until 23:00 (ticket DEMO-1), scheduled runs (DataArts at 23:00,\n  backup at "
+        "02:30) and the hourly report blocked by the freeze, caught up once at 02:00.\n",
         flush=True,
     )
+    await _grant_demo_override(settings, start)
     emulators = EmbeddedEmulators(settings.emulator)
     daemon = Daemon(settings, start_emulator=emulators.start)
     task = asyncio.create_task(daemon.run())
@@ -157,6 +160,30 @@ async def _demo(settings: Settings, duration: float) -> int:
     )
     print(render_summary(rows, emulator.changes() if emulator else [], triggers))
     return rc
+
+
+async def _grant_demo_override(settings: Settings, start: datetime) -> None:
+    """What ``aomd override add --workflow wf-cron-logrotate --state on --until 23:00
+    --ticket DEMO-1 ...`` journals: logrotate keeps running into the maintenance window
+    until 23:00, then the freeze takes it (the override expires by itself)."""
+    from daemon.journal.sqlite import SqliteJournal
+    from daemon.kernel.overrides import Override
+
+    async with SqliteJournal(settings.journal_path()) as journal:
+        await journal.add_override(
+            Override(
+                id="ov-demo",
+                target_kind="workflow",
+                target="wf-cron-logrotate",
+                state="on",
+                start=start.astimezone(UTC),
+                until=(start + timedelta(minutes=70)).astimezone(UTC),
+                ticket="DEMO-1",
+                reason="log volume incident: keep rotating into the maintenance window",
+                who="demo",
+            ),
+            start,
+        )
 
 
 def render_summary(
@@ -185,6 +212,7 @@ def render_summary(
         "cloud state changes (emulator ledger): "
         + (", ".join(f"{k}={v}" for k, v in sorted(seen.items())) or "none")
     )
+    lines.extend(_highlights(rows))
     if triggers:
         lines.append(
             "cron triggers at the end: "
@@ -195,3 +223,24 @@ def render_summary(
             "what it disabled itself)"
         )
     return "\n".join(lines)
+
+
+def _highlights(rows: list[Any]) -> list[str]:
+    """The freeze features the demo shows, said in so many words."""
+    out = [""]
+    denied = sorted(
+        {
+            r.workflow_id
+            for r in rows
+            if r.kind == "trigger_disable" and "deny beats allow" in r.reason
+        }
+    )
+    out.append("freeze beat an allow rule (deny beats allow): " + (", ".join(denied) or "none"))
+    caught = [r for r in rows if r.key.startswith("catchup/")]
+    out.append(
+        "catch-up runs after the freeze: "
+        + (", ".join(f"{r.rule} {r.outcome}" for r in caught) or "none")
+    )
+    granted = [r for r in rows if r.kind == "override_add"]
+    out.append("overrides: " + ("; ".join(r.reason for r in granted) or "none"))
+    return out

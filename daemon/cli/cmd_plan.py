@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from daemon.calendar.calendar_spec import TriggerRuleSpec
     from daemon.calendar.plan import PlanItem
     from daemon.kernel.model import Workflow
+    from daemon.kernel.overrides import Override
     from daemon.policy import PolicySet
     from daemon.settings import Settings
 
@@ -41,6 +42,17 @@ def add_parser(sub: Subparsers) -> None:
     plan.add_argument("--until", dest="end", help="ISO time (default: start + 7 days)")
     plan.add_argument("--json", action="store_true", help="JSON output")
     plan.add_argument("--live", action="store_true", help="compare with current trigger state")
+    plan.add_argument(
+        "--ics",
+        metavar="FILE",
+        help="write the plan as an iCalendar file (trigger-off spans, freezes, overrides, "
+        "runs, each with its reason) to FILE ('-' = stdout)",
+    )
+    plan.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the plan as one self-contained HTML page (a timeline per workflow)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +68,18 @@ def run(args: argparse.Namespace) -> int:
             f"--until {end.isoformat()} is not after --from {start.isoformat()}; expected an "
             "end after the start (or a duration: --until 2d)"
         )
-    return asyncio.run(print_plan(settings, start, end, as_json=args.json, live=args.live))
+    return asyncio.run(
+        print_plan(
+            settings,
+            start,
+            end,
+            as_json=args.json,
+            live=args.live,
+            ics=args.ics,
+            html_file=args.html,
+            now=now,
+        )
+    )
 
 
 def placeholder_workflows(rules: Sequence[TriggerRuleSpec]) -> list[Workflow]:
@@ -95,7 +118,13 @@ async def live_workflows(settings: Settings) -> list[Workflow]:
 
 
 def compute_plan(
-    policy: PolicySet, workflows: Sequence[Workflow], start: datetime, end: datetime
+    policy: PolicySet,
+    workflows: Sequence[Workflow],
+    start: datetime,
+    end: datetime,
+    *,
+    workflows_known: bool = True,
+    overrides: Sequence[Override] = (),
 ) -> list[PlanItem]:
     from daemon.calendar.plan import plan
 
@@ -107,6 +136,8 @@ def compute_plan(
         start,
         end,
         schedule_sources=policy.schedule_sources,
+        workflows_known=workflows_known,
+        overrides=overrides,
     )
 
 
@@ -121,15 +152,17 @@ def mark_live(
     what aomd will really do about it. A trigger someone else disabled under a
     ``manage: owned`` rule is left alone for the whole period, so its calendar edges are
     dropped too."""
+    from daemon.calendar.desired import selecting_rules, stricter_manage
+
     state = {wf.id: wf.trigger_enabled for wf in workflows}
-    manage = {rule.name: rule.manage for rule in rules}
+    manage = {wf.id: stricter_manage(selecting_rules(rules, wf)) for wf in workflows}
     left_alone = {
         item.workflow_id
         for item in items
         if item.kind == "trigger"
         and item.initial
         and state.get(item.workflow_id or "") is False
-        and manage.get(item.rule or "") == "owned"
+        and manage.get(item.workflow_id or "") == "owned"
         and item.workflow_id not in owned
     }
     out = []
@@ -187,21 +220,39 @@ async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
 
 
 async def print_plan(
-    settings: Settings, start: datetime, end: datetime, *, as_json: bool, live: bool
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    as_json: bool,
+    live: bool,
+    ics: str | None = None,
+    html_file: str | None = None,
+    now: datetime | None = None,
 ) -> int:
     from daemon.calendar.plan import render_plan_table
+    from daemon.cli.cmd_override import all_overrides
     from daemon.policy import load_policy_dir
 
     policy = load_policy_dir(settings.policies_dir)
+    overrides = await all_overrides(settings)
     if live:
         workflows = await live_workflows(settings)
         owned, held = await owned_triggers(settings)
         items = mark_live(
-            compute_plan(policy, workflows, start, end), workflows, policy.triggers, owned, held
+            compute_plan(policy, workflows, start, end, overrides=overrides),
+            workflows,
+            policy.triggers,
+            owned,
+            held,
         )
     else:
         workflows = placeholder_workflows(policy.triggers)
-        items = compute_plan(policy, workflows, start, end)
+        items = compute_plan(
+            policy, workflows, start, end, workflows_known=False, overrides=overrides
+        )
+    if ics is not None or html_file is not None:
+        return write_views(policy, overrides, items, start, end, ics, html_file, now or start)
     if as_json:
         for item in items:
             print(json.dumps(item.to_dict()))
@@ -209,4 +260,41 @@ async def print_plan(
         print(render_plan_table(items))
         if not live:
             print("(workflows shown as their rule's selector; add --live to list real ones)")
+    return 0
+
+
+def write_views(
+    policy: PolicySet,
+    overrides: Sequence[Override],
+    items: list[PlanItem],
+    start: datetime,
+    end: datetime,
+    ics: str | None,
+    html_file: str | None,
+    now: datetime,
+) -> int:
+    import sys
+    from pathlib import Path
+
+    from daemon.calendar.overrides import apply_calendar_overrides
+    from daemon.cli.plan_views import spans, to_html, to_ics
+
+    watched = sorted(
+        {r.calendar for r in policy.triggers}
+        | {c for s in policy.schedules for c in s.blocked_by}
+        | {o.target for o in overrides if o.target_kind == "calendar"}
+    )
+    calendars = apply_calendar_overrides(policy.built_calendars, overrides)
+    bands, marks = spans(items, calendars, watched, start, end)
+    if ics is not None:
+        data = to_ics(bands, marks, now)
+        if ics == "-":
+            sys.stdout.buffer.write(data)
+        else:
+            Path(ics).write_bytes(data)
+            print(f"wrote {ics}: {len(bands) + len(marks)} entries", file=sys.stderr)
+    if html_file is not None:
+        title = f"aomd plan {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
+        Path(html_file).write_text(to_html(bands, marks, start, end, title), encoding="utf-8")
+        print(f"wrote {html_file}", file=sys.stderr)
     return 0

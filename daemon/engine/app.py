@@ -210,7 +210,13 @@ class Daemon:
                 (f"resolve:{name}", rt.sweeper.run),
                 (
                     f"triggers:{name}",
-                    partial(reconcile, "triggers", tw, trigger_step(rt, self.metrics, self.wall)),
+                    partial(
+                        reconcile,
+                        "triggers",
+                        tw,
+                        trigger_step(rt, self.metrics, self.wall),
+                        poll=rt.overrides.changed,
+                    ),
                 ),
                 (f"schedules:{name}", partial(reconcile, "schedules", sw, schedule_step(rt))),
             ]

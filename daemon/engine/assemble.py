@@ -15,6 +15,7 @@ from daemon.cloud.client import AomClient
 from daemon.engine.executor import Executor
 from daemon.engine.handle import ExecutionHandler
 from daemon.engine.notify import Notifier
+from daemon.engine.overrides import OverrideBook
 from daemon.engine.reload import PolicyRef
 from daemon.engine.resolution import ReadBack, Sweeper
 from daemon.engine.safety import BlastRadius, CircuitBreaker
@@ -37,6 +38,7 @@ class AccountRuntime:
     triggers: TriggerReconciler
     schedules: ScheduleRunner
     sweeper: Sweeper
+    overrides: OverrideBook
 
 
 def build_executor(
@@ -78,6 +80,7 @@ def assemble_account(
     beat: Callable[[str], None],
 ) -> AccountRuntime:
     read_back = ReadBack(client=client, clock=clock)
+    book = OverrideBook(journal=journal, notifier=notifier)
     sweeper = Sweeper(
         read_back=read_back,
         journal=journal,
@@ -93,9 +96,10 @@ def assemble_account(
         executor=executor,
         clock=clock,
         notifier=notifier,
-        rules=lambda: policy.current.for_account(account.name).rules,
-        calendars=lambda: policy.current.built_calendars,
+        rules=lambda: book.rules(policy.current.for_account(account.name).rules, clock.now()),
+        calendars=lambda: book.calendars(policy.current),
         on_unhandled=on_unhandled,
+        overrides=book,
     )
     watcher = Watcher(
         client=client,
@@ -120,6 +124,7 @@ def assemble_account(
         account=account.name,
         streaks=journal,
         notifier=notifier,
+        journal=journal,
     )
     schedules = ScheduleRunner(
         client=client,
@@ -130,4 +135,4 @@ def assemble_account(
         default_workspace=account.workspace,
         notifier=notifier,
     )
-    return AccountRuntime(account, client, watcher, handler, triggers, schedules, sweeper)
+    return AccountRuntime(account, client, watcher, handler, triggers, schedules, sweeper, book)

@@ -18,6 +18,7 @@ from daemon.calendar.calendar import Calendar
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
+from daemon.engine.overrides import OverrideBook
 from daemon.engine.resolution import ReadBack
 from daemon.kernel.actions import OPERATIONS
 from daemon.kernel.clock import Clock
@@ -49,7 +50,14 @@ class ExecutionHandler:
         rules: Callable[[], Sequence[Any]],
         calendars: Callable[[], Mapping[str, Calendar]],
         on_unhandled: Callable[[int], None] | None = None,
+        overrides: OverrideBook | None = None,
     ) -> None:
+        self.overrides = overrides
+        self.held: dict[tuple[str, str], str] = {}
+        """(execution, node) whose action an override or a calendar gate holds -> why;
+        logged once each (``action_held``) and counted (``aomd_held_stops``)."""
+        self._held_of: dict[str, str] = {}
+        """execution -> workflow, for executions with a ``held`` entry (``retire``)."""
         self.client = client
         self.journal = journal
         self.read_back = read_back or ReadBack(client=client, clock=clock)
@@ -105,6 +113,16 @@ class ExecutionHandler:
         await self._track_unhandled(workflow, execution, decision.unhandled_nodes, now)
         for node, why in decision.cannot_act:
             await self._cannot_act(workflow, execution, node, why)
+        held = (
+            self.overrides.held(workflow.id, decision.rule, now)
+            if self.overrides is not None and decision.actions
+            else None
+        )
+        if held is not None:
+            self._track_held(execution, decision.node_id, held.describe(), held.end)
+            recheck = decision.recheck_at
+            return held.end if recheck is None else min(recheck, held.end)
+        self._track_held(execution, decision.node_id, decision.held, decision.held_until)
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -132,6 +150,35 @@ class ExecutionHandler:
             while len(self._settled) > CANNOT_ACT_MEMORY:
                 del self._settled[next(iter(self._settled))]
         return decision.recheck_at
+
+    def _track_held(
+        self,
+        execution: Execution,
+        node: str | None,
+        why: str | None,
+        until: datetime | None,
+    ) -> None:
+        """Log a hold once per stop and reason, and keep the held-stops gauge's set."""
+        eid = execution.execution_id
+        stale = [k for k in self.held if k[0] == eid and (k[1] != node or why is None)]
+        for key in stale:
+            del self.held[key]
+        if node is None or why is None or self.held.get((eid, node)) == why:
+            if stale and self.on_unhandled is not None:
+                self.on_unhandled(len(self.unhandled))
+            return
+        self.held[(eid, node)] = why
+        self._held_of[eid] = execution.workflow_id
+        if self.on_unhandled is not None:  # the pump sets both gauges
+            self.on_unhandled(len(self.unhandled))
+        log.info(
+            "action_held",
+            workflow_id=execution.workflow_id,
+            execution_id=eid,
+            node_id=node,
+            reason=why,
+            until=None if until is None else until.isoformat(),
+        )
 
     async def _track_unhandled(
         self, workflow: Workflow, execution: Execution, nodes: Sequence[str], now: datetime
@@ -255,6 +302,11 @@ class ExecutionHandler:
         """The watcher's ``retire`` hook: ``active`` are the executions of ``workflow_id``
         still running. Entries of the others are dropped; without this an execution
         finished by a person while unhandled would stay counted (and held) forever."""
+        for key in [
+            k for k in self.held if k[0] not in active and self._held_of.get(k[0]) == workflow_id
+        ]:
+            del self.held[key]
+            self._held_of.pop(key[0], None)
         self._drop(
             [
                 k

@@ -50,6 +50,7 @@ class MetricsPump:
         """One gauge for all accounts: each handler knows only its own count, so the
         gauge is the sum (set from one handler's count it showed the last poller's)."""
         self.metrics.set_unhandled_pauses(sum(len(rt.handler.unhandled) for rt in self.accounts))
+        self.metrics.set_held_stops(sum(len(rt.handler.held) for rt in self.accounts))
 
     def on_cycle(self, stats: WatchStats) -> None:
         self.metrics.poll_cycle(stats.last_cycle_seconds)

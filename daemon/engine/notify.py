@@ -18,6 +18,11 @@ import structlog
 log = structlog.get_logger("aomd.notify")
 
 
+SCHEMA_VERSION = 1
+"""Version of the notification payloads (README "Notifications"): bumped when a field
+changes meaning or disappears; new fields and new kinds do not bump it."""
+
+
 class Notifier:
     """Queue of notifications drained by one long-lived task (owned by the TaskGroup)."""
 
@@ -41,7 +46,7 @@ class Notifier:
         if target is None:
             return
         # source and kind last: a payload key must not relabel the notification
-        body = {**payload, "source": "aomd", "kind": kind}
+        body = {**payload, "schema_version": SCHEMA_VERSION, "source": "aomd", "kind": kind}
         try:
             self._queue.put_nowait((target, body))
         except asyncio.QueueFull:

@@ -27,8 +27,10 @@ async def run_once(
             await rt.watcher.discover()
             await rt.watcher.poll_all()
             p = policy.current.for_account(rt.account.name)
-            await rt.triggers.reconcile(p.triggers, p.built_calendars, now)
-            await rt.schedules.tick(p.schedules, p.built_calendars, p.schedule_sources, now)
+            overrides = await rt.overrides.refresh(p, now)
+            calendars = rt.overrides.calendars(p)
+            await rt.triggers.reconcile(p.triggers, calendars, now, overrides)
+            await rt.schedules.tick(p.schedules, calendars, p.schedule_sources, now)
         except CloudError as exc:
             failures += 1
             log.error(

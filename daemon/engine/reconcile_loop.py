@@ -7,16 +7,17 @@ loop heartbeats in between.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 import structlog
 
+from daemon.calendar.calendar import Calendar
 from daemon.engine.assemble import AccountRuntime
 from daemon.engine.reload import PolicyRef
 from daemon.engine.wake import Waker
 from daemon.kernel.clock import Clock
-from daemon.kernel.errors import CloudError
+from daemon.kernel.errors import AomdError, CloudError
 from daemon.ops.metrics import Metrics
 from daemon.policy import PolicySet
 
@@ -39,7 +40,10 @@ async def reconcile_loop(
     interval: float,
     speed: float,
     beat: Callable[[str], None],
+    poll: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
+    """``poll`` (checked every heartbeat) says the step is due for another reason: an
+    override added or ended on the command line."""
     last_run = -float("inf")
     last_version = -1
     while True:
@@ -50,6 +54,11 @@ async def reconcile_loop(
             or (armed is not None and clock.now() >= armed)
             or clock.monotonic() - last_run >= interval
         )
+        if not due and poll is not None:
+            try:
+                due = await poll()
+            except AomdError as exc:
+                log.warning(f"{name}_poll_failed", error=str(exc))
         if due:
             last_run, last_version = clock.monotonic(), version
             now = clock.now()
@@ -71,11 +80,16 @@ def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:
     async def step(policy: PolicySet, now: datetime) -> datetime | None:
         policy = policy.for_account(rt.account.name)
         drifts = rt.triggers.drifts
-        await rt.triggers.reconcile(policy.triggers, policy.built_calendars, now)
+        overrides = await rt.overrides.refresh(policy, now)
+        calendars = rt.overrides.calendars(policy)
+        await rt.triggers.reconcile(policy.triggers, calendars, now, overrides)
         metrics.drift(rt.triggers.drifts - drifts)
         metrics.set_triggers_owned(rt.triggers.owned_count)
         metrics.reconciled(wall.now().timestamp())
-        nxt = next_trigger_transition(policy, now)
+        nxt = next_trigger_transition(policy, now, calendars)
+        ends = [o.end for o in overrides if o.end > now and o.target_kind != "calendar"]
+        ends += [o.start for o in overrides if o.start is not None and o.start > now]
+        nxt = min([t for t in (nxt, *ends) if t is not None], default=None)
         # one second past the transition so ``active_at`` already reads the new state
         return nxt + timedelta(seconds=1) if nxt else None
 
@@ -85,18 +99,22 @@ def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:
 def schedule_step(rt: AccountRuntime) -> Step:
     async def step(policy: PolicySet, now: datetime) -> datetime | None:
         policy = policy.for_account(rt.account.name)
-        calendars, sources = policy.built_calendars, policy.schedule_sources
+        calendars, sources = rt.overrides.calendars(policy), policy.schedule_sources
         await rt.schedules.tick(policy.schedules, calendars, sources, now)
         return rt.schedules.next_fire(policy.schedules, calendars, sources, now)
 
     return step
 
 
-def next_trigger_transition(policy: PolicySet, after: datetime) -> datetime | None:
-    """The first instant after ``after`` where any trigger rule's calendar flips."""
+def next_trigger_transition(
+    policy: PolicySet, after: datetime, calendars: Mapping[str, Calendar] | None = None
+) -> datetime | None:
+    """The first instant after ``after`` where any trigger rule's calendar flips
+    (``calendars``: the policy's with overrides applied)."""
+    calendars = policy.built_calendars if calendars is None else calendars
     best: datetime | None = None
     for name in {rule.calendar for rule in policy.triggers}:
-        cal = policy.built_calendars.get(name)
+        cal = calendars.get(name)
         t = cal.next_transition(after) if cal is not None else None
         if t is not None and (best is None or t < best):
             best = t

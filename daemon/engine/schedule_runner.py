@@ -10,6 +10,13 @@ cron or manual run near the fire time can never pass for ours. Fire times inside
 ``misfire_grace_seconds`` as missed (each in one atomic step), and with ``coalesce``
 only the latest of several due fire times runs. The first start on an empty journal
 looks at nothing before it started.
+
+Catch-up (``catch_up: once|all``): once no ``blocked_by`` calendar is active, the blocked
+fire times since the schedule's last regular fire time (and within ``catch_up_window``)
+run under their own ``catchup/...`` key, so a restart at the freeze end, or a daemon down
+across it, runs them once, never twice. ``overlap`` looks at the executions read for the
+evidence anyway: a still running one makes the run skipped (journaled) or is terminated
+first, under an ``overlap/...`` key.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import structlog
 
@@ -28,9 +36,11 @@ from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolution import ExecuteEvidence, ReadBack
 from daemon.journal.store import Journal
-from daemon.kernel.keys import schedule_key
+from daemon.kernel.keys import catch_up_key, overlap_key, schedule_key
+from daemon.kernel.model import Execution
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.kernel.writes import WriteIntent, WriteReport
+from daemon.policy.observe import observed
 from daemon.policy.schedule_spec import ScheduleSpec
 
 log = structlog.get_logger("aomd.schedules")
@@ -44,6 +54,8 @@ class FireResult:
     schedule: str
     fire_time: datetime
     outcome: str
+    catch_up: bool = False
+    """A catch-up run of a blocked fire time (``fire_time`` is the blocked one)."""
 
 
 class ScheduleRunner:
@@ -80,8 +92,17 @@ class ScheduleRunner:
         sources: ScheduleSources,
         after: datetime,
     ) -> datetime | None:
-        """The soonest fire time of any schedule (the waker's next instant)."""
+        """The soonest fire time of any schedule (the waker's next instant), or the end
+        of a blocking calendar where a schedule catches up then (one second past it, so
+        ``active_at`` already reads it closed)."""
         fires = [f.time for s in schedules if (f := next_fire(s, calendars, after, sources))]
+        for spec in schedules:
+            if spec.catch_up == "skip":
+                continue
+            for name in spec.blocked_by:
+                edge = calendars[name].next_transition(after)
+                if edge is not None:
+                    fires.append(edge + timedelta(seconds=1))
         return min(fires, default=None)
 
     async def tick(
@@ -126,9 +147,63 @@ class ScheduleRunner:
                 runnable = runnable[-1:]
             for fire in runnable:
                 results.append(await self._run(spec, fire, now))
+            if spec.catch_up != "skip" and not runnable:
+                results.extend(await self._catch_up(spec, calendars, sources, now, first))
         self._last_tick = now
         await self._save_checkpoint(now)
         return [r for r in results if r.outcome != "duplicate"]
+
+    async def _catch_up(
+        self,
+        spec: ScheduleSpec,
+        calendars: Mapping[str, Calendar],
+        sources: ScheduleSources,
+        now: datetime,
+        first: datetime,
+    ) -> list[FireResult]:
+        """Run the blocked fire times since the last regular one, once each (``all``) or
+        the latest once (``once``), when no blocking calendar is active any more."""
+        if any(calendars[name].active_at(now) for name in spec.blocked_by):
+            return []
+        lo = max(now - spec.catch_up_window, first)
+        if lo >= now:
+            return []
+        stretch: list[tuple[Fire, str]] = []
+        for fire in reversed(fire_times(spec, calendars, lo, now, sources)):
+            if fire.blocked_by is None:
+                break  # a regular fire time came after: it stood in for the blocked ones
+            key = catch_up_key(self.account, spec.name, fire.time)
+            if spec.catch_up == "once":
+                row = await self.journal.intent(key)
+                if row is not None and row.outcome not in RETRYABLE_OUTCOMES:
+                    if row.outcome in UNRESOLVED and not stretch:
+                        stretch.append((fire, key))  # sent, maybe: resolve it, never resend
+                    break  # a catch-up ran here: it stands in for the older ones
+            stretch.append((fire, key))
+        if not stretch:
+            return []
+        stretch.reverse()
+        pairs = stretch[-1:] if spec.catch_up == "once" else stretch
+        out = []
+        for fire, key in pairs:
+            reason = (
+                f"catch-up of {fire.time.isoformat()} (blocked by calendar {fire.blocked_by}; "
+                f"catch_up: {spec.catch_up})"
+            )
+            result = await self._run(spec, fire, now, key=key, reason=reason)
+            if result.outcome != "duplicate":
+                self._log("info", "scheduled_catch_up", spec, fire, reason, result.outcome)
+                self._notify(
+                    "scheduled_catch_up",
+                    spec,
+                    fire,
+                    _target(spec),
+                    key,
+                    reason=reason,
+                    outcome=result.outcome,
+                )
+            out.append(dataclasses.replace(result, catch_up=True))
+        return out
 
     @property
     def _checkpoint_id(self) -> str:
@@ -168,6 +243,10 @@ class ScheduleRunner:
         if not await self.executor.record(intent, outcome, at=fire.time):
             return FireResult(spec.name, fire.time, "duplicate")
         self._log("info", "scheduled_run_" + outcome, spec, fire, reason, outcome)
+        if outcome in ("skipped", "missed"):  # told once: a restart finds the key recorded
+            self._notify(
+                "scheduled_run_" + outcome, spec, fire, _target(spec), intent.key, reason=reason
+            )
         return FireResult(spec.name, fire.time, outcome)
 
     def _log(
@@ -189,9 +268,18 @@ class ScheduleRunner:
             fire_time=fire.time.isoformat(),
         )
 
-    async def _run(self, spec: ScheduleSpec, fire: Fire, now: datetime) -> FireResult:
+    async def _run(
+        self,
+        spec: ScheduleSpec,
+        fire: Fire,
+        now: datetime,
+        *,
+        key: str | None = None,
+        reason: str | None = None,
+    ) -> FireResult:
         action = spec.action
-        reason = f"scheduled at {fire.time.isoformat()}"
+        key = key or self._key(spec, fire)
+        reason = reason or f"scheduled at {fire.time.isoformat()}"
         if action.execute is not None:
             ex = action.execute
             workflow_id = ex.workflow_id or await self._resolve_name(ex.workflow_name or "")
@@ -199,13 +287,16 @@ class ScheduleRunner:
                 why = f"no workflow named {ex.workflow_name!r}"
                 self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
                 return FireResult(spec.name, fire.time, "failed")
-            report = await self._execute(spec, fire, workflow_id, reason)
+            sent = await self._execute(spec, fire, workflow_id, reason, key)
+            if sent == "skipped":
+                return FireResult(spec.name, fire.time, "skipped")
+            report = sent
         else:
             da = action.dataarts
             assert da is not None  # ActionSpec guarantees exactly one
             workspace = da.workspace or self.default_workspace
             intent = WriteIntent(
-                key=self._key(spec, fire),
+                key=key,
                 kind=f"dataarts_{da.action}",
                 workflow_id=f"dataarts:{da.task_id}",
                 rule=spec.name,
@@ -234,8 +325,9 @@ class ScheduleRunner:
         fire: Fire,
         workflow_id: str,
         reason: str,
-    ) -> WriteReport:
-        key = self._key(spec, fire)
+        key: str,
+    ) -> WriteReport | Literal["skipped"]:
+        """The execute's report, or ``"skipped"`` when ``overlap: skip`` held it."""
         intent = WriteIntent(
             key=key, kind="execute", workflow_id=workflow_id, rule=spec.name, reason=reason
         )
@@ -254,6 +346,18 @@ class ScheduleRunner:
         else:
             # what exists before we send, journaled with the intent (one read per run)
             existing = await self.client.list_executions(workflow_id)
+            running = [e for e in existing if not e.finished]
+            if running and spec.overlap == "skip":
+                why = f"execution {running[0].execution_id} still runs (overlap: skip)"
+                skipped = dataclasses.replace(intent, kind="scheduled_skipped", reason=why)
+                if not await self.executor.record(skipped, "skipped", at=fire.time):
+                    return WriteReport("duplicate")
+                self._log("info", "scheduled_run_skipped", spec, fire, why, "skipped")
+                return "skipped"
+            if running and spec.overlap == "terminate_previous":
+                for execution in running:
+                    await self._terminate(spec, fire, workflow_id, execution)
+                existing = await self.client.list_executions(workflow_id)
             evidence = ExecuteEvidence.before_send(self.executor.clock.now(), existing)
             intent = dataclasses.replace(intent, observed=evidence.dumps())
         report = await self.executor.write(
@@ -271,7 +375,32 @@ class ScheduleRunner:
             self._notify("outcome_ambiguous", spec, fire, workflow_id, key)
         return report
 
-    def _notify(self, kind: str, spec: ScheduleSpec, fire: Fire, target: str, key: str) -> None:
+    async def _terminate(
+        self, spec: ScheduleSpec, fire: Fire, workflow_id: str, execution: Execution
+    ) -> WriteReport:
+        """``overlap: terminate_previous``: one journaled terminate per running execution."""
+        eid = execution.execution_id
+        obs = observed(execution, None)
+        intent = WriteIntent(
+            key=overlap_key(self.account, spec.name, fire.time, eid),
+            kind="terminate",
+            workflow_id=workflow_id,
+            execution_id=eid,
+            rule=spec.name,
+            reason=f"overlap: terminate_previous before the run at {fire.time.isoformat()}",
+            observed=obs,
+        )
+
+        async def call() -> object:
+            return await self.client.terminate(workflow_id, eid)
+
+        return await self.executor.write(
+            intent, call, self.read_back.operation(workflow_id, eid, "terminate", None, obs)
+        )
+
+    def _notify(
+        self, kind: str, spec: ScheduleSpec, fire: Fire, target: str, key: str, **extra: str
+    ) -> None:
         if self.notifier is not None:
             self.notifier.notify(
                 kind,
@@ -280,6 +409,7 @@ class ScheduleRunner:
                     "schedule": spec.name,
                     "fire_time": fire.time.isoformat(),
                     "key": key,
+                    **extra,
                 },
             )
 

@@ -12,21 +12,27 @@ disabled again (``drift: correct``) or only reported (``drift: report``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import TriggerRuleSpec
-from daemon.calendar.desired import desired_trigger, first_matching_rule
+from daemon.calendar.desired import Verdict, first_matching_rule, selecting_rules, verdict
+from daemon.calendar.sources import cron_times
 from daemon.cloud.port import CloudClient
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
-from daemon.engine.resolution import ReadBack
-from daemon.kernel.keys import STREAK_HOLDS, STREAK_RESETS, trigger_key
+from daemon.engine.resolution import ExecuteEvidence, ReadBack
+from daemon.journal.store import Journal
+from daemon.kernel.keys import STREAK_HOLDS, STREAK_RESETS, release_key, trigger_key
 from daemon.kernel.model import Execution, Status, Workflow
+from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
+from daemon.kernel.overrides import Override, active_overrides, latest_for
 from daemon.kernel.ports import FactsPort, OwnershipPort
 from daemon.kernel.writes import WriteIntent
 
@@ -56,6 +62,8 @@ class TriggerStep:
     re-enables the trigger."""
     release: bool = False
     """A held trigger a person re-enabled: no write, the hold is given up."""
+    run_once: tuple[str, str] | None = None
+    """For an enable: ``(trigger_cron, timezone)`` of an ``on_release: run_once`` rule."""
 
 
 def streak_failures(executions: Iterable[Execution], since: datetime) -> int:
@@ -79,18 +87,29 @@ def plan_triggers(
     owned: set[str],
     now: datetime,
     held: Collection[str] = (),
+    overrides: Sequence[Override] = (),
 ) -> list[TriggerStep]:
     """Pure: compare desired with observed for every workflow a rule selects.
 
-    ``held`` are triggers disabled for a failure streak: never re-enabled by a calendar;
-    once a person re-enables one, it is released (and followed as usual next pass)."""
+    Every selecting rule votes (``daemon.calendar.desired.verdict``): the trigger is wanted
+    on only when all allow it, and the stricter ``manage``/``drift`` applies. Overrides in
+    force win: a workflow's forces its trigger (``hold``: left alone), a rule's forces
+    that rule's vote (``hold``: its workflows left alone). Calendar overrides are already
+    in ``calendars`` (``daemon.calendar.overrides``). ``held`` are triggers disabled for a
+    failure streak: never re-enabled by a calendar; once a person re-enables one, it is
+    released (and followed as usual next pass)."""
+    active = active_overrides(overrides, now)
+    forced = {
+        o.target: o.state == "on" for o in active if o.target_kind == "rule" and o.state != "hold"
+    }
+    held_rules = {o.target for o in active if o.target_kind == "rule" and o.state == "hold"}
     steps: list[TriggerStep] = []
     for wf in workflows:
-        rule = first_matching_rule(rules, wf)
-        if rule is None:
-            continue
         if wf.type not in ("cron", ""):
             continue  # only cron workflows have a schedule trigger to switch (as plan())
+        selecting = selecting_rules(rules, wf)
+        if not selecting:
+            continue
         observed = wf.trigger_enabled
         if wf.id in held:
             if observed is True:
@@ -98,7 +117,7 @@ def plan_triggers(
                     TriggerStep(
                         wf.id,
                         True,
-                        rule.name,
+                        selecting[0].name,
                         "re-enabled by a person after a failure streak; hold released",
                         drift=False,
                         report_only=False,
@@ -106,28 +125,41 @@ def plan_triggers(
                     )
                 )
             continue
-        want = desired_trigger(rule, calendars, now)
-        cal = rule.calendar
+        mine = latest_for(active, "workflow", wf.id)
+        if (mine is not None and mine.state == "hold") or any(
+            r.name in held_rules for r in selecting
+        ):
+            continue
+        v = verdict(selecting, calendars, now, forced)
+        if mine is not None:
+            # A person's explicit state: enforced whoever changed the trigger.
+            v = dataclasses.replace(v, enable=mine.state == "on", manage="full", drift="correct")
+        want = v.enable
+        rule = v.deciding
         # ``observed`` is None when trigger_status has a value aomd cannot read (the
         # values are not published): one we disabled is re-enabled all the same (the
         # PUT is idempotent), and it is disabled once, not again every pass as "drift".
         if want and (observed is False or (observed is None and wf.id in owned)):
-            if rule.manage == "full" or wf.id in owned:
+            if v.manage == "full" or wf.id in owned:
+                once = next((r for r in selecting if r.on_release == "run_once"), None)
                 steps.append(
                     TriggerStep(
                         wf.id,
                         True,
                         rule.name,
-                        f"calendar {cal} {'ended' if rule.off_during else 'active'}; re-enabling",
+                        f"{_why(v, mine)}; re-enabling",
                         drift=False,
                         report_only=False,
+                        run_once=(
+                            (once.trigger_cron or "", once.trigger_timezone)
+                            if once is not None and wf.id in owned
+                            else None
+                        ),
                     )
                 )
         elif not want and (observed is True or (observed is None and wf.id not in owned)):
             drift = wf.id in owned
-            why = (f"calendar {cal} active" if rule.off_during else f"outside calendar {cal}") + (
-                "; trigger was re-enabled by someone (drift)" if drift else ""
-            )
+            why = _why(v, mine) + ("; trigger was re-enabled by someone (drift)" if drift else "")
             steps.append(
                 TriggerStep(
                     wf.id,
@@ -135,10 +167,16 @@ def plan_triggers(
                     rule.name,
                     why,
                     drift=drift,
-                    report_only=drift and rule.drift == "report",
+                    report_only=drift and v.drift == "report",
                 )
             )
     return steps
+
+
+def _why(v: Verdict, override: Override | None) -> str:
+    if override is not None:
+        return override.describe()
+    return v.reason()
 
 
 class TriggerReconciler:
@@ -152,11 +190,14 @@ class TriggerReconciler:
         account: str,
         streaks: FactsPort | None = None,
         notifier: Notifier | None = None,
+        journal: Journal | None = None,
     ) -> None:
         """``streaks`` (the journal) keeps failure-streak holds; without it
-        ``pause_after_failures`` is not acted on."""
+        ``pause_after_failures`` is not acted on. ``journal``: for ``on_release:
+        run_once``, the run's journaled evidence after a restart."""
         self.streaks = streaks
         self.notifier = notifier
+        self.journal = journal
         self.read_back = read_back or ReadBack(client=client, clock=executor.clock)
         self.client = client
         self.ownership = ownership
@@ -170,6 +211,7 @@ class TriggerReconciler:
         rules: Sequence[TriggerRuleSpec],
         calendars: Mapping[str, Calendar],
         now: datetime,
+        overrides: Sequence[Override] = (),
     ) -> list[TriggerStep]:
         if not rules:
             return []
@@ -179,18 +221,103 @@ class TriggerReconciler:
         holds: set[str] = set()
         if streaky:
             holds = set(await self._seen(HOLDS))
-        steps = plan_triggers(workflows, rules, calendars, owned, now, held=holds)
+        steps = plan_triggers(
+            workflows, rules, calendars, owned, now, held=holds, overrides=overrides
+        )
         if streaky:
             steps += await self._streak_steps(workflows, rules, holds, steps, now)
+        applied: dict[tuple[bool, str], list[str]] = {}
         for step in steps:
             if step.release:
                 await self._release(step, now)
-            else:
-                await self._apply(step, now)
+            elif await self._apply(step, now) and not step.drift and not step.streak:
+                applied.setdefault((step.enable, step.rule), []).append(step.workflow_id)
+        self._tell_freezes(applied, {r.name: r for r in rules}, steps, now)
         self.owned_count = len(await self.ownership.owned_triggers(self.account))
         return steps
 
-    async def _apply(self, step: TriggerStep, now: datetime) -> None:
+    async def _run_once(self, step: TriggerStep, now: datetime) -> bool:
+        """``on_release: run_once``: before re-enabling a trigger aomd disabled, run the
+        workflow once if a fire of its cron fell while it was off. Sent before the
+        enable under a key of the disable's time, so a restart between the two finds it
+        journaled (resolved from its evidence, never resent). False: try again later."""
+        assert step.run_once is not None
+        since = await self.ownership.owned_since(step.workflow_id, self.account)
+        if since is None:
+            return True
+        cron, tz = step.run_once
+        after = since + timedelta(seconds=1)  # a fire at the disable itself was not held off
+        suppressed = next(iter(cron_times(cron, ZoneInfo(tz), after, now)), None)
+        if suppressed is None:
+            return True
+        wid = step.workflow_id
+        key = release_key(self.account, wid, since)
+        intent = WriteIntent(
+            key=key,
+            kind="execute",
+            workflow_id=wid,
+            rule=step.rule,
+            reason=f"on_release: run_once (the {suppressed.isoformat()} fire was suppressed "
+            "while aomd held the trigger off)",
+        )
+        row = await self.journal.intent(key) if self.journal is not None else None
+        if row is not None and row.outcome in UNRESOLVED:
+            evidence = ExecuteEvidence.loads(row.observed)
+            intent = dataclasses.replace(intent, observed=row.observed)
+        elif row is not None and row.outcome not in RETRYABLE_OUTCOMES:
+            return True  # ran already
+        else:
+            existing = await self.client.list_executions(wid)
+            evidence = ExecuteEvidence.before_send(self.executor.clock.now(), existing)
+            intent = dataclasses.replace(intent, observed=evidence.dumps())
+
+        async def call() -> object:
+            return await self.client.execute_workflow(wid)
+
+        report = await self.executor.write(intent, call, self.read_back.execute(wid, evidence))
+        if report.outcome == "refused":
+            return False
+        log.info(
+            "released_run",
+            workflow_id=wid,
+            rule=step.rule,
+            outcome=report.outcome,
+            reason=intent.reason,
+        )
+        if self.notifier is not None and report.outcome != "duplicate":
+            self.notifier.notify(
+                "released_run",
+                {"workflow_id": wid, "rule": step.rule, "key": key, "outcome": report.outcome},
+            )
+        return True
+
+    def _tell_freezes(
+        self,
+        applied: dict[tuple[bool, str], list[str]],
+        rules: dict[str, TriggerRuleSpec],
+        steps: list[TriggerStep],
+        now: datetime,
+    ) -> None:
+        """One ``freeze_started`` / ``freeze_ended`` per rule whose calendar change this
+        pass switched triggers (not per workflow; a restart finds them switched already)."""
+        if self.notifier is None:
+            return
+        reasons = {(s.enable, s.rule): s.reason for s in steps}
+        for (enable, rule_name), wids in applied.items():
+            rule = rules.get(rule_name)
+            self.notifier.notify(
+                "freeze_ended" if enable else "freeze_started",
+                {
+                    "rule": rule_name,
+                    "calendar": rule.calendar if rule is not None else None,
+                    "workflow_ids": sorted(wids),
+                    "reason": reasons.get((enable, rule_name), ""),
+                    "at": now.isoformat(),
+                },
+            )
+
+    async def _apply(self, step: TriggerStep, now: datetime) -> bool:
+        """Make the change; True when the trigger now is as the step wanted."""
         action = "trigger_enable" if step.enable else "trigger_disable"
         if step.drift:
             self.drifts += 1
@@ -208,7 +335,9 @@ class TriggerReconciler:
                 dry_run=self.executor.dry_run,
             )
             if step.report_only:
-                return
+                return False
+        if step.enable and step.run_once is not None and not await self._run_once(step, now):
+            return False  # refused for now: the next pass tries the run and the enable again
         key = trigger_key(self.account, step.workflow_id, action, now, drift=step.drift)
         intent = WriteIntent(
             key=key,
@@ -241,26 +370,9 @@ class TriggerReconciler:
             await self.ownership.set_trigger_owned(
                 step.workflow_id, not step.enable, reason=step.reason, at=now, account=self.account
             )
-            if step.streak and self.notifier is not None:
-                self.notifier.notify(
-                    "failure_streak",
-                    {"workflow_id": step.workflow_id, "rule": step.rule, "reason": step.reason},
-                )
-            if step.streak:
-                log.warning(
-                    "failure_streak_paused",
-                    workflow_id=step.workflow_id,
-                    execution_id=None,
-                    node_id=None,
-                    rule=step.rule,
-                    action=action,
-                    attempt=1,
-                    reason=step.reason,
-                    outcome=report.outcome,
-                    request_id=None,
-                    dry_run=self.executor.dry_run,
-                )
-        elif step.streak and report.outcome in NOT_APPLIED and self.streaks is not None:
+            self._streak_told(step, action, report.outcome)
+            return True
+        if step.streak and report.outcome in NOT_APPLIED and self.streaks is not None:
             await self.streaks.forget_seen(self._pseudo(HOLDS), step.workflow_id)
             await self.ownership.set_trigger_owned(
                 step.workflow_id, False, reason=step.reason, at=now, account=self.account
@@ -271,6 +383,29 @@ class TriggerReconciler:
             await self.ownership.set_trigger_owned(
                 step.workflow_id, False, reason=step.reason, at=now, account=self.account
             )
+        return False
+
+    def _streak_told(self, step: TriggerStep, action: str, outcome: str) -> None:
+        if not step.streak:
+            return
+        if self.notifier is not None:
+            self.notifier.notify(
+                "failure_streak",
+                {"workflow_id": step.workflow_id, "rule": step.rule, "reason": step.reason},
+            )
+        log.warning(
+            "failure_streak_paused",
+            workflow_id=step.workflow_id,
+            execution_id=None,
+            node_id=None,
+            rule=step.rule,
+            action=action,
+            attempt=1,
+            reason=step.reason,
+            outcome=outcome,
+            request_id=None,
+            dry_run=self.executor.dry_run,
+        )
 
     # -- failure streaks (pause_after_failures) -------------------------------------------
 

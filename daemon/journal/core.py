@@ -19,7 +19,9 @@ from typing import Protocol, Self, TypeVar
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
 from daemon.kernel.facts import ExecutionFacts, PastWrite
+from daemon.kernel.keys import override_key
 from daemon.kernel.outcomes import PENDING, RETRYABLE_OUTCOMES, UNRESOLVED
+from daemon.kernel.overrides import Override
 from daemon.kernel.writes import WriteIntent
 
 T = TypeVar("T")
@@ -63,6 +65,10 @@ class Tx(Protocol):
         """Also drops a pre-account ('') row for the workflow: it is this account's now."""
         ...
 
+    def owned_at(self, account: str, workflow_id: str) -> datetime | None:
+        """When the account (or a pre-account row) claimed it; None if not owned."""
+        ...
+
     def unset_owned(self, account: str, workflow_id: str) -> None:
         """The account's row and a pre-account ('') one."""
         ...
@@ -84,6 +90,14 @@ class Tx(Protocol):
     def get_tick(self, scope: str) -> datetime | None: ...
 
     def set_tick(self, scope: str, at: datetime) -> None: ...
+
+    def get_overrides(self) -> list[str]:
+        """Every override document (JSON), any order."""
+        ...
+
+    def put_override(self, override_id: str, doc: str, until: datetime) -> None:
+        """Insert or replace the override ``override_id``."""
+        ...
 
 
 def row_from_intent(intent: WriteIntent, at: datetime, *, tries: int = 1) -> HistoryRow:
@@ -173,6 +187,16 @@ def facts_in(tx: Tx, execution_id: str) -> ExecutionFacts:
     )
 
 
+def _override_intent(override: Override, event: str, reason: str) -> WriteIntent:
+    return WriteIntent(
+        key=override_key(override.id, event),
+        kind=f"override_{event}",
+        workflow_id=f"{override.target_kind}:{override.target}",
+        rule=override.ticket,
+        reason=reason,
+    )
+
+
 class JournalBase(ABC):
     """Implements ``Journal`` given a way to run one ``Tx`` atomically."""
 
@@ -218,6 +242,9 @@ class JournalBase(ABC):
     async def owned_triggers(self, account: str | None = None) -> set[str]:
         return await self._run(lambda tx: tx.owned(account))
 
+    async def owned_since(self, workflow_id: str, account: str = "") -> datetime | None:
+        return await self._run(lambda tx: tx.owned_at(account, workflow_id))
+
     async def set_trigger_owned(
         self, workflow_id: str, owned: bool, *, reason: str, at: datetime, account: str = ""
     ) -> None:
@@ -252,6 +279,40 @@ class JournalBase(ABC):
 
     async def prune(self, older_than: datetime) -> int:
         return await self._run(lambda tx: tx.prune(utc(older_than)))
+
+    async def overrides(self) -> list[Override]:
+        """Every override ever added (ended and expired ones too), oldest first."""
+        docs = await self._run(lambda tx: tx.get_overrides())
+        found = [Override.loads(d) for d in docs]
+        return sorted(found, key=lambda o: (o.start or o.until, o.id))
+
+    async def add_override(self, override: Override, at: datetime) -> None:
+        """Store it and journal an ``override_add`` row, in one step, so ``history``
+        shows who granted what, when, with which ticket."""
+
+        def op(tx: Tx) -> None:
+            if any(Override.loads(d).id == override.id for d in tx.get_overrides()):
+                raise JournalError(f"override {override.id!r} exists already")
+            tx.put_override(override.id, override.dumps(), utc(override.until))
+            record_in(tx, _override_intent(override, "add", override.describe()), "applied", at)
+
+        await self._run(op)
+
+    async def end_override(self, override_id: str, by: str, at: datetime) -> Override | None:
+        """End it now (None if there is no such override); journaled as ``override_end``."""
+
+        def op(tx: Tx) -> Override | None:
+            for doc in tx.get_overrides():
+                found = Override.loads(doc)
+                if found.id == override_id:
+                    ended = found.ended(utc(at), by)
+                    tx.put_override(found.id, ended.dumps(), utc(found.until))
+                    why = f"ended by {by}: {found.describe()}"
+                    record_in(tx, _override_intent(found, "end", why), "applied", at)
+                    return ended
+            return None
+
+        return await self._run(op)
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -26,6 +26,7 @@ class _MemoryTx:
         self.owned_by_us: dict[tuple[str, str], tuple[str, datetime]] = {}
         """(account, workflow) -> (reason, at); account '' for rows from before accounts."""
         self.ticks: dict[str, datetime] = {}
+        self.override_docs: dict[str, str] = {}
 
     def get_intent(self, key: str) -> HistoryRow | None:
         return self.intents.get(key)
@@ -47,6 +48,12 @@ class _MemoryTx:
 
     def owned(self, account: str | None) -> set[str]:
         return {w for a, w in self.owned_by_us if account is None or a in (account, "")}
+
+    def owned_at(self, account: str, workflow_id: str) -> datetime | None:
+        found = self.owned_by_us.get((account, workflow_id)) or self.owned_by_us.get(
+            ("", workflow_id)
+        )
+        return None if found is None else found[1]
 
     def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
         if account:
@@ -79,6 +86,12 @@ class _MemoryTx:
 
     def set_tick(self, scope: str, at: datetime) -> None:
         self.ticks[scope] = at
+
+    def get_overrides(self) -> list[str]:
+        return list(self.override_docs.values())
+
+    def put_override(self, override_id: str, doc: str, until: datetime) -> None:
+        self.override_docs[override_id] = doc
 
     def prune(self, cutoff: datetime) -> int:
         old = [

@@ -81,6 +81,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE owned_triggers",
         "ALTER TABLE owned_triggers_3 RENAME TO owned_triggers",
     ),
+    # 4: overrides (``aomd override add``): a person's time-boxed exception, kept as a JSON
+    # document (``daemon.kernel.overrides.Override``) so new fields need no migration.
+    (
+        """CREATE TABLE overrides (
+            id    TEXT PRIMARY KEY,
+            doc   TEXT NOT NULL,
+            until TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

@@ -144,6 +144,14 @@ class _SqliteTx:
             )
         return {r[0] for r in rows}
 
+    def owned_at(self, account: str, workflow_id: str) -> datetime | None:
+        r = self.conn.execute(
+            "SELECT owned_at FROM owned_triggers WHERE workflow_id = ? AND account IN (?, '') "
+            "ORDER BY account DESC LIMIT 1",
+            (workflow_id, account),
+        ).fetchone()
+        return None if r is None else _parse(r[0])
+
     def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
         if account:
             self.unset_owned("", workflow_id)
@@ -193,6 +201,16 @@ class _SqliteTx:
             "INSERT INTO ticks (scope, at) VALUES (?, ?) "
             "ON CONFLICT (scope) DO UPDATE SET at = excluded.at",
             (scope, _ts(at)),
+        )
+
+    def get_overrides(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT doc FROM overrides")]
+
+    def put_override(self, override_id: str, doc: str, until: datetime) -> None:
+        self.conn.execute(
+            "INSERT INTO overrides (id, doc, until) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, until = excluded.until",
+            (override_id, doc, _ts(until)),
         )
 
     def prune(self, cutoff: datetime) -> int:

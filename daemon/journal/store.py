@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from daemon.kernel.facts import ExecutionFacts
+from daemon.kernel.overrides import Override
 from daemon.kernel.ports import JournalPort, OwnershipPort
 
 
@@ -94,4 +95,16 @@ class Journal(JournalPort, OwnershipPort, Protocol):
     async def prune(self, older_than: datetime) -> int:
         """Delete finished intents finished before ``older_than`` and sightings first seen
         before it. Pending intents and owned triggers are never pruned. Returns rows deleted."""
+        ...
+
+    async def overrides(self) -> list[Override]:
+        """Every override added (ended and expired ones too), oldest first."""
+        ...
+
+    async def add_override(self, override: Override, at: datetime) -> None:
+        """Store a new override and journal an ``override_add`` row in one step."""
+        ...
+
+    async def end_override(self, override_id: str, by: str, at: datetime) -> Override | None:
+        """End an override now; None when there is none of that id."""
         ...

@@ -8,6 +8,10 @@ what makes its key unique and why.
     exec/<execution>/<node>/<segment>/<attempt>      node operation, terminate, notify
     trigger/<account>/<workflow>/<action>/<second>[/drift]
     schedule/<account>/<schedule>/<fire time ISO>   execute or DataArts task action
+    catchup/<account>/<schedule>/<fire time ISO>    catch-up run of a blocked fire time
+    overlap/<account>/<schedule>/<fire time ISO>/<execution>   terminate_previous
+    override/<id>/<add|end>                          an override granted or ended
+    release/<account>/<workflow>/<disabled at ISO>   on_release: run_once
     unhandled/<execution>/<node>                     "no rule matches": told once
     cannot-act/<execution>/<node or ->/<status>      a stop the API cannot act on: told once
 """
@@ -46,6 +50,30 @@ def trigger_key(account: str, workflow_id: str, action: str, at: datetime, *, dr
 def schedule_key(account: str, schedule: str, fire_time: datetime) -> str:
     """One fire time of one schedule: runs once however often it is looked at."""
     return f"schedule/{account}/{schedule}/{fire_time.isoformat()}"
+
+
+def catch_up_key(account: str, schedule: str, blocked_fire: datetime) -> str:
+    """The catch-up of one blocked fire time, apart from the fire time's own key (which
+    already holds its "skipped" row): it runs once however often a restart looks at it.
+    ``catch_up: once`` uses the latest blocked fire time of the stretch."""
+    return f"catchup/{account}/{schedule}/{blocked_fire.isoformat()}"
+
+
+def overlap_key(account: str, schedule: str, fire_time: datetime, execution_id: str) -> str:
+    """``overlap: terminate_previous``: the terminate of one running execution before one
+    fire time's run; a restart between the terminate and the execute does not repeat it."""
+    return f"overlap/{account}/{schedule}/{fire_time.isoformat()}/{execution_id}"
+
+
+def release_key(account: str, workflow_id: str, disabled_at: datetime) -> str:
+    """``on_release: run_once``: one run per time aomd disabled the trigger (the claim's
+    time), sent before the re-enable, so a restart in between finds it journaled."""
+    return f"release/{account}/{workflow_id}/{disabled_at.isoformat()}"
+
+
+def override_key(override_id: str, event: str) -> str:
+    """The history row of an override being added or ended (ids are unique per journal)."""
+    return f"override/{override_id}/{event}"
 
 
 def unhandled_key(execution_id: str, node_id: str) -> str:

@@ -46,6 +46,11 @@ class OwnershipPort(Protocol):
         None: every account's."""
         ...
 
+    async def owned_since(self, workflow_id: str, account: str = "") -> datetime | None:
+        """When aomd last claimed the trigger for ``account`` (or before ownership had an
+        account); None if it does not own it."""
+        ...
+
     async def set_trigger_owned(
         self, workflow_id: str, owned: bool, *, reason: str, at: datetime, account: str = ""
     ) -> None: ...

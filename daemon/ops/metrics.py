@@ -86,6 +86,12 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self._held_stops = Gauge(
+            "held_stops",
+            "Stopped nodes whose due action a calendar gate or an override holds.",
+            namespace=ns,
+            registry=r,
+        )
         self._triggers_owned = Gauge(
             "triggers_owned",
             "Workflow triggers currently disabled by aomd (and so owned by it).",
@@ -188,6 +194,9 @@ class Metrics:
 
     def set_unhandled_pauses(self, count: int) -> None:
         self._unhandled_pauses.set(count)
+
+    def set_held_stops(self, count: int) -> None:
+        self._held_stops.set(count)
 
     def set_triggers_owned(self, count: int) -> None:
         self._triggers_owned.set(count)

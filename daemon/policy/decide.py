@@ -26,6 +26,7 @@ How the past is counted (``facts.writes`` for the stopped node, matched by key s
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import json
@@ -99,6 +100,9 @@ class Decision:
     """Why nothing (more) was done, for logs and ``aomd plan``."""
     node_id: str | None = None
     rule: str | None = None
+    held: str | None = None
+    """An action is due but a calendar gate holds it: why (logged once as ``action_held``)."""
+    held_until: datetime | None = None
     pending_keys: tuple[str, ...] = field(default=())
     """The latest write for the node is ``pending`` or ``unknown`` and the state has not
     moved since: decide will not act again until it is resolved, so the engine should
@@ -327,6 +331,8 @@ def _decide_stops(
         reasons=tuple(r for d in parts for r in d.reasons),
         node_id=parts[0].node_id,
         rule=next((d.rule for d in parts if d.rule is not None), None),
+        held=next((d.held for d in parts if d.held is not None), None),
+        held_until=next((d.held_until for d in parts if d.held is not None), None),
         pending_keys=tuple(k for d in parts for k in d.pending_keys),
     )
 
@@ -346,13 +352,32 @@ def _decide_node(
     begin = _ms(execution.begin_time)
     age = now - begin if begin is not None else None
     later: list[datetime] = []
-    for rule in rules:
+    for index, rule in enumerate(rules):
         matched, at = _matches(rule, workflow, execution, node, state, begin, age)
         if at is not None and at > now:
             later.append(at)
         if matched:
+            # The first match picks the action, but every matching rule's calendar gate
+            # holds it (deny beats allow): a later "never during change-freeze" rule is not
+            # escaped by an earlier, narrower rule that forgot its gate.
+            gates = tuple(
+                other
+                for other in rules[index + 1 :]
+                if other.gate is not None
+                and _matches(other, workflow, execution, node, state, begin, age)[0]
+            )
             return _Apply(
-                rule, execution, workflow, node, state, facts, now, calendars or {}, dry_run, begin
+                rule,
+                execution,
+                workflow,
+                node,
+                state,
+                facts,
+                now,
+                calendars or {},
+                dry_run,
+                begin,
+                gates,
             ).run()
     label = _label(workflow, node.node_id)
     return Decision(
@@ -512,8 +537,10 @@ class _Apply:
         calendars: Mapping[str, Calendar],
         global_dry_run: bool,
         begin: datetime | None,
+        other_gates: tuple[Rule, ...] = (),
     ) -> None:
         self.rule = rule
+        self.gated = tuple(r for r in (rule, *other_gates) if r.gate is not None)
         self.execution = execution
         self.node = node
         self.state = state
@@ -560,29 +587,32 @@ class _Apply:
         return min(real) if real else None
 
     def _gate(self) -> tuple[bool, datetime | None, str]:
-        """(open now, next change, description)."""
-        name = self.rule.gate
-        if name is None:
-            return True, None, ""
-        cal = self.calendars.get(name)
-        if cal is None:
-            return False, None, f"calendar {name!r} is unknown"
-        inside = self.rule.gate_inside is not None
-        if cal.active_at(self.now) == inside:
-            return True, None, ""
-        nxt = cal.next_transition(self.now)
-        where = "inside" if inside else "outside"
-        return False, nxt, f"waiting to be {where} calendar {name!r}"
+        """(open now, next change, description): closed while any matching rule's gate is."""
+        for rule in self.gated:
+            name = rule.gate
+            assert name is not None  # only gated rules are kept
+            cal = self.calendars.get(name)
+            if cal is None:
+                return False, None, f"calendar {name!r} is unknown"
+            inside = rule.gate_inside is not None
+            if cal.active_at(self.now) == inside:
+                continue
+            nxt = cal.next_transition(self.now)
+            where = "inside" if inside else "outside"
+            held = "" if rule is self.rule else f" (gate of rule {rule.name!r})"
+            return False, nxt, f"waiting to be {where} calendar {name!r}{held}"
+        return True, None, ""
 
     def _action(
         self, kind: str, segment: str, attempt: int, reason: str, *, fallback: bool
     ) -> Decision:
         is_open, nxt, why = self._gate()
         if not is_open:
-            return self._done(
+            waiting = self._done(
                 f"node {self.label} {self.state}: {segment} {why}",
                 self._soonest(nxt, None if fallback else self.deadline_at),
             )
+            return dataclasses.replace(waiting, held=f"{segment} {why}", held_until=nxt)
         notify = self.rule.notify
         if notify is None:
             notify = kind in ("terminate", "notify")

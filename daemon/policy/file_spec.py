@@ -39,6 +39,7 @@ from daemon.calendar.calendar_spec import (
 from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
 from daemon.kernel.actions import ActionKind, FallbackKind
 from daemon.policy.output_regex import compile_output_regex
+from daemon.policy.override_spec import OverrideSpec
 from daemon.policy.schedule_spec import ScheduleSpec
 
 __all__ = [
@@ -479,6 +480,11 @@ class PolicyFile(BaseModel):
         description="Scheduled runs: a list, or a mapping of name -> schedule (without name).",
     )
     notify: NotifySpec | None = Field(default=None, description="Global notification settings.")
+    overrides: tuple[OverrideSpec, ...] = Field(
+        default=(),
+        description="Time-boxed exceptions (each with a mandatory 'until') that win over "
+        "calendars: the GitOps form of 'aomd override add'.",
+    )
 
     @field_validator("schedules", mode="before")
     @classmethod

@@ -17,7 +17,9 @@ from daemon.calendar.build import build_calendars
 from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.calendar.firetimes import build_schedule_sources
 from daemon.kernel.errors import ConfigError
+from daemon.kernel.overrides import Override
 from daemon.policy.file_spec import NotifySpec, PolicyFile
+from daemon.policy.overlaps import first_match_warnings
 from daemon.policy.policyset import PolicySet
 from daemon.policy.rule import Rule
 from daemon.policy.schedule_spec import ScheduleSpec
@@ -78,6 +80,7 @@ def merge_files(
     schedules: list[ScheduleSpec] = []
     sched_where: dict[str, str] = {}
     webhook: str | None = None
+    overrides: list[tuple[SourceFile, int, Any]] = []
     for src, pf in parsed:
         base = src.path.parent
         for name, cal in pf.calendars.items():
@@ -156,7 +159,16 @@ def merge_files(
             sched_where[sched.name] = src.where(loc_name)
             for j, cal_name in enumerate(sched.blocked_by):
                 check_cal(src, (*loc_name, "blocked_by", j), cal_name, f"schedule {sched.name!r}")
+            if sched.shift is not None:
+                field = "avoid" if sched.shift.avoid is not None else "within"
+                check_cal(
+                    src,
+                    (*loc_name, "shift", field),
+                    sched.shift.calendar,
+                    f"schedule {sched.name!r}",
+                )
             schedules.append(_absolute_ics(sched, src.path.parent))
+        overrides.extend((src, i, spec) for i, spec in enumerate(pf.overrides))
         for name, cal in pf.calendars.items():
             for field, names in (
                 ("any_of", cal.any_of),
@@ -165,6 +177,7 @@ def merge_files(
             ):
                 for j, other in enumerate(names):
                     check_cal(src, ("calendars", name, field, j), other, f"calendar {name!r}")
+    found_overrides = _overrides(overrides, rule_where, trig_where, check_cal, errors)
     if errors:
         return None
     base_dir = files[0].parent if files else Path()
@@ -191,7 +204,12 @@ def merge_files(
         notify=NotifySpec(webhook=webhook),
         built_calendars=built,
         schedule_sources=sources,
-        warnings=tuple(_located(w, cal_where, sched_where) for w in warnings),
+        overrides=found_overrides,
+        trigger_where=dict(trig_where),
+        warnings=(
+            *(_located(w, cal_where, sched_where) for w in warnings),
+            *first_match_warnings(triggers, trig_where),
+        ),
     )
 
 
@@ -202,3 +220,35 @@ def _located(warning: str, cal_where: dict[str, str], sched_where: dict[str, str
         return warning
     where = (cal_where if m.group(1) == "calendar" else sched_where).get(m.group(2))
     return f"{where}: {warning}" if where else warning
+
+
+def _overrides(
+    specs: list[tuple[SourceFile, int, Any]],
+    rule_where: dict[str, str],
+    trig_where: dict[str, str],
+    check_cal: Any,
+    errors: list[str],
+) -> tuple[Override, ...]:
+    """Policy-file overrides: unique ids, and rules and calendars that exist."""
+    out: list[Override] = []
+    seen: dict[str, str] = {}
+    for src, i, spec in specs:
+        where = src.where(("overrides", i))
+        if spec.id in seen:
+            errors.append(
+                f"{where}: overrides[{i}].id: duplicate override id {spec.id!r} (also at "
+                f"{seen[spec.id]}; expected unique ids)"
+            )
+            continue
+        seen[spec.id] = where
+        if spec.rule is not None and spec.rule not in rule_where and spec.rule not in trig_where:
+            known = ", ".join(sorted({*rule_where, *trig_where})) or "(none defined)"
+            errors.append(
+                f"{src.where(('overrides', i, 'rule'))}: overrides[{i}].rule: unknown rule "
+                f"{spec.rule!r}; expected one of: {known}"
+            )
+            continue
+        if spec.calendar is not None:
+            check_cal(src, ("overrides", i, "calendar"), spec.calendar, f"override {spec.id!r}")
+        out.append(spec.to_override(where))
+    return tuple(out)

@@ -14,6 +14,7 @@ from typing import Any
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 from daemon.kernel.model import Workflow
+from daemon.kernel.overrides import Override
 from daemon.policy.file_spec import NotifySpec
 from daemon.policy.rule import Rule
 from daemon.policy.schedule_spec import ScheduleSpec
@@ -24,7 +25,8 @@ __all__ = ["PolicySet"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicySet:
-    """Files merged in sorted file-name order; rules keep file order (first match wins)."""
+    """Files merged in sorted file-name order; rules keep file order (execution rules: the
+    first match picks the action; trigger rules: every selecting rule counts)."""
 
     rules: tuple[Rule, ...] = ()
     calendars: Mapping[str, CalendarSpec] = field(default_factory=dict)
@@ -36,10 +38,15 @@ class PolicySet:
     """Runtime calendars (``daemon.calendar.build_calendars``) for ``decide`` and triggers."""
     schedule_sources: Mapping[str, Any] = field(default_factory=dict)
     """Parsed iCalendar of ``ics`` schedules (``daemon.calendar.build_schedule_sources``)."""
+    trigger_where: Mapping[str, str] = field(default_factory=dict)
+    """Trigger rule name -> ``file:line``, for ``aomd explain``."""
+    overrides: tuple[Override, ...] = ()
+    """From ``overrides:`` sections (who = ``policy:<file:line>``)."""
     warnings: tuple[str, ...] = ()
     """Valid but almost certainly unintended, ``file:line: ...`` where known: skipped or
     zero-length .ics events, ignored files, an empty secret, ... (``daemon.policy.warnings``
-    and the calendar loaders). Reported, never refused: ``aomd validate`` prints them and
+    and the calendar loaders), or trigger rules that relied on first-match
+    (``daemon.policy.overlaps``). Reported, never refused: ``aomd validate`` prints them and
     the daemon logs them as ``policy_warning``."""
 
     @property

@@ -8,7 +8,8 @@ engine's to carry out. Keeping the action here keeps the calendar package about 
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
@@ -16,7 +17,9 @@ from daemon.calendar.calendar_spec import (
     AccountNames,
     CalendarName,
     CronExpr,
+    Duration,
     IcsSpec,
+    ShiftSpec,
     TimeZoneName,
 )
 from daemon.calendar.spec_errors import also_when_invalid, exactly_one_raw
@@ -155,6 +158,28 @@ class ScheduleSpec(BaseModel):
     coalesce: bool = Field(
         default=True, description="Several missed fire times run once, not once each."
     )
+    catch_up: Literal["skip", "once", "all"] = Field(
+        default="skip",
+        description="When the blocked_by calendars end: skip (blocked fire times stay "
+        "skipped), once (run the latest blocked fire time once), all (run each blocked "
+        "fire time once, oldest first). Only fire times since the last regular one and "
+        "within catch_up_window count.",
+    )
+    catch_up_window: Duration = Field(
+        default=timedelta(days=1),
+        description="How old a blocked fire time may be and still be caught up.",
+    )
+    shift: ShiftSpec | None = Field(
+        default=None,
+        description="Move a fire time that lands on a non-business day (per a named "
+        "calendar) to the same wall time on the next or previous business day.",
+    )
+    overlap: Literal["allow", "skip", "terminate_previous"] = Field(
+        default="allow",
+        description="execute only: when an execution of the workflow still runs at the "
+        "fire time, allow another, skip this run (journaled), or terminate the running "
+        "one first.",
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -165,4 +190,14 @@ class ScheduleSpec(BaseModel):
     def _one_source(self) -> ScheduleSpec:
         if (self.cron is None) == (self.ics is None):
             raise ValueError(_ONE_SOURCE)
+        if self.catch_up != "skip" and not self.blocked_by:
+            raise ValueError(
+                f"catch_up: {self.catch_up} needs blocked_by (the calendars whose end "
+                "triggers the catch-up); add blocked_by or drop catch_up"
+            )
+        if self.overlap != "allow" and self.action.execute is None:
+            raise ValueError(
+                f"overlap: {self.overlap} applies to execute actions only; drop it for "
+                "a dataarts action"
+            )
         return self

@@ -29,6 +29,7 @@ from daemon.emulator.emulator import Emulator
 from daemon.emulator.faults import Fault
 from daemon.emulator.ledger import LedgerEntry
 from daemon.emulator.thread import EmulatorThread
+from daemon.kernel.clock import SystemClock
 from tests.support.processes import AK, PROJECT, SK, DaemonProcess, write_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("clock-sensitive")]
@@ -66,12 +67,19 @@ class World:
     tmp: Path
     speed: float
     reconcile_interval: float = 60.0
+    origin: datetime = T0
+    """Emulated start; the override test starts at the real now, since ``aomd override``
+    reads the system clock."""
     et: EmulatorThread = field(init=False)
     daemons: list[DaemonProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.et = EmulatorThread(
-            project_id=PROJECT, access_key=AK, secret_key=SK, speed=self.speed, start_time=T0
+            project_id=PROJECT,
+            access_key=AK,
+            secret_key=SK,
+            speed=self.speed,
+            start_time=self.origin,
         )
         self.et.__enter__()
         (self.tmp / "policies").mkdir(parents=True)
@@ -555,3 +563,217 @@ def test_periodic_pass_corrects_drift_between_transitions(
     assert d.find("policy_reloaded") == []
     [drift] = d.find("drift")
     assert (drift["workflow_id"], drift["outcome"]) == ("wf-a", "correcting")
+
+
+# -- catch-up: blocked runs caught up once at the freeze end, across kill -9 ------------------
+
+CATCH_UP_POLICY = """
+calendars:
+  freeze:
+    ranges:
+      - {{start: "{start}", end: "{end}"}}
+schedules:
+  - name: nightly-once
+    cron: "*/10 * * * *"
+    action: {{execute: {{workflow_id: wf-once}}}}
+    blocked_by: [freeze]
+    catch_up: once
+    catch_up_window: 1h
+  - name: nightly-all
+    cron: "*/10 * * * *"
+    action: {{execute: {{workflow_id: wf-all}}}}
+    blocked_by: [freeze]
+    catch_up: all
+    catch_up_window: 1h
+"""
+
+
+@pytest.mark.timeout(60)
+def test_catch_up_once_and_all_survive_a_kill_9_at_the_freeze_end(
+    make_world: Callable[..., World],
+) -> None:
+    """Fire times every 10 emulated minutes; +20 and +30 fall in the freeze (+12..+31).
+    At the freeze end ``once`` runs the latest blocked fire, ``all`` runs both; the daemon
+    is killed -9 right after and restarted before +40: nothing runs a second time."""
+    w = make_world(240.0)
+    for wid in ("wf-once", "wf-all"):
+        w.call(lambda e, wid=wid: e.add_workflow(id=wid, name=wid, nodes=[NODE]))
+    start, end = T0 + timedelta(minutes=12), T0 + timedelta(minutes=31)
+    w.policy(CATCH_UP_POLICY.format(start=_iso(start), end=_iso(end)))
+    forty = T0 + timedelta(minutes=40)
+
+    def caught(wid: str) -> list[datetime]:
+        return [t for t in w.executes(wid) if end <= t < forty]
+
+    d1 = w.start()
+    d1.wait_for(
+        lambda: len(caught("wf-once")) >= 1 and len(caught("wf-all")) >= 2,
+        timeout=30.0,
+        what="the catch-up runs at the freeze end",
+    )
+    d1.kill()  # SIGKILL at the freeze end, just after the catch-ups were sent
+    d2 = w.start()
+    d2.wait_event("daemon_ready")  # (a SIGTERM before its handlers are set would kill it)
+    w.wait_until(forty + timedelta(minutes=1), d2)
+    assert d2.stop() == 0
+
+    assert len(caught("wf-once")) == 1, w.executes("wf-once")  # the latest blocked fire
+    assert len(caught("wf-all")) == 2, w.executes("wf-all")  # each blocked fire
+    for wid in ("wf-once", "wf-all"):
+        assert all(t < end + timedelta(minutes=3) for t in caught(wid))  # at the end
+        assert not [t for t in w.executes(wid) if start <= t < end]  # nothing in the freeze
+        assert len([t for t in w.executes(wid) if t >= forty]) == 1  # the next regular run
+    rows = {r["key"]: r for r in w.history() if r["key"].startswith("catchup/")}
+    key = "catchup/e2e/{}/{}".format
+    assert set(rows) == {
+        key("nightly-once", (T0 + timedelta(minutes=30)).isoformat()),
+        key("nightly-all", (T0 + timedelta(minutes=20)).isoformat()),
+        key("nightly-all", (T0 + timedelta(minutes=30)).isoformat()),
+    }
+    assert {r["outcome"] for r in rows.values()} <= {"applied", "resolved_applied"}
+
+
+# -- overrides: reach a running daemon; expire while it is stopped ---------------------------
+
+OVERRIDE_POLICY = """
+calendars:
+  freeze:
+    ranges:
+      - {{start: "{start}", end: "{end}"}}
+triggers:
+  - name: freeze-all
+    select: {{tags: {{group: ov}}}}
+    off_during: freeze
+"""
+
+
+def _aomd(w: World, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--config", str(w.cfg), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+
+
+@pytest.mark.timeout(60)
+def test_override_reaches_a_running_daemon_and_expires_while_it_is_stopped(
+    make_world: Callable[..., World],
+) -> None:
+    """A freeze holds two triggers off; ``aomd override add --workflow`` turns one on
+    within seconds (no restart); the daemon is stopped, the override expires meanwhile,
+    and the first pass after the restart disables it again. ``history`` shows who, the
+    ticket and the reason."""
+    real_now = SystemClock().now().replace(second=0, microsecond=0)  # the CLI's clock
+    w = make_world(60.0, origin=real_now)
+    for wid in ("wf-a", "wf-b"):
+        w.cron_workflow(wid, "ov")
+    w.policy(
+        OVERRIDE_POLICY.format(
+            start=_iso(real_now - timedelta(days=1)), end=_iso(real_now + timedelta(days=1))
+        )
+    )
+    d1 = w.start()
+    d1.wait_for(lambda: not w.enabled("wf-a") and not w.enabled("wf-b"), what="the freeze")
+    until = w.now() + timedelta(minutes=8)
+    added = _aomd(
+        w, "override", "add", "--workflow", "wf-a", "--state", "on", "--until", _iso(until),
+        "--ticket", "CHG-42", "--reason", "hotfix rollout", "--id", "ov-hotfix",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    d1.wait_for(lambda: w.enabled("wf-a"), timeout=15.0, what="the override applied")
+    d1.wait_event("daemon_ready")
+    assert not w.enabled("wf-b")
+    assert d1.find("override_active")
+    assert d1.stop() == 0
+    w.wait_until(until + timedelta(minutes=1))
+    assert w.enabled("wf-a")  # nobody ran at the expiry
+    d2 = w.start()
+    d2.wait_for(lambda: not w.enabled("wf-a"), what="the expired override no longer holds")
+    d2.wait_event("daemon_ready")
+    assert d2.stop() == 0
+    listed = _aomd(w, "override", "list", "--all", "--json")
+    [doc] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (doc["id"], doc["ticket"], doc["state"]) == ("ov-hotfix", "CHG-42", "on")
+    rows = [r for r in w.history() if r["key"].startswith("override/")]
+    assert [r["action"] for r in rows] == ["override_add"]
+    assert rows[0]["rule"] == "CHG-42"
+    assert "hotfix rollout" in rows[0]["reason"]
+    enabled = [
+        r for r in w.history() if r["action"] == "trigger_enable" and r["workflow_id"] == "wf-a"
+    ]
+    assert enabled
+    assert "override ov-hotfix CHG-42" in enabled[0]["reason"]
+
+
+# -- ICS, holiday and on_only_during calendars through the daemon -----------------------------
+
+KINDS_POLICY = """
+calendars:
+  maint:
+    timezone: UTC
+    ics:
+      text: |
+        BEGIN:VCALENDAR
+        VERSION:2.0
+        PRODID:-//aomd//e2e//EN
+        BEGIN:VEVENT
+        UID:maint@e2e
+        DTSTAMP:20260101T000000Z
+        DTSTART:20260430T215500Z
+        DTEND:20260430T220500Z
+        SUMMARY:Maintenance
+        END:VEVENT
+        END:VCALENDAR
+  labour-day:
+    timezone: Europe/Berlin
+    holidays: {country: DE}
+  window:
+    timezone: UTC
+    recurring: [{cron: "0 22 * * *", duration: 5m}]
+triggers:
+  - name: ics
+    select: {tags: {group: ics}}
+    off_during: maint
+  - name: holiday
+    select: {tags: {group: hol}}
+    off_during: labour-day
+  - name: only-in-window
+    select: {tags: {group: only}}
+    on_only_during: window
+"""
+
+
+@pytest.mark.timeout(60)
+def test_ics_holiday_and_on_only_during_calendars_drive_triggers(
+    make_world: Callable[..., World],
+) -> None:
+    """21:45 UTC on 30 April 2026: an iCalendar event 21:55-22:05, 1 May (a German
+    holiday) starting at midnight Berlin = 22:00 UTC, and a 22:00-22:05 window for an
+    ``on_only_during`` rule. The ledger shows each trigger switched at its edges."""
+    origin = datetime(2026, 4, 30, 21, 45, tzinfo=UTC)  # 5 s (real) before the first edge
+    w = make_world(120.0, origin=origin)
+    for wid, group in (("wf-ics", "ics"), ("wf-hol", "hol"), ("wf-only", "only")):
+        w.cron_workflow(wid, group)
+    w.policy(KINDS_POLICY)
+    d = w.start()
+    d.wait_event("daemon_ready")
+    w.wait_until(origin + timedelta(minutes=22), d)
+    assert d.stop() == 0
+
+    def edges(wid: str) -> list[tuple[int, bool]]:
+        """(minutes after 21:45, enabled) of each trigger write."""
+        return [(int((t - origin).total_seconds() // 60), on) for t, on in w.trigger_writes(wid)]
+
+    ics, hol, only = edges("wf-ics"), edges("wf-hol"), edges("wf-only")
+    assert [on for _, on in ics] == [False, True], ics
+    assert [m for m, _ in ics] in ([10, 20], [10, 21], [11, 20], [11, 21]), ics
+    assert [on for _, on in hol] == [False], hol
+    assert hol[0][0] in (15, 16), hol
+    # on_only_during: off at start (outside the window), on inside it, off after it
+    assert [on for _, on in only] == [False, True, False], only
+    starts = [m for m, _ in only]
+    assert starts[0] <= 3, only
+    assert starts[1] in (15, 16), only
+    assert starts[2] in (20, 21), only

@@ -57,6 +57,11 @@ def test_demo_shows_every_kind_of_work_and_exits_0() -> None:
     ):
         assert f" {action} " in summary, (action, summary)
     assert "wf-cron-report=off" in summary  # a person's disable is respected
+    # issue #12: a freeze beating an allow rule, a catch-up run and an override
+    assert "freeze beat an allow rule (deny beats allow): wf-cron-cn-etl" in summary
+    assert "catch-up runs after the freeze: hourly-report applied" in summary
+    assert "overrides: override ov-demo DEMO-1 (workflow wf-cron-logrotate on until" in summary
+    assert "deny beats allow of china-batch" in summary
 
 
 def _policies(tmp_path: Path) -> Path:
@@ -130,3 +135,81 @@ def test_version() -> None:
 def test_examples_in_the_repo_validate() -> None:
     result = run("validate", "policies")
     assert result.returncode == 0, result.stderr
+
+
+def test_plan_with_the_examples_keeps_china_batch_off_in_the_year_end_freeze() -> None:
+    """The issue's accident: the CN rule stands before the global freeze, and first-match
+    enabled china-batch workflows on 21 December. Every selecting rule counts now."""
+    result = run("plan", "--from", "2026-12-21T00:00:00", "--until", "3d", "--json")
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    cn = [i for i in items if i["kind"] == "trigger" and i["workflow_id"] == "<china-batch>"]
+    assert cn, items
+    assert not any(i["enable"] for i in cn)
+    assert cn[0]["rule"] == "freeze-everything-else"
+    assert "deny beats allow of china-batch" in cn[0]["reason"]
+    backup = [i for i in items if i["schedule"] == "nightly-backup"]
+    assert backup
+    assert all(i["skipped"] for i in backup)
+    assert "resolved by name at run time" not in json.dumps(backup)  # blocked, not resolved
+
+
+def test_deny_beats_allow_across_two_files(tmp_path: Path) -> None:
+    cfg = _policies(tmp_path)
+    (tmp_path / "policies" / "a-allow.yaml").write_text(
+        "calendars:\n  office:\n    timezone: Europe/Berlin\n"
+        "    recurring: [{cron: '0 8 * * *', duration: 10h}]\n"
+        "triggers:\n  - name: office-hours\n    select: {names: ['etl-*']}\n"
+        "    on_only_during: office\n"
+    )
+    result = run(
+        "--config", str(cfg), "plan", "--from", "2026-12-22T00:00Z", "--until", "2026-12-28T00:00Z",
+        "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    etl = [i for i in items if i["workflow_id"] == "<office-hours>"]
+    on = [i["at"] for i in etl if i["enable"]]
+    # Office hours open on the 22nd and 23rd; the freeze (24th-26th Berlin) holds them off.
+    assert on == ["2026-12-22T07:00:00Z", "2026-12-23T07:00:00Z", "2026-12-27T07:00:00Z"]
+    checked = run("validate", str(tmp_path / "policies"))
+    assert checked.returncode == 0
+    assert "rule 'christmas'" in checked.stderr
+    assert "rule 'office-hours'" in checked.stderr
+
+
+def test_examples_say_their_rules_are_meant_to_overlap() -> None:
+    """The examples mark their overlapping trigger rules ``overlap_ok: true``: no warning.
+    The same file without the marks is warned about (``test_deny_beats_allow_across_two_files``
+    and ``test_loader``)."""
+    result = run("validate", "policies")
+    assert result.returncode == 0, result.stderr
+    assert "relied" not in result.stderr
+    assert "first match" not in result.stderr
+
+
+def test_explain_and_status_say_why_rule_by_rule() -> None:
+    """Against the default settings' embedded emulator (the demo scenario's workflows)."""
+    result = run("explain", "healthcheck", "--at", "2026-12-21T12:00:00", "--json")
+    assert result.returncode == 0, result.stderr
+    # (the embedded emulator logs its start on stdout too: take the JSON line)
+    [doc] = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert (doc["workflow_id"], doc["desired"]) == ("wf-cron-healthcheck", False)
+    assert doc["summary"] == "OFF: denied by freeze-everything-else"
+    [rule] = doc["rules"]
+    assert rule["vote"] == "off"
+    assert rule["where"].endswith("calendars.example.yaml:67")
+    assert "calendar change-freeze active; window 2026-12-18 17:00" in rule["why"]
+    assert doc["next_change"] == "2027-01-04T07:00:00Z"  # year-end-freeze ends 08:00 Berlin
+    assert doc["next_state"] is True
+    text = run("explain", "wf-cron-healthcheck", "--at", "2026-12-21T12:00:00")
+    assert "next change: 2027-01-04 07:00:00 UTC -> ON" in text.stdout
+    missing = run("explain", "no-such-workflow")
+    assert missing.returncode == 2
+    assert "no workflow with id or name 'no-such-workflow'" in missing.stderr
+    status = run("status", "--workflow", "nightly-report", "--json")
+    assert status.returncode == 0, status.stderr
+    [row] = [json.loads(line) for line in status.stdout.splitlines() if line.startswith("{")]
+    assert row["observed"] is False
+    assert "aomd leaves it off (manage: owned)" in row["summary"]
+    assert row["next_change"] is not None

@@ -9,6 +9,7 @@ from daemon.calendar import (
     first_matching_rule,
     rule_matches,
 )
+from daemon.calendar.desired import selecting_rules, stricter_drift, stricter_manage, verdict
 from tests.support.calendars import cron_workflow, trigger_rule, wall
 
 
@@ -46,3 +47,33 @@ def test_desired_trigger(cals: dict[str, Calendar]) -> None:
     assert desired_trigger(on, cals, normal) is False
     assert off.manage == "owned"
     assert off.drift == "correct"
+
+
+def test_every_selecting_rule_votes_and_deny_beats_allow(cals: dict[str, Calendar]) -> None:
+    allow = trigger_rule("cn", {"tags": {"region": "cn"}}, on_only_during="night", drift="report")
+    freeze = trigger_rule("freeze", {"names": ["*"]}, off_during="freeze")
+    other = trigger_rule("db", {"tags": {"kind": "db"}}, off_during="hol", manage="full")
+    wf = cron_workflow("a", tags={"region": "cn"})
+    assert selecting_rules([allow, freeze, other], wf) == (allow, freeze)
+    christmas_night = wall(2026, 12, 24, 23)
+    for order in ([allow, freeze], [freeze, allow]):
+        v = verdict(order, cals, christmas_night)
+        assert v.enable is False
+        assert v.deciding is freeze
+        assert v.overruled == (allow,)
+        assert "deny beats allow of cn" in v.reason()
+    later = verdict([allow, freeze], cals, wall(2027, 1, 10, 23))
+    assert later.enable is True
+    assert "rule cn: on (inside calendar night)" in later.reason()
+    # Only rules that set manage/drift vote; the stricter one wins.
+    assert verdict([allow, freeze], cals, christmas_night).drift == "report"
+    assert (
+        stricter_drift([allow, trigger_rule("c", {"ids": ["a"]}, off_during="x", drift="correct")])
+        == "correct"
+    )
+    assert stricter_manage([other]) == "full"
+    assert (
+        stricter_manage([other, trigger_rule("o", {"ids": ["a"]}, off_during="x", manage="owned")])
+        == "owned"
+    )
+    assert stricter_manage([freeze]) == "owned"

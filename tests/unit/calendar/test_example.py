@@ -39,6 +39,13 @@ def test_example_policy_builds_and_plans() -> None:
         end,
         schedule_sources=build_schedule_sources(schedules, EXAMPLE.parent),
     )
-    assert {i.rule for i in items if i.kind == "trigger"} == {r.name for r in rules}
+    assert {i.rule for i in items if i.kind == "trigger"} <= {r.name for r in rules}
+    # The CN rule stands before the global freeze, yet the freeze holds its workflows
+    # (deny beats allow): nothing enables etl inside year-end-freeze.
+    freeze = cals["year-end-freeze"]
+    etl = [i for i in items if i.workflow_id == "2" and i.kind == "trigger"]
+    assert etl
+    assert not any(i.enable and freeze.active_at(i.at) for i in etl)
+    assert any(not i.enable for i in etl)
     assert any(i.skipped for i in items if i.schedule == "nightly-backup")
     assert cals["change-freeze"].active_at(datetime(2026, 12, 25, 12, tzinfo=UTC))

@@ -66,3 +66,36 @@ def test_next_fire_is_the_first_fire_time_after_blocked_or_not(cals: dict[str, C
     assert after_one == Fire(time=wall(2026, 12, 20, 2), schedule="nightly")
     blocked = next_fire(spec, cals, wall(2026, 12, 20, 2))
     assert blocked == Fire(time=wall(2026, 12, 21, 2), schedule="nightly", blocked_by="freeze")
+
+
+def test_shift_moves_fire_times_off_holidays_keeping_the_wall_time() -> None:
+    from daemon.policy.schedule_spec import ScheduleSpec
+    from tests.support.calendars import berlin_calendars, wall
+
+    cals = berlin_calendars()
+
+    def spec(to: str, **cal: str) -> ScheduleSpec:
+        return ScheduleSpec.model_validate(
+            {
+                "name": "s",
+                "cron": "0 6 * * *",
+                "timezone": "Europe/Berlin",
+                "action": {"execute": {"workflow_name": "w"}},
+                "shift": {"to": to, **cal},
+            }
+        )
+
+    start, end = wall(2026, 12, 23), wall(2026, 12, 29)
+    nxt = [f.time for f in fire_times(spec("next_business_day", avoid="hol"), cals, start, end)]
+    # 25 and 26 December are Bavarian holidays: both move to the 27th, which fires once.
+    assert nxt == [wall(2026, 12, d, 6) for d in (23, 24, 27, 28)]
+    prev = [
+        f.time for f in fire_times(spec("previous_business_day", avoid="hol"), cals, start, end)
+    ]
+    assert prev == [wall(2026, 12, d, 6) for d in (23, 24, 27, 28)]
+    # ``within``: business time is the night calendar (22:00-06:00): 06:00 is outside it
+    # every day, so every fire time has no business day near and stays put.
+    within = spec("next_business_day", within="night")
+    assert [f.time for f in fire_times(within, cals, start, end)] == [
+        wall(2026, 12, d, 6) for d in range(23, 29)
+    ]

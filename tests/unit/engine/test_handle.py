@@ -250,3 +250,71 @@ rules:
     assert len(restarts) == 2
     # the second failure came right after the first restart; its delay runs from then
     assert restarts[1].time - restarts[0].time >= timedelta(minutes=5)
+
+
+async def test_held_stops_are_logged_once_counted_and_released(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """A continue due inside a freeze (calendar gate) is held: ``action_held`` once, with
+    until when, in ``handler.held`` (the gauge); then an override holds it past the
+    freeze's end; ending the override releases it."""
+    from daemon.engine.overrides import OverrideBook
+    from daemon.kernel.overrides import Override
+    from daemon.policy import load_policy_dir
+
+    now = emu.now()
+    freeze_end = now + timedelta(minutes=5)
+    text = f"""
+calendars:
+  freeze: {{ranges: [{{start: "{(now - timedelta(hours=1)).isoformat()}", end: "{freeze_end.isoformat()}"}}]}}
+rules:
+  - name: approve-release
+    match: {{workflow: {{name: "release-*"}}, node: {{name: approve}}, status: paused}}
+    action: continue
+    calendar: {{outside: freeze}}
+"""
+    wid = emu.add_workflow(
+        name="release-web",
+        nodes=[
+            {"id": "approve", "name": "approve", "kind": "pause"},
+            {"id": "d", "name": "d", **TASK},
+        ],
+    )
+    eid = emu.start_execution(wid)
+    policies = write_rules(tmp_path, text)
+    rig = Rig(emu, client, journal, policies)
+    book = OverrideBook(journal=journal)
+    rig.handler.overrides = book
+    await journal.add_override(
+        Override(
+            id="ov-hold",
+            target_kind="workflow",
+            target=wid,
+            state="hold",
+            start=now,
+            until=now + timedelta(hours=2),
+            ticket="CHG-5",
+            reason="release on hold",
+            who="alice",
+        ),
+        now,
+    )
+    await book.refresh(load_policy_dir(policies), now)
+    with capture_logs() as logs:
+        await rig.run(120, step=10)  # inside the freeze: the gate holds it
+        held = [e for e in logs if e["event"] == "action_held"]
+        assert len(held) == 1  # once, not every poll
+        assert held[0]["until"] == freeze_end.isoformat()
+        assert "waiting to be outside calendar 'freeze'" in held[0]["reason"]
+        assert list(rig.handler.held) == [(eid, "approve")]
+        await rig.run(300, step=10)  # the freeze is over; the override still holds it
+        assert emu.changes("operation") == []
+        held = [e for e in logs if e["event"] == "action_held"]
+        assert len(held) == 2
+        assert "override ov-hold CHG-5" in held[1]["reason"]
+    await journal.end_override("ov-hold", "bob", emu.now())
+    await book.refresh(load_policy_dir(policies), emu.now())
+    await rig.run(30, step=10)
+    [op] = emu.changes("operation")
+    assert op["action"] == "continue"
+    assert rig.handler.held == {}

@@ -27,7 +27,13 @@ async def test_retries_on_500_then_delivers(webhook: Webhook) -> None:
     await _deliver(notifier, webhook)
     assert webhook.hits == 3
     assert webhook.received == [
-        {"source": "aomd", "kind": "terminated", "workflow_id": "wf", "execution_id": "ex"}
+        {
+            "source": "aomd",
+            "kind": "terminated",
+            "workflow_id": "wf",
+            "execution_id": "ex",
+            "schema_version": 1,
+        }
     ]
     assert (notifier.sent, notifier.dropped) == (1, 0)
 

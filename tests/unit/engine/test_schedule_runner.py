@@ -10,12 +10,14 @@ from structlog.testing import capture_logs
 
 from daemon.cloud.client import AomClient
 from daemon.emulator import Emulator, Fault
+from daemon.engine.notify import Notifier
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.journal import MemoryJournal
 from daemon.policy import PolicySet, load_policy_dir
 from tests.support.clocks import T0, EmulatorClock
 from tests.support.engine import DECISION_KEYS, make_executor
 from tests.support.policies import write_rules
+from tests.support.webhooks import Webhook
 
 POLICY = """
 calendars:
@@ -225,3 +227,198 @@ async def test_unreadable_2xx_reply_to_execute_is_resolved_by_reading_not_reject
     emu.advance(30)
     assert await _tick(runner, policy, clock) == ["10:00 applied"]
     assert len(await client.list_executions(wid)) == 1
+
+
+CATCH_UP = """
+calendars:
+  freeze:
+    ranges:
+      - {start: "2026-11-26T10:15:00Z", end: "2026-11-26T10:45:00Z"}
+schedules:
+  - name: every-10
+    cron: "*/10 * * * *"
+    timezone: UTC
+    action: {execute: {workflow_name: report}}
+    blocked_by: [freeze]
+    misfire_grace_seconds: 120
+    catch_up: MODE
+    catch_up_window: 1h
+"""
+
+
+async def _walk(
+    runner: ScheduleRunner, policy: PolicySet, clock: EmulatorClock, emu: Emulator, *mins: int
+) -> list[str]:
+    """Tick at each of these minutes past 10:00."""
+    out: list[str] = []
+    for m in mins:
+        emu.advance((T0 + timedelta(minutes=m) - clock.now()).total_seconds())
+        results = await runner.tick(
+            policy.schedules, policy.built_calendars, policy.schedule_sources, clock.now()
+        )
+        out += [
+            f"{r.fire_time:%H:%M} {'catch-up ' if r.catch_up else ''}{r.outcome}"
+            for r in results
+            if r.fire_time >= T0
+        ]
+    return out
+
+
+async def test_catch_up_once_runs_the_latest_blocked_fire_once_across_a_restart(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, CATCH_UP.replace("MODE", "once")))
+    runner, clock = _runner(emu, client, journal)
+    assert policy.schedules[0].catch_up == "once"
+    # The waker wakes at the freeze end (10:45:01), not only at fire times.
+    nxt = runner.next_fire(
+        policy.schedules, policy.built_calendars, policy.schedule_sources, T0.replace(minute=41)
+    )
+    assert nxt == T0.replace(minute=45, second=1)
+    with capture_logs() as logs:
+        assert await _walk(runner, policy, clock, emu, 0, 10, 20, 30, 40, 45) == [
+            "10:00 applied",
+            "10:10 applied",
+            "10:20 skipped",
+            "10:30 skipped",
+            "10:40 skipped",
+            "10:40 catch-up applied",
+        ]
+    assert [e["reason"] for e in logs if e["event"] == "scheduled_catch_up"] == [
+        "catch-up of 2026-11-26T10:40:00+00:00 (blocked by calendar freeze; catch_up: once)"
+    ]
+    restarted, _ = _runner(emu, client, journal)  # killed at the freeze end, started again
+    assert await _walk(restarted, policy, clock, emu, 46, 47) == []
+    assert await _walk(restarted, policy, clock, emu, 50) == ["10:50 applied"]
+    assert len(await client.list_executions(wid)) == 4
+    keys = [r.key for r in await journal.history() if r.key.startswith("catchup/")]
+    assert keys == ["catchup/t/every-10/2026-11-26T10:40:00+00:00"]
+
+
+async def test_catch_up_all_runs_each_blocked_fire_once_after_being_down_across_the_end(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, CATCH_UP.replace("MODE", "all")))
+    runner, clock = _runner(emu, client, journal)
+    assert await _walk(runner, policy, clock, emu, 0, 10, 20) == [
+        "10:00 applied",
+        "10:10 applied",
+        "10:20 skipped",
+    ]
+    restarted, _ = _runner(emu, client, journal)  # down from 10:20 until 10:47
+    assert await _walk(restarted, policy, clock, emu, 47) == [
+        "10:30 missed",
+        "10:40 missed",
+        "10:20 catch-up applied",
+        "10:30 catch-up applied",
+        "10:40 catch-up applied",
+    ]
+    again, _ = _runner(emu, client, journal)
+    assert await _walk(again, policy, clock, emu, 48) == []
+    assert len(await client.list_executions(wid)) == 5
+
+
+async def test_catch_up_ignores_blocked_fires_older_than_the_window(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    _report(emu)
+    text = CATCH_UP.replace("MODE", "all").replace("catch_up_window: 1h", "catch_up_window: 10m")
+    policy = load_policy_dir(write_rules(tmp_path, text))
+    runner, clock = _runner(emu, client, journal)
+    await _walk(runner, policy, clock, emu, 0, 10, 20, 30, 40)
+    assert await _walk(runner, policy, clock, emu, 45) == ["10:40 catch-up applied"]
+
+
+OVERLAP = """
+schedules:
+  - name: every-10
+    cron: "*/10 * * * *"
+    timezone: UTC
+    action: {execute: {workflow_name: slow}}
+    overlap: MODE
+"""
+
+
+async def test_overlap_skip_and_terminate_previous(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    wid = emu.add_workflow(
+        name="slow", nodes=[{"id": "n", "name": "n", "kind": "task", "duration": 3600}]
+    )
+    policy = load_policy_dir(write_rules(tmp_path, OVERLAP.replace("MODE", "skip")))
+    runner, clock = _runner(emu, client, journal)
+    assert await _walk(runner, policy, clock, emu, 0, 10) == ["10:00 applied", "10:10 skipped"]
+    assert len(await client.list_executions(wid)) == 1
+    [row] = [r for r in await journal.history() if r.outcome == "skipped"]
+    assert "still runs (overlap: skip)" in row.reason
+    again, _ = _runner(emu, client, journal)
+    assert await _walk(again, policy, clock, emu, 11) == []  # journaled: not re-decided
+
+    policy = load_policy_dir(write_rules(tmp_path, OVERLAP.replace("MODE", "terminate_previous")))
+    assert await _walk(runner, policy, clock, emu, 20) == ["10:20 applied"]
+    runs = await client.list_executions(wid)
+    assert len(runs) == 2
+    assert sorted(e.status.value for e in runs)[0] != sorted(e.status.value for e in runs)[1]
+    [term] = [r for r in await journal.history() if r.key.startswith("overlap/")]
+    assert term.outcome == "applied"
+    assert term.kind == "terminate"
+
+
+async def test_skipped_missed_and_catch_up_runs_are_notified_once_with_a_schema_version(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, webhook: Webhook
+) -> None:
+    _report(emu)
+    policy = load_policy_dir(write_rules(tmp_path, CATCH_UP.replace("MODE", "once")))
+    notifier = Notifier(webhook.url)
+    clock = EmulatorClock.of(emu)
+    runner = ScheduleRunner(
+        client=client,
+        journal=journal,
+        executor=make_executor(journal, clock),
+        account="t",
+        notifier=notifier,
+    )
+    await _walk(runner, policy, clock, emu, 0, 20, 45)
+    again = ScheduleRunner(
+        client=client, journal=journal, executor=make_executor(journal, clock), account="t",
+        notifier=notifier,
+    )  # fmt: skip
+    await _walk(again, policy, clock, emu, 46)  # a restart tells nothing twice
+    await notifier.flush()
+    kinds = [(b["kind"], b["fire_time"][11:16]) for b in webhook.received]
+    assert kinds == [
+        ("scheduled_run_missed", "10:10"),
+        ("scheduled_run_skipped", "10:20"),
+        ("scheduled_run_missed", "10:30"),
+        ("scheduled_run_missed", "10:40"),
+        ("scheduled_catch_up", "10:40"),
+    ]
+    assert {b["schema_version"] for b in webhook.received} == {1}
+    assert webhook.received[-1]["outcome"] == "applied"
+    assert webhook.received[-1]["key"] == "catchup/t/every-10/2026-11-26T10:40:00+00:00"
+
+
+async def test_catch_up_once_stands_in_for_older_blocked_fires(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    """Two freezes with no regular fire time between them: each end catches up once, the
+    second only what was blocked after the first catch-up (as ``aomd plan`` shows)."""
+    _report(emu)
+    text = CATCH_UP.replace("MODE", "once").replace(
+        '- {start: "2026-11-26T10:15:00Z", end: "2026-11-26T10:45:00Z"}',
+        '- {start: "2026-11-26T10:15:00Z", end: "2026-11-26T10:22:00Z"}\n'
+        '      - {start: "2026-11-26T10:26:00Z", end: "2026-11-26T10:45:00Z"}',
+    )
+    policy = load_policy_dir(write_rules(tmp_path, text))
+    runner, clock = _runner(emu, client, journal)
+    assert await _walk(runner, policy, clock, emu, 0, 10, 20, 22, 30, 40, 45) == [
+        "10:00 applied",
+        "10:10 applied",
+        "10:20 skipped",
+        "10:20 catch-up applied",
+        "10:30 skipped",
+        "10:40 skipped",
+        "10:40 catch-up applied",
+    ]

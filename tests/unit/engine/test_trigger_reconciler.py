@@ -226,3 +226,139 @@ def test_plan_live_shows_a_held_trigger_as_held() -> None:
     # without the hold, the owned trigger is re-enabled at once as before
     plain = mark_live(items, [wf], policy.triggers, owned={"w1"})
     assert plain[0].reason == "now disabled; aomd enables it at once"
+
+
+def test_a_freeze_after_an_allow_rule_still_disables(tmp_path: Path) -> None:
+    """Two files: the allow rule (a-allow.yaml) comes first in name order; the freeze in
+    z-freeze.yaml still wins, and a drift under it is corrected (the stricter drift)."""
+    from daemon.engine.trigger_reconciler import plan_triggers
+    from daemon.kernel.model import Workflow
+    from daemon.policy import load_policy_dir
+    from tests.support.clocks import T0
+
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "a-allow.yaml").write_text(
+        "calendars:\n  always: {recurring: [{cron: '0 0 * * *', duration: 1d}]}\n"
+        "triggers:\n  - name: cn-allow\n    select: {tags: {region: cn}}\n"
+        "    on_only_during: always\n    manage: full\n    drift: report\n"
+    )
+    (pol / "z-freeze.yaml").write_text(
+        "calendars:\n  freeze:\n    ranges: [{start: '2000-01-01T00:00:00Z', end: '2100-01-01T00:00:00Z'}]\n"
+        "triggers:\n  - name: freeze-all\n    select: {names: ['*']}\n    off_during: freeze\n"
+        "    drift: correct\n"
+    )
+    policy = load_policy_dir(pol)
+    wf = Workflow(id="w1", name="etl", type="cron", tags={"region": "cn"}, trigger_status="enable")
+    [off] = plan_triggers([wf], policy.triggers, policy.built_calendars, set(), T0)
+    assert (off.enable, off.rule, off.drift) == (False, "freeze-all", False)
+    assert "deny beats allow of cn-allow" in off.reason
+    [drift] = plan_triggers([wf], policy.triggers, policy.built_calendars, {"w1"}, T0)
+    assert drift.drift
+    assert not drift.report_only
+    assert [w for w in policy.warnings if "'freeze-all'" in w and "'cn-allow'" in w]
+
+
+def test_overrides_win_over_calendars_and_expire_by_themselves(tmp_path: Path) -> None:
+    import dataclasses
+    from datetime import timedelta
+    from typing import Any
+
+    from daemon.engine.trigger_reconciler import plan_triggers
+    from daemon.kernel.model import Workflow
+    from daemon.kernel.overrides import Override
+    from tests.support.clocks import T0
+
+    policy = load_policy_dir(write_rules(tmp_path, POLICY))
+    cals, rules = policy.built_calendars, policy.triggers
+    on = Workflow(id="w1", name="nightly", type="cron", trigger_status="enable")
+    off = Workflow(id="w1", name="nightly", type="cron", trigger_status="disable")
+
+    base = Override(
+        id="ov",
+        target_kind="workflow",
+        target="w1",
+        state="on",
+        start=T0 - timedelta(minutes=1),
+        until=T0 + timedelta(minutes=30),
+        ticket="CHG-1",
+        who="alice",
+    )
+
+    def ov(kind: str, target: str, state: str) -> Override:
+        fields: dict[str, Any] = {"target_kind": kind, "target": target, "state": state}
+        return dataclasses.replace(base, id=f"ov-{state}", **fields)
+
+    [frozen] = plan_triggers([on], rules, cals, set(), T0)  # the freeze disables it
+    assert not frozen.enable
+    [forced] = plan_triggers([off], rules, cals, {"w1"}, T0, overrides=[ov("workflow", "w1", "on")])
+    assert forced.enable
+    assert "override ov-on CHG-1 (workflow w1 on until" in forced.reason
+    assert (
+        plan_triggers([on], rules, cals, set(), T0, overrides=[ov("workflow", "w1", "hold")]) == []
+    )
+    assert (
+        plan_triggers([on], rules, cals, set(), T0, overrides=[ov("rule", "freeze-all", "hold")])
+        == []
+    )
+    [voted] = plan_triggers(
+        [off], rules, cals, {"w1"}, T0, overrides=[ov("rule", "freeze-all", "on")]
+    )
+    assert voted.enable
+    assert "(overridden)" in voted.reason
+    # Expired: the calendars decide again, with nothing having to run at the expiry.
+    later = T0 + timedelta(minutes=31)
+    [again] = plan_triggers([on], rules, cals, set(), later, overrides=[ov("workflow", "w1", "on")])
+    assert not again.enable
+
+
+async def test_freeze_start_and_end_are_notified_once_per_rule(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path, webhook: Webhook
+) -> None:
+    from daemon.engine.notify import Notifier
+
+    a, b = _cron(emu, "nightly-a"), _cron(emu, "nightly-b")
+    rec, policy, clock = _setup(emu, client, journal, tmp_path)
+    rec.notifier = notifier = Notifier(webhook.url)
+    await _pass(rec, policy, clock)
+    await _pass(rec, policy, clock)  # nothing changes: nothing told
+    emu.advance(3600 + 1)
+    await _pass(rec, policy, clock)
+    await notifier.flush()
+    got = [(m["kind"], m["rule"], m["calendar"], m["workflow_ids"]) for m in webhook.received]
+    assert got == [
+        ("freeze_started", "freeze-all", "freeze", sorted([a, b])),
+        ("freeze_ended", "freeze-all", "freeze", sorted([a, b])),
+    ]
+
+
+async def test_on_release_run_once_runs_before_the_re_enable_and_only_once(
+    emu: Emulator, client: AomClient, journal: MemoryJournal, tmp_path: Path
+) -> None:
+    text = POLICY + (
+        "  - name: release-once\n    select: {names: ['nightly']}\n    off_during: freeze\n"
+        "    on_release: run_once\n    trigger_cron: '*/30 * * * *'\n"
+    )
+    policy = load_policy_dir(write_rules(tmp_path, text))
+    wid = _cron(emu, "nightly")
+    other = _cron(emu, "other")
+    clock = EmulatorClock.of(emu)
+    rec = TriggerReconciler(
+        client=client,
+        ownership=journal,
+        executor=make_executor(journal, clock),
+        account="t",
+        journal=journal,
+    )
+    await _pass(rec, policy, clock)  # 10:00 the freeze disables both
+    emu.advance(3600 + 1)  # 11:00:01: released; the 10:30 fire was suppressed
+    await _pass(rec, policy, clock)
+    await _pass(rec, policy, clock)
+    assert emu.workflow(wid).trigger_enabled is True
+    assert emu.workflow(other).trigger_enabled is True
+    kinds = [(c["kind"], c["workflow_id"]) for c in emu.changes() if c["workflow_id"] == wid]
+    assert kinds == [("trigger", wid), ("execute", wid), ("trigger", wid)]  # run, then enable
+    assert len(await client.list_executions(other)) == 0  # not its rule
+    [row] = [r for r in await journal.history() if r.key.startswith("release/")]
+    assert row.outcome == "applied"
+    assert "the 2026-11-26T10:30:00+00:00 fire was suppressed" in row.reason

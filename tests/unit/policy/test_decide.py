@@ -518,3 +518,33 @@ def test_not_finished_by_a_clock_time() -> None:
     for bad in ("6 o'clock", "25:00 UTC", "06:00 Mars/Olympus"):
         with pytest.raises(ValueError, match="not_finished_by"):
             rule(action="notify", match={"status": "running", "not_finished_by": bad})
+
+
+def test_a_later_matching_rules_gate_holds_the_first_rules_action() -> None:
+    """Deny beats allow for execution rules too: the first match picks the action, but a
+    later matching rule's closed calendar gate holds it until the gate opens."""
+    cals = build_calendars(
+        {
+            "freeze": CalendarSpec.model_validate(
+                {"recurring": [{"cron": "0 9 * * *", "duration": "8h"}]}
+            )
+        },
+        Path(),
+    )
+    first = rule(name="retry-all", action="restart")
+    freeze = rule(name="never-in-freeze", action="notify", calendar={"outside": "freeze"})
+    unrelated = rule(
+        name="other-wf", calendar={"outside": "freeze"}, match={"workflow": {"name": "zzz"}}
+    )
+    noon = T0.replace(hour=12)
+    d = decide(execution(), WORKFLOW, [first, freeze], facts(), noon, cals)
+    assert d.actions == ()
+    assert d.rule == "retry-all"
+    assert "gate of rule 'never-in-freeze'" in d.reasons[0]
+    assert d.recheck_at == T0.replace(hour=17)
+    # A gated rule that does not match the stop does not hold it; outside the window the
+    # first rule acts as before.
+    assert decide(execution(), WORKFLOW, [first, unrelated], facts(), noon, cals).actions
+    evening = T0.replace(hour=20)
+    [act] = decide(execution(), WORKFLOW, [first, freeze], facts(), evening, cals).actions
+    assert act.rule == "retry-all"

@@ -280,6 +280,7 @@ def test_json_schema_is_json_and_describes_rules() -> None:
         "triggers",
         "schedules",
         "notify",
+        "overrides",
     }
     rule = schema["$defs"]["RuleSpec"]
     assert rule["additionalProperties"] is False
@@ -391,3 +392,138 @@ def test_counting_names_a_known_calendar(tmp_path: Path) -> None:
         )
     )
     assert "delay: expected a duration or {duration: <duration>, counting: <calendar>}" in bad
+
+
+def test_validate_warns_where_trigger_rules_relied_on_first_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(
+        tmp_path,
+        "t.yaml",
+        "calendars:\n  f: {ranges: [{start: '2026-01-01T00:00:00Z', end: '2026-01-02T00:00:00Z'}]}\n"
+        "  n: {recurring: [{cron: '0 22 * * *', duration: 8h}]}\n"
+        "triggers:\n"
+        "  - name: cn\n    select: {tags: {region: cn}}\n    on_only_during: n\n"
+        "  - name: eu\n    select: {tags: {region: eu}}\n    off_during: f\n"
+        "  - name: all\n    select: {names: ['*']}\n    off_during: f\n",
+    )
+    assert validate_paths([f]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.startswith("ok: ")
+    lines = cap.err.splitlines()
+    # cn/eu cannot select one workflow (region differs); eu/all follow the same calendar.
+    assert len(lines) == 1
+    assert lines[0].startswith(f"warning: {f}:")
+    assert "rule 'eu'" not in cap.err
+    assert "rule 'all' (off_during: f) and rule 'cn' (on_only_during: n" in lines[0]
+    assert "deny beats allow" in lines[0]
+
+
+def test_catch_up_shift_and_overlap_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "s.yaml",
+        """
+        calendars:
+          hol: {holidays: {country: DE}}
+        schedules:
+          - name: no-blocker
+            cron: "0 6 * * *"
+            action: {execute: {workflow_name: w}}
+            catch_up: once
+          - name: overlap-dataarts
+            cron: "0 6 * * *"
+            action: {dataarts: {task_id: "1"}}
+            overlap: skip
+          - name: shift-two
+            cron: "0 6 * * *"
+            action: {execute: {workflow_name: w}}
+            shift: {to: next_business_day, avoid: hol, within: hol}
+        """,
+    )
+    errs = "\n".join(errors_of(f))
+    assert "catch_up: once needs blocked_by" in errs
+    assert "overlap: skip applies to execute actions only" in errs
+    assert "give exactly one of 'avoid' or 'within'" in errs
+    assert f"{f}:" in errs
+    g = write(
+        tmp_path,
+        "u.yaml",
+        """
+        calendars:
+          hol: {holidays: {country: DE}}
+        schedules:
+          - name: shift-unknown
+            cron: "0 6 * * *"
+            action: {execute: {workflow_name: w}}
+            shift: {to: next_business_day, avoid: holidayz}
+        """,
+    )
+    [err] = errors_of(g)
+    assert err.startswith(f"{g}:")
+    assert "shift.avoid: schedule 'shift-unknown': unknown calendar 'holidayz'" in err
+    ok = write(
+        tmp_path,
+        "ok.yaml",
+        """
+        calendars:
+          hol: {holidays: {country: DE}}
+        schedules:
+          - name: s
+            cron: "0 6 * * *"
+            action: {execute: {workflow_name: w}}
+            blocked_by: [hol]
+            catch_up: all
+            catch_up_window: 2d
+            shift: {to: previous_business_day, avoid: hol}
+            overlap: terminate_previous
+        """,
+    )
+    [spec] = load_policy_paths([ok]).schedules
+    assert (spec.catch_up, spec.catch_up_window.days, spec.overlap) == (
+        "all",
+        2,
+        "terminate_previous",
+    )
+
+
+def test_policy_file_overrides_need_an_expiry_and_known_targets(tmp_path: Path) -> None:
+    f = write(
+        tmp_path,
+        "o.yaml",
+        """
+        calendars:
+          freeze: {ranges: [{start: "2026-12-18T00:00:00Z", end: "2027-01-04T00:00:00Z"}]}
+        overrides:
+          - {id: no-end, calendar: freeze, state: off, ticket: CHG-1}
+          - {id: cal-hold, calendar: freeze, state: hold, until: "2026-12-22T12:00:00"}
+          - {id: two, workflow: w1, rule: r, state: on, until: "2026-12-22T12:00:00"}
+        """,
+    )
+    errs = "\n".join(errors_of(f))
+    assert f"{f}:4: overrides[0].until: Field required" in errs
+    assert "'hold' is for workflows/rules" in errs
+    assert "give exactly one of 'workflow', 'rule' or 'calendar'" in errs
+    g = write(
+        tmp_path,
+        "p.yaml",
+        """
+        calendars:
+          freeze: {ranges: [{start: "2026-12-18T00:00:00Z", end: "2027-01-04T00:00:00Z"}]}
+        overrides:
+          - {id: lift, calendar: freeze, state: off, until: "2026-12-22T12:00:00", ticket: CHG-2}
+          - {id: ghost, rule: nope, state: on, until: "2026-12-22T12:00:00"}
+        """,
+    )
+    [err] = errors_of(g)
+    assert "overrides[1].rule: unknown rule 'nope'" in err
+    g.write_text(g.read_text().replace("  - {id: ghost, rule: nope, state: on,", "#"))
+    [lift] = load_policy_paths([g]).overrides
+    assert (lift.target_kind, lift.target, lift.state, lift.ticket) == (
+        "calendar",
+        "freeze",
+        "off",
+        "CHG-2",
+    )
+    assert lift.until.isoformat() == "2026-12-22T12:00:00+00:00"
+    assert lift.who == f"policy:{g}:4"
