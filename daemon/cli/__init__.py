@@ -22,6 +22,7 @@ from daemon.cli import (
     cmd_demo,
     cmd_emulator,
     cmd_history,
+    cmd_journal_copy,
     cmd_plan,
     cmd_run,
     cmd_schema,
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Command] = {
     "plan": cmd_plan,
     "schema": cmd_schema,
     "history": cmd_history,
+    "journal-copy": cmd_journal_copy,
     "emulator": cmd_emulator,
     "version": cmd_version,
 }

@@ -286,18 +286,22 @@ class PostgresJournal(JournalBase):
             pool.shutdown(wait=True)
 
     async def _run(self, op: Callable[[Tx], T]) -> T:
+        return await self.run_raw(lambda cur: op(_PgTx(cur)))
+
+    async def run_raw(self, op: Callable[[Any], T]) -> T:
+        """Run ``op(cursor)`` in one transaction holding the journal lock."""
         conn, pool = self._conn, self._pool
         if conn is None or pool is None:
             raise JournalError(f"journal {redact_url(self.url)} is not open")
         return await asyncio.get_running_loop().run_in_executor(pool, self._transact, conn, op)
 
-    def _transact(self, conn: Any, op: Callable[[Tx], T]) -> T:
+    def _transact(self, conn: Any, op: Callable[[Any], T]) -> T:
         import psycopg
 
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-                return op(_PgTx(cur))
+                return op(cur)
         except psycopg.Error as exc:
             raise self._error("transaction", exc) from exc
 
@@ -359,3 +363,68 @@ class PostgresJournal(JournalBase):
                     cur.execute("INSERT INTO aomd_schema (version) VALUES (%s)", (current + 1,))
                 else:
                     cur.execute("UPDATE aomd_schema SET version = %s", (current + 1,))
+
+
+async def copy_from_sqlite(sqlite_path: str, target: PostgresJournal) -> dict[str, int]:
+    """Copy a SQLite journal into an empty PostgreSQL one, in one transaction: a replica
+    set moving to a shared journal keeps every intent, outcome, claimed trigger, first
+    sighting and schedule tick, so nothing is re-sent or forgotten after the move.
+
+    The SQLite file is migrated to the latest schema first (opened read-write once);
+    the target must hold no intents (refused otherwise: a merge of two histories is not
+    a copy). Returns rows copied per table."""
+    from daemon.journal.sqlite import SqliteJournal
+
+    source = SqliteJournal(sqlite_path)
+    await source.open()  # migrates an older file to the current schema
+    await source.close()
+    await target.open()
+    return await target.run_raw(lambda cur: _copy_rows(sqlite_path, cur))
+
+
+_COPIED = {
+    "intents": _COLUMNS,
+    "owned_triggers": "workflow_id, reason, owned_at",
+    "sightings": "execution_id, node_id, first_seen",
+    "ticks": "scope, at",
+}
+_TIMES = {"created_at", "finished_at", "owned_at", "first_seen", "at"}
+
+
+def _copy_rows(sqlite_path: str, cur: Any) -> dict[str, int]:
+    import sqlite3
+
+    cur.execute("SELECT count(*) FROM intents")
+    if int(cur.fetchone()[0]):
+        raise JournalError(
+            "the PostgreSQL journal already holds intents: copy only into an empty one "
+            "(a fresh database), so two histories are never mixed"
+        )
+    counts: dict[str, int] = {}
+    src = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
+    try:
+        for table, columns in _COPIED.items():
+            names = columns.split(", ")
+            rows = src.execute(f"SELECT {columns} FROM {table}").fetchall()
+            values = [
+                tuple(
+                    _as_time(v) if n in _TIMES and v is not None else _as_bool(n, v)
+                    for n, v in zip(names, row, strict=True)
+                )
+                for row in rows
+            ]
+            if values:
+                marks = ", ".join(["%s"] * len(names))
+                cur.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+            counts[table] = len(values)
+    finally:
+        src.close()
+    return counts
+
+
+def _as_time(value: str) -> datetime:
+    return utc(datetime.fromisoformat(value))
+
+
+def _as_bool(name: str, value: Any) -> Any:
+    return bool(value) if name == "dry_run" else value

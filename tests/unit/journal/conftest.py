@@ -13,9 +13,7 @@ import pytest
 from daemon.journal import Journal, MemoryJournal, PostgresJournal, SqliteJournal
 from daemon.kernel.writes import WriteIntent
 from tests.support.clocks import T0
-from tests.support.postgres import PostgresServer, postgres_server
-
-__all__ = ["postgres_server"]  # the session fixture behind the "postgres" param
+from tests.support.postgres import PostgresServer
 
 IntentFactory = Callable[..., WriteIntent]
 
