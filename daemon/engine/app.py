@@ -198,6 +198,7 @@ class Daemon:
             interval=s.reconcile_interval,
             speed=self.speed,
             beat=self.health.beat,
+            leading=self.elector.may_write,
         )
         for rt in self.accounts:
             name = rt.account.name
