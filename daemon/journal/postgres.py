@@ -31,6 +31,7 @@ import structlog
 from daemon.journal.core import JournalBase, Tx, utc
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
+from daemon.kernel.keys import STREAK_HOLDS
 
 T = TypeVar("T")
 log = structlog.get_logger("aomd.journal")
@@ -43,7 +44,8 @@ _COLUMNS = (
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: intents with outcomes, triggers aomd disabled, first sightings of stopped nodes
+    # 1: intents with outcomes, triggers aomd disabled (per account, as the SQLite
+    # journal's step 3), first sightings of stopped nodes
     (
         """CREATE TABLE intents (
             key          TEXT PRIMARY KEY,
@@ -68,9 +70,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX intents_workflow_created ON intents (workflow_id, created_at)",
         "CREATE INDEX intents_finished ON intents (finished_at) WHERE finished_at IS NOT NULL",
         """CREATE TABLE owned_triggers (
-            workflow_id TEXT PRIMARY KEY,
+            account     TEXT NOT NULL,
+            workflow_id TEXT NOT NULL,
             reason      TEXT NOT NULL,
-            owned_at    TIMESTAMPTZ NOT NULL
+            owned_at    TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (account, workflow_id)
         )""",
         """CREATE TABLE sightings (
             execution_id TEXT NOT NULL,
@@ -188,19 +192,30 @@ class _PgTx:
             (execution_id, node_id),
         )
 
-    def owned(self) -> set[str]:
-        return {r[0] for r in self._all("SELECT workflow_id FROM owned_triggers")}
+    def owned(self, account: str | None) -> set[str]:
+        if account is None:
+            rows = self._all("SELECT workflow_id FROM owned_triggers")
+        else:
+            rows = self._all(
+                "SELECT workflow_id FROM owned_triggers WHERE account IN (%s, '')", (account,)
+            )
+        return {r[0] for r in rows}
 
-    def set_owned(self, workflow_id: str, reason: str, at: datetime) -> None:
+    def set_owned(self, account: str, workflow_id: str, reason: str, at: datetime) -> None:
+        if account:
+            self.unset_owned("", workflow_id)
         self.cur.execute(
-            "INSERT INTO owned_triggers (workflow_id, reason, owned_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (workflow_id) DO UPDATE SET reason = excluded.reason, "
-            "owned_at = excluded.owned_at",
-            (workflow_id, reason, utc(at)),
+            "INSERT INTO owned_triggers (account, workflow_id, reason, owned_at) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (account, workflow_id) DO UPDATE SET "
+            "reason = excluded.reason, owned_at = excluded.owned_at",
+            (account, workflow_id, reason, utc(at)),
         )
 
-    def unset_owned(self, workflow_id: str) -> None:
-        self.cur.execute("DELETE FROM owned_triggers WHERE workflow_id = %s", (workflow_id,))
+    def unset_owned(self, account: str, workflow_id: str) -> None:
+        self.cur.execute(
+            "DELETE FROM owned_triggers WHERE account IN (%s, '') AND workflow_id = %s",
+            (account, workflow_id),
+        )
 
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
@@ -243,7 +258,11 @@ class _PgTx:
             "DELETE FROM intents WHERE finished_at IS NOT NULL AND finished_at < %s", (at,)
         )
         intents = self.cur.rowcount
-        self.cur.execute("DELETE FROM sightings WHERE first_seen < %s", (at,))
+        # a failure-streak hold lasts until a person acts, however old (streak-holds/...)
+        self.cur.execute(
+            "DELETE FROM sightings WHERE first_seen < %s AND execution_id NOT LIKE %s",
+            (at, f"{STREAK_HOLDS}/%"),
+        )
         return int(intents) + int(self.cur.rowcount)
 
 
@@ -384,7 +403,7 @@ async def copy_from_sqlite(sqlite_path: str, target: PostgresJournal) -> dict[st
 
 _COPIED = {
     "intents": _COLUMNS,
-    "owned_triggers": "workflow_id, reason, owned_at",
+    "owned_triggers": "account, workflow_id, reason, owned_at",
     "sightings": "execution_id, node_id, first_seen",
     "ticks": "scope, at",
 }
