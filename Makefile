@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint deploy-check bench crash-soak clean
+.PHONY: demo test check lint deploy-check bench crash-soak system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/aomd demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
+
+# PostgreSQL and Chromium, which tests start for real, installed when missing (.ci/system-deps)
+system-deps:
+	@bash .ci/system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

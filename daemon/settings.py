@@ -187,7 +187,44 @@ class SafetySettings(_Frozen):
 class JournalSettings(_Frozen):
     path: Path | None = None
     """SQLite file; default ``<state_dir>/journal.sqlite3``."""
+    url: str | None = None
+    """``postgresql://user@host:port/database``: a PostgreSQL journal shared by every
+    replica (instead of the SQLite file). No password in it: use ``password_file``."""
+    password_file: Path | None = None
+    """File holding the PostgreSQL password (content stripped), like the other secrets."""
     retention_days: int = Field(default=90, ge=1)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> JournalSettings:
+        if self.url is None:
+            if self.password_file is not None:
+                raise ValueError("journal.password_file is set but journal.url is not")
+            return self
+        if not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"journal.url must be a PostgreSQL URL (postgresql://user@host:port/db), "
+                f"not {self.url.split(':', 1)[0]!r}; leave it unset for the SQLite journal"
+            )
+        if self.path is not None:
+            raise ValueError("set journal.path (SQLite) or journal.url (PostgreSQL), not both")
+        netloc = self.url.split("://", 1)[1].split("/", 1)[0]
+        if ":" in netloc.rpartition("@")[0]:
+            raise ValueError(
+                "journal.url must not contain the password: put it in journal.password_file"
+            )
+        return self
+
+    def password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read journal.password_file {str(self.password_file)!r}: "
+                f"{exc.strerror}; fix the path or its permissions",
+                source=str(self.password_file),
+            ) from None
 
 
 class LeaderSettings(_Frozen):

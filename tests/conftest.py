@@ -1,5 +1,5 @@
-"""Autouse hygiene shared by every test (structlog reset, no leaked asyncio tasks) and the
-one in-process emulator fixture."""
+"""Autouse hygiene shared by every test (structlog reset, no leaked asyncio tasks), the
+one in-process emulator fixture, and the session's PostgreSQL server (started on first use)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import structlog
 
 from daemon.emulator import Emulator
 from tests.support.emulators import default_options, running_emulator
+from tests.support.postgres import postgres_server
+
+__all__ = ["postgres_server"]  # a session fixture: the server starts when a test asks
 
 
 @pytest.fixture(autouse=True)

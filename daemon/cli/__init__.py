@@ -23,6 +23,7 @@ from daemon.cli import (
     cmd_emulator,
     cmd_explain,
     cmd_history,
+    cmd_journal_copy,
     cmd_override,
     cmd_plan,
     cmd_run,
@@ -45,6 +46,7 @@ COMMANDS: dict[str, Command] = {
     "explain": cmd_explain,
     "status": cmd_status,
     "override": cmd_override,
+    "journal-copy": cmd_journal_copy,
     "emulator": cmd_emulator,
     "version": cmd_version,
 }

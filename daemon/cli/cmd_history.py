@@ -58,10 +58,14 @@ async def read_history(
 ) -> list[HistoryRow]:
     """Journaled intents at or after ``since``, oldest first, from the journal file the
     settings name, opened read-only; the caller checks that the file exists."""
-    from daemon.journal.sqlite import SqliteJournal
+    from daemon.engine.connect import journal_for
 
-    async with SqliteJournal(settings.journal_path(), readonly=True) as journal:
+    journal = journal_for(settings, readonly=True)
+    await journal.open()
+    try:
         return list(await journal.history(since, workflow, limit))
+    finally:
+        await journal.close()
 
 
 def row_json(row: HistoryRow) -> dict[str, Any]:
@@ -128,10 +132,11 @@ async def print_history(
     configuration yet, which is worth saying plainly instead of a stack of SQLite text.
     """
     stream = out if out is not None else sys.stdout
-    path = settings.journal_path()
-    if not path.exists():
+    from daemon.engine.connect import journal_exists, journal_where
+
+    if not journal_exists(settings):
         print(
-            f"no journal at {path}: aomd has not run with this configuration yet "
+            f"no journal at {settings.journal_path()}: aomd has not run with this configuration yet "
             "(set journal.path or state_dir to read another one)",
             file=stream,
         )
@@ -144,7 +149,7 @@ async def print_history(
     if not rows:
         scope = f" for workflow {workflow}" if workflow else ""
         after = f" since {since.isoformat()}" if since is not None else ""
-        print(f"no actions{scope}{after} in {path}", file=stream)
+        print(f"no actions{scope}{after} in {journal_where(settings)}", file=stream)
         return 0
     for line in format_table(rows):
         print(line, file=stream)

@@ -200,13 +200,12 @@ def mark_live(
 async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
     """Triggers the journal says aomd disabled, and those held after a failure streak
     (both empty when there is no journal yet)."""
+    from daemon.engine.connect import journal_exists, journal_for
     from daemon.engine.trigger_reconciler import HOLDS
-    from daemon.journal.sqlite import SqliteJournal
 
-    path = settings.journal_path()
-    if not path.exists():
+    if not journal_exists(settings):
         return set(), set()
-    journal = SqliteJournal(path, readonly=True)
+    journal = journal_for(settings, readonly=True)
     await journal.open()
     try:
         owned: set[str] = set()

@@ -24,7 +24,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from daemon.engine.assemble import AccountRuntime, assemble_account, build_executor
-from daemon.engine.connect import StartEmulator, connect, register_account_secrets
+from daemon.engine.connect import StartEmulator, connect, journal_for, register_account_secrets
 from daemon.engine.drain import drain
 from daemon.engine.executor import Executor
 from daemon.engine.metrics_pump import MetricsPump
@@ -36,7 +36,6 @@ from daemon.engine.retention import prune_forever
 from daemon.engine.signals import install_signal_handlers
 from daemon.engine.supervise import supervised
 from daemon.engine.wake import Waker
-from daemon.journal.sqlite import SqliteJournal
 from daemon.kernel.clock import SYSTEM_CLOCK, Clock, SystemClock
 from daemon.ops import sdnotify
 from daemon.ops.health import HealthState
@@ -76,7 +75,7 @@ class Daemon:
         self.health = HealthState()
         self.pump = MetricsPump(self.metrics, self.health, self.accounts)
         self.policy = PolicyRef(s.policies_dir)
-        self.journal = SqliteJournal(s.journal_path())
+        self.journal = journal_for(s)
         self.notifier = Notifier(s.notify_webhook)
         self.elector: LeaderElector = AlwaysLeader()
 
@@ -199,6 +198,7 @@ class Daemon:
             interval=s.reconcile_interval,
             speed=self.speed,
             beat=self.health.beat,
+            leading=self.elector.may_write,
         )
         for rt in self.accounts:
             name = rt.account.name

@@ -22,7 +22,7 @@ from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.engine.watcher import Watcher, WatchStats
-from daemon.journal.sqlite import SqliteJournal
+from daemon.journal.store import Journal
 from daemon.kernel.clock import Clock
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.ops.leader import LeaderElector
@@ -44,7 +44,7 @@ class AccountRuntime:
 def build_executor(
     safety: SafetySettings,
     *,
-    journal: SqliteJournal,
+    journal: Journal,
     clock: Clock,
     leader: LeaderElector,
     dry_run: bool,
@@ -69,7 +69,7 @@ def assemble_account(
     *,
     policy: PolicyRef,
     watch: WatchSettings,
-    journal: SqliteJournal,
+    journal: Journal,
     executor: Executor,
     clock: Clock,
     speed: float,

@@ -20,6 +20,9 @@ import structlog
 
 from daemon.cloud.auth import AkSkAuth, Auth, NoAuth, TokenAuth, host_of
 from daemon.cloud.client import AomClient, OnCall
+from daemon.journal.postgres import PostgresJournal, redact_url
+from daemon.journal.sqlite import SqliteJournal
+from daemon.journal.store import Journal
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import ConfigError
 from daemon.ops.logging import register_secret
@@ -172,3 +175,28 @@ def _token_file_refresher(account: Account, current: str) -> Callable[[], Auth |
         return TokenAuth(account.project_id, last[0])
 
     return refresh
+
+
+def journal_for(settings: Settings, *, readonly: bool = False) -> Journal:
+    """The journal the settings name: PostgreSQL when ``journal.url`` is set (shared by
+    replicas; the password from ``journal.password_file``, registered for redaction),
+    else the SQLite file (``readonly`` for ``aomd history`` and ``plan --live``)."""
+    js = settings.journal
+    if js.url is not None:
+        password = js.password()
+        if password:
+            register_secret(password)
+        return PostgresJournal(js.url, password=password)
+    return SqliteJournal(settings.journal_path(), readonly=readonly)
+
+
+def journal_exists(settings: Settings) -> bool:
+    """Whether there is a journal to read: a shared database always is (it may be empty)."""
+    return settings.journal.url is not None or settings.journal_path().exists()
+
+
+def journal_where(settings: Settings) -> str:
+    """Where the journal is, for messages (the URL without any password)."""
+    if settings.journal.url is not None:
+        return redact_url(settings.journal.url)
+    return str(settings.journal_path())

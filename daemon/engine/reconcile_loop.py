@@ -1,8 +1,11 @@
 """The level-triggered loops of the trigger reconciler and the schedule runner.
 
 A step runs on start-up, when its waker's instant (the next calendar transition or fire
-time) is reached, after a reload, and every ``reconcile_interval`` as a safety net; the
-loop heartbeats in between.
+time) is reached, after a reload, at once when this replica becomes the leader, and
+every ``reconcile_interval`` as a safety net; the loop heartbeats in between. A follower
+runs no step: it could write nothing, and it must not move the shared schedule
+checkpoint past fire times it did not run (a leader killed a second after taking over
+would otherwise never run a trigger pass or a due fire time).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ log = structlog.get_logger("aomd.daemon")
 HEARTBEAT_SECONDS = 5.0
 """Reconcile loops wake at least this often (real seconds) to heartbeat and check dues."""
 
+FOLLOWER_LOOK = 1.0
+"""How often (real seconds) a follower checks whether it has become the leader."""
+
 Step = Callable[[PolicySet, datetime], Awaitable[datetime | None]]
 """One pass at ``now``; returns the instant the next pass is due (or None)."""
 
@@ -41,20 +47,25 @@ async def reconcile_loop(
     speed: float,
     beat: Callable[[str], None],
     poll: Callable[[], Awaitable[bool]] | None = None,
+    leading: Callable[[], bool] = lambda: True,
 ) -> None:
     """``poll`` (checked every heartbeat) says the step is due for another reason: an
     override added or ended on the command line."""
     last_run = -float("inf")
     last_version = -1
+    led = False
     while True:
         version = policy.version
         armed = waker.armed_for
-        due = (
-            version != last_version
+        lead = leading()
+        due = lead and (
+            not led
+            or version != last_version
             or (armed is not None and clock.now() >= armed)
             or clock.monotonic() - last_run >= interval
         )
-        if not due and poll is not None:
+        led = lead
+        if not due and lead and poll is not None:
             try:
                 due = await poll()
             except AomdError as exc:
@@ -73,7 +84,10 @@ async def reconcile_loop(
                 )
                 waker.arm(now + timedelta(seconds=5 * speed))
         beat(f"{name}:{waker.name.split(':', 1)[-1]}")
-        await waker.wait(seconds=min(HEARTBEAT_SECONDS, interval))
+        # a follower looks again soon: leadership may come at any moment
+        await waker.wait(
+            seconds=min(HEARTBEAT_SECONDS, interval, FOLLOWER_LOOK if not lead else interval)
+        )
 
 
 def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:

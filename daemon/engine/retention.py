@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import structlog
 
-from daemon.journal.sqlite import SqliteJournal
+from daemon.journal.store import Journal
 from daemon.kernel.clock import Clock
 
 log = structlog.get_logger("aomd.daemon")
@@ -15,7 +15,7 @@ log = structlog.get_logger("aomd.daemon")
 RETENTION_PERIOD_SECONDS = 3600.0
 
 
-async def prune_forever(journal: SqliteJournal, clock: Clock, days: int) -> None:
+async def prune_forever(journal: Journal, clock: Clock, days: int) -> None:
     while True:
         pruned = await journal.prune(clock.now() - timedelta(days=days))
         if pruned:

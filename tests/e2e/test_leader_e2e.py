@@ -8,16 +8,13 @@ continued exactly once, A's writes all before B's, and both having written.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from tests.support.leases import FakeLeaseApi
+from tests.support.leases import FakeLeaseApi, serving
 from tests.support.processes import emulator, start_daemon, write_settings
 
 kubernetes_asyncio = pytest.importorskip("kubernetes_asyncio")
@@ -49,30 +46,9 @@ def _scenario() -> str:
 
 @pytest.fixture
 def lease_api() -> Iterator[tuple[FakeLeaseApi, str]]:
-    """The fake API server on its own loop in a thread: the test itself blocks."""
     api = FakeLeaseApi()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner = web.AppRunner(api.app(), access_log=None)
-    port: list[int] = []
-
-    async def boot() -> None:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.append(runner.addresses[0][1])
-        started.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(boot(), loop).result(10)
-    started.wait(10)
-    try:
-        yield api, f"http://127.0.0.1:{port[0]}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serving(api) as url:
+        yield api, url
 
 
 def _replica(tmp: Path, name: str, url: str, lease_url: str, *, token: bool) -> Path:

@@ -5,8 +5,11 @@ takeover waited for the old holder to stop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,3 +102,28 @@ def _status(code: int, reason: str) -> web.Response:
         {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code},
         status=code,
     )
+
+
+@contextlib.contextmanager
+def serving(api: FakeLeaseApi) -> Iterator[str]:
+    """``api`` on 127.0.0.1 on a loop of its own in a thread (the test itself blocks on
+    subprocesses); yields its base URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(api.app(), access_log=None)
+    port: list[int] = []
+
+    async def boot() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port.append(runner.addresses[0][1])
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(boot(), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port[0]}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)

@@ -1,4 +1,5 @@
-"""One journal fixture, two stores: every contract test runs on SQLite and in memory."""
+"""One journal fixture, three stores: every contract test runs on SQLite, in memory and
+on a real PostgreSQL server (started by ``tests.support.postgres``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from daemon.journal import Journal, MemoryJournal, SqliteJournal
+from daemon.journal import Journal, MemoryJournal, PostgresJournal, SqliteJournal
 from daemon.kernel.writes import WriteIntent
 from tests.support.clocks import T0
+from tests.support.postgres import PostgresServer
 
 IntentFactory = Callable[..., WriteIntent]
 
@@ -51,13 +53,16 @@ def intent() -> IntentFactory:
     return make
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    store: Journal = (
-        SqliteJournal(tmp_path / "state" / "journal.sqlite3")
-        if request.param == "sqlite"
-        else MemoryJournal()
-    )
+    store: Journal
+    if request.param == "sqlite":
+        store = SqliteJournal(tmp_path / "state" / "journal.sqlite3")
+    elif request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        store = PostgresJournal(server.new_database())
+    else:
+        store = MemoryJournal()
     await store.open()
     yield store
     await store.close()
