@@ -80,6 +80,26 @@ class _MemoryTx:
     def set_tick(self, scope: str, at: datetime) -> None:
         self.ticks[scope] = at
 
+    def compactable(
+        self, kinds: frozenset[str], since: datetime | None, cutoff: datetime
+    ) -> list[HistoryRow]:
+        return [
+            r
+            for r in self.intents.values()
+            if r.kind in kinds
+            and r.finished_at is not None
+            and r.at < cutoff
+            and (since is None or r.at >= since)
+        ]
+
+    def delete_intents(self, keys: list[str]) -> None:
+        for key in keys:
+            self.intents.pop(key, None)
+
+    def forget_execution(self, execution_id: str) -> None:
+        for sighting in [k for k in self.sightings if k[0] == execution_id]:
+            del self.sightings[sighting]
+
     def prune(self, cutoff: datetime) -> int:
         old = [
             k
