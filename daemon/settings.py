@@ -182,6 +182,13 @@ class SafetySettings(_Frozen):
     breaker_error_ratio: float = Field(default=0.5, gt=0, le=1)
     breaker_min_calls: int = Field(default=10, ge=1)
     breaker_cooldown_seconds: float = Field(default=60.0, gt=0)
+    write_retries: int = Field(default=5, ge=0, le=20)
+    """Prompt retries of a write that failed without effect (429, 5xx, connection refused),
+    same idempotency key; 0 leaves it to the next pass."""
+    write_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    """Wait before the first prompt retry (doubling each time, with jitter)."""
+    write_retry_max_seconds: float = Field(default=30.0, gt=0)
+    """Longest wait between prompt retries (a ``Retry-After`` may ask for more)."""
 
 
 class JournalSettings(_Frozen):
@@ -193,6 +200,9 @@ class JournalSettings(_Frozen):
     password_file: Path | None = None
     """File holding the PostgreSQL password (content stripped), like the other secrets."""
     retention_days: int = Field(default=90, ge=1)
+    compact_after_hours: float = Field(default=6.0, gt=0)
+    """Trigger toggles older than this are folded into one row per workflow, action,
+    rule, outcome and UTC day (``aomd history`` shows ``xN`` and the first time)."""
 
     @model_validator(mode="after")
     def _check_url(self) -> JournalSettings:
@@ -251,6 +261,9 @@ class EmulatorSettings(_Frozen):
     start: datetime | None = None
     """Emulated instant the emulator starts at (default: now). ``aomd demo`` starts just
     before a maintenance window so a freeze happens within the first minute."""
+    follow: bool = False
+    """Test-only (``bench/soak.py``): the first account's AOM endpoint is an external
+    ``aomd emulator``; ``aomd run`` sets its speed to ``speed`` and runs on its clock."""
 
 
 class Settings(BaseSettings):

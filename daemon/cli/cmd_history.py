@@ -85,11 +85,21 @@ def row_json(row: HistoryRow) -> dict[str, Any]:
         "dry_run": row.dry_run,
         "finished_at": None if row.finished_at is None else row.finished_at.isoformat(),
         "tries": row.tries,
+        "repeats": row.repeats,
+        "first_at": None if row.first_at is None else row.first_at.isoformat(),
     }
 
 
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _folded(row: HistoryRow) -> str:
+    """A compacted row stands for ``repeats`` like writes that day (trigger toggles)."""
+    if row.repeats <= 1:
+        return ""
+    first = f" from {_when(row.first_at)}" if row.first_at is not None else ""
+    return f" (x{row.repeats}{first} to {_when(row.at)})"
 
 
 def format_table(rows: Sequence[HistoryRow]) -> list[str]:
@@ -105,7 +115,7 @@ def format_table(rows: Sequence[HistoryRow]) -> list[str]:
             str(r.attempt),
             r.rule or "-",
             r.outcome + (" (dry-run)" if r.dry_run and r.outcome != "dry_run" else ""),
-            r.reason + (f" [{r.error}]" if r.error else ""),
+            r.reason + (f" [{r.error}]" if r.error else "") + _folded(r),
         )
         for r in rows
     ]

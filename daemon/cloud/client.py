@@ -45,6 +45,9 @@ from daemon.kernel.model import Execution, Workflow
 
 log = structlog.get_logger("aomd.cloud")
 
+DETAIL_CACHE_SIZE = 256
+"""Execution details remembered per client: those of the executions being acted on."""
+
 PARSE_CACHE_SIZE = 4096
 """Bodies remembered per client. Why: the watcher re-polls the same executions, and a
 finished execution's body never changes; re-using the frozen values parsed from the very
@@ -159,6 +162,8 @@ class AomClient:
         """(kind, workflow[/execution]) -> (latest body, its parsed value). Only the
         latest body can match the next poll; keyed by the body, every changed body of an
         active workflow was kept until the cache filled (thousands of stale bodies)."""
+        self._details: dict[tuple[str, str], tuple[bytes, Any]] = {}
+        """Like ``_parsed`` for execution details, bounded by ``DETAIL_CACHE_SIZE``."""
         self._urls: dict[str, URL] = {}
         self._parse_cache_size = parse_cache_size
         self.stats: Counter[tuple[str, str]] = Counter()
@@ -277,13 +282,20 @@ class AomClient:
         return found
 
     def _cached(self, key: tuple[str, str], data: bytes) -> Any:
-        entry = self._parsed.get(key)
+        entry = (self._details if key[0] == "detail" else self._parsed).get(key)
         return entry[1] if entry is not None and entry[0] == data else None
 
     def _remember(self, key: tuple[str, str], data: bytes, value: Any) -> None:
         parsed = self._parsed
         parsed.pop(key, None)  # the older body of the same list/detail can never match
-        if len(parsed) >= self._parse_cache_size:
+        # Details are per execution and dead once it finishes; in one cache with the
+        # lists they grew it to its cap within an hour of incidents (the soak's RSS climb)
+        # and pushed out the lists that every poll reuses. They get a small share.
+        limit = DETAIL_CACHE_SIZE if key[0] == "detail" else self._parse_cache_size
+        if key[0] == "detail":
+            parsed = self._details
+            parsed.pop(key, None)
+        if len(parsed) >= limit:
             if not parsed:
                 return
             del parsed[next(iter(parsed))]  # oldest first: cheap FIFO is enough here
@@ -382,9 +394,13 @@ class AomClient:
         text = f"{base}{path}?{query}" if query else f"{base}{path}"
         url = self._urls.get(text)
         if url is None:  # parsing a URL costs more than signing; polls repeat the same ones
-            if len(self._urls) >= PARSE_CACHE_SIZE:
-                del self._urls[next(iter(self._urls))]
-            url = self._urls[text] = URL(text, encoded=True)
+            url = URL(text, encoded=True)
+            if not write and "/executions/" not in path:
+                # only the per-workflow reads repeat; a write or an execution's own
+                # path is used a few times and would only push those out
+                if len(self._urls) >= PARSE_CACHE_SIZE:
+                    del self._urls[next(iter(self._urls))]
+                self._urls[text] = url
         session = self._http(write=write)
         attempt = 0
         refreshed = False

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 import structlog
@@ -32,12 +33,12 @@ from daemon.engine.notify import Notifier
 from daemon.engine.once import run_once
 from daemon.engine.reconcile_loop import reconcile_loop, schedule_step, trigger_step
 from daemon.engine.reload import PolicyRef, reload_on_change
-from daemon.engine.retention import prune_forever
+from daemon.engine.retention import RETENTION_PERIOD_SECONDS, prune_forever
 from daemon.engine.signals import install_signal_handlers
 from daemon.engine.supervise import supervised
 from daemon.engine.wake import Waker
 from daemon.kernel.clock import SYSTEM_CLOCK, Clock, SystemClock
-from daemon.ops import sdnotify
+from daemon.ops import memtrace, sdnotify
 from daemon.ops.health import HealthState
 from daemon.ops.leader import AlwaysLeader, LeaderElector
 from daemon.ops.leader_config import elector_from_settings
@@ -116,6 +117,7 @@ class Daemon:
         if not self.once:
             # Before the first await: see ``daemon.engine.signals``.
             install_signal_handlers(stop=self.request_stop, reload=partial(self.reload, "SIGHUP"))
+            memtrace.install_from_env()
         self.health.set_policy_loaded(True)
         if self.notifier.default_url is None:
             self.notifier.default_url = self.policy.current.webhook
@@ -185,7 +187,16 @@ class Daemon:
             ),
             (
                 "retention",
-                partial(prune_forever, self.journal, self.clock, s.journal.retention_days),
+                partial(
+                    prune_forever,
+                    self.journal,
+                    self.clock,
+                    s.journal.retention_days,
+                    compact_after=timedelta(hours=s.journal.compact_after_hours),
+                    on_size=self.metrics.set_journal_bytes,
+                    # hourly on the daemon's clock (an accelerated emulator's too)
+                    period=RETENTION_PERIOD_SECONDS / self.speed,
+                ),
             ),
             ("metrics", partial(self.pump.run, self.executor, self.elector, self.clock)),
             ("notifier", self.notifier.run),

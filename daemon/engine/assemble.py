@@ -22,6 +22,7 @@ from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.engine.trigger_reconciler import TriggerReconciler
 from daemon.engine.watcher import Watcher, WatchStats
+from daemon.engine.write_retry import WriteRetryPolicy
 from daemon.journal.store import Journal
 from daemon.kernel.clock import Clock
 from daemon.kernel.writes import WriteIntent, WriteReport
@@ -60,6 +61,11 @@ def build_executor(
         leader=leader,
         dry_run=dry_run,
         on_outcome=on_outcome,
+        retry=WriteRetryPolicy(
+            retries=safety.write_retries,
+            initial=safety.write_retry_initial_seconds,
+            cap=safety.write_retry_max_seconds,
+        ),
     )
 
 

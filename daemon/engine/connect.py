@@ -9,6 +9,7 @@ composed the daemon; only the command line may start the embedded emulator.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from daemon.cloud.client import AomClient, OnCall
 from daemon.journal.postgres import PostgresJournal, redact_url
 from daemon.journal.sqlite import SqliteJournal
 from daemon.journal.store import Journal
-from daemon.kernel.clock import Clock
+from daemon.kernel.clock import Clock, ScaledClock
 from daemon.kernel.errors import ConfigError
 from daemon.ops.logging import register_secret
 from daemon.settings import Account, Settings
@@ -88,7 +89,31 @@ async def connect(
         client = client_for_account(account, on_call=on_call)
         stack.push_async_callback(client.close)
         cloud.accounts.append(Connected(account, client))
+    if settings.emulator.follow and cloud.clock is None and cloud.accounts:
+        cloud.clock = await follow_emulator(cloud.accounts[0].account, settings.emulator.speed)
     return cloud
+
+
+async def follow_emulator(account: Account, speed: float) -> Clock:
+    """Set an external emulator's speed and mirror its clock (test-only, see
+    ``EmulatorSettings.follow``): the admin reply carries its ``now`` at that speed."""
+    url = account.aom_endpoint() if (account.endpoints.aom or account.region) else None
+    if url is None:
+        raise ConfigError("emulator.follow needs the first account's endpoints.aom")
+    try:
+        async with (
+            asyncio.timeout(10),
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/_emulator/speed", json={"speed": speed}) as resp,
+        ):
+            body = await resp.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise ConfigError(
+            f"emulator.follow: cannot read the emulator clock at {url}: {exc}"
+        ) from None
+    anchor = datetime.fromisoformat(str(body["now"]))
+    log.info("emulator_followed", url=url, speed=speed, now=anchor.isoformat())
+    return ScaledClock(anchor, speed if speed > 0 else 1.0)
 
 
 def client_for_account(

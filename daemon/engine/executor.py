@@ -11,6 +11,7 @@ Exactly-once effect comes from three rules enforced here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import structlog
 
 from daemon.engine.safety import BlastRadius, CircuitBreaker
+from daemon.engine.write_retry import RetryBook, WriteRetryPolicy
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import (
     CloudError,
@@ -48,8 +50,11 @@ class Executor:
         leader: WriteGuard,
         dry_run: bool,
         on_outcome: Callable[[WriteIntent, WriteReport], None] | None = None,
+        retry: WriteRetryPolicy | None = None,
     ) -> None:
         self.journal = journal
+        self.retries = RetryBook(retry or WriteRetryPolicy())
+        """Failed writes and when each is due again (``WriteReport.retry_at``)."""
         self.clock = clock
         self.blast = blast
         self.breaker = breaker
@@ -212,6 +217,18 @@ class Executor:
         finally:
             self.in_flight -= 1
         level = "info" if report.outcome == "applied" else "warning"
+        if report.outcome == "failed":
+            retry_at = self.retries.failed(intent.key, self.clock.now(), report.retry_after)
+            report = dataclasses.replace(report, retry_at=retry_at)
+            getattr(bound, level)(
+                "action_sent",
+                outcome=report.outcome,
+                request_id=report.request_id,
+                error=report.error,
+                failures=self.retries.failures(intent.key),
+                retry_at=retry_at.isoformat() if retry_at is not None else None,
+            )
+            return report
         getattr(bound, level)(
             "action_sent", outcome=report.outcome, request_id=report.request_id, error=report.error
         )
@@ -224,7 +241,8 @@ class Executor:
         except CloudError as exc:
             outcome, healthy = next((o, h) for t, o, h in _CLASSIFIED if isinstance(exc, t))
             self.breaker.record(healthy, self.clock.monotonic())
-            return WriteReport(outcome, exc.request_id, _describe(exc))
+            delay = exc.delay if isinstance(exc, TemporaryCloudError) else None
+            return WriteReport(outcome, exc.request_id, _describe(exc), retry_after=delay)
         self.breaker.record(True, self.clock.monotonic())
         request_id = getattr(result, "request_id", None)
         return WriteReport("applied", request_id, None, result)
@@ -304,6 +322,8 @@ class Executor:
             self.journal_errors += 1
             log.exception("journal_write_failed", key=intent.key, outcome=report.outcome)
             raise
+        if report.outcome != "failed":
+            self.retries.settled(intent.key)
         if self.on_outcome is not None:
             self.on_outcome(intent, report)
 

@@ -8,7 +8,7 @@ Returns when to look at this execution again so the watcher can poll sooner.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,6 +77,10 @@ class ExecutionHandler:
         """Ended executions with nothing left to do, by (id, status, last update): an
         insertion-ordered set, oldest forgotten first."""
         self._workflow_of: dict[str, str] = {}
+        self._sighted: dict[str, str] = {}
+        """execution -> workflow, for executions with journaled sightings: once the
+        execution is no longer active they are deleted (``retire``), not kept until
+        retention (a row per stop, millions at a large fleet)."""
         """execution -> workflow, for executions with an ``unhandled`` entry (``retire``)."""
 
     async def __call__(self, workflow: Workflow, execution: Execution) -> datetime | None:
@@ -85,6 +89,13 @@ class ExecutionHandler:
             return None  # an ended execution already dealt with, unchanged since
         now = self.clock.now()
         facts = await self.journal.facts(execution.execution_id)
+        retry_at = {
+            w.key: due
+            for w in facts.writes
+            if w.outcome == "failed" and (due := self.executor.retries.due(w.key)) is not None
+        }
+        if retry_at:
+            facts = dataclasses.replace(facts, retry_at=retry_at)
         nodes = [n.node_id for n, _ in stopped_nodes(execution, workflow)]
         stale = [
             n for n in facts.first_seen if n not in nodes or _stopped_anew(facts, execution, n)
@@ -101,6 +112,10 @@ class ExecutionHandler:
             if node not in facts.first_seen:
                 await self.journal.saw(execution.execution_id, node, now)
                 facts = dataclasses.replace(facts, first_seen={**facts.first_seen, node: now})
+        if facts.first_seen and not execution.status.finished:
+            # (an ended one handed on for a day keeps them: retire would drop and the
+            # next hand-on write them again, every poll)
+            self._sighted[execution.execution_id] = workflow.id
         decision = decide(
             execution,
             workflow,
@@ -129,8 +144,13 @@ class ExecutionHandler:
             past = next((w for w in facts.writes if w.key == key), None)
             if past is not None:
                 await self._resolve_past(workflow, execution, past)
+        recheck = decision.recheck_at
         for action in decision.actions:
             report = await self._act(workflow, execution, action)
+            if report.retry_at is not None and (recheck is None or report.retry_at < recheck):
+                # A write that failed without effect: look again when its prompt retry
+                # is due (seconds), and decide then on fresh state.
+                recheck = report.retry_at
             if report.outcome in ("refused", "unknown", "failed"):
                 # A refused or unresolved write is retried by the next level-triggered
                 # pass (at most the watcher's fast interval away), never by a blind
@@ -142,14 +162,14 @@ class ExecutionHandler:
             ended is not None
             and not decision.actions
             and not decision.pending_keys
-            and decision.recheck_at is None
+            and recheck is None
         ):
             # Ended (fail / approvalFailed) and nothing left to do: the watcher hands it
             # on every poll for a day, so remember it instead of reading the journal.
             self._settled[ended] = None
             while len(self._settled) > CANNOT_ACT_MEMORY:
                 del self._settled[next(iter(self._settled))]
-        return decision.recheck_at
+        return recheck
 
     def _track_held(
         self,
@@ -298,10 +318,11 @@ class ExecutionHandler:
                 },
             )
 
-    def retire(self, workflow_id: str, active: Collection[str]) -> None:
+    def retire(self, workflow_id: str, active: Collection[str]) -> Awaitable[None] | None:
         """The watcher's ``retire`` hook: ``active`` are the executions of ``workflow_id``
         still running. Entries of the others are dropped; without this an execution
-        finished by a person while unhandled would stay counted (and held) forever."""
+        finished by a person while unhandled would stay counted (and held) forever.
+        Returns the deletion of their journaled sightings, when there are any."""
         for key in [
             k for k in self.held if k[0] not in active and self._held_of.get(k[0]) == workflow_id
         ]:
@@ -314,6 +335,13 @@ class ExecutionHandler:
                 if k[0] not in active and self._workflow_of.get(k[0]) == workflow_id
             ]
         )
+        over = [e for e, w in self._sighted.items() if w == workflow_id and e not in active]
+        return self._forget(over) if over else None
+
+    async def _forget(self, executions: list[str]) -> None:
+        for eid in executions:
+            await self.journal.forget_execution(eid)
+            self._sighted.pop(eid, None)
 
     def _drop(self, keys: list[tuple[str, str]]) -> None:
         for key in keys:

@@ -2,7 +2,8 @@
 
 Events are counted as they happen (the client's ``on_call``, the executor's
 ``on_outcome``, the handlers' unhandled pauses, the watchers' cycles); the gauges that
-nothing reports (breaker, blast radius, leadership, executions seen) are sampled once a
+nothing reports (breaker, blast radius, leadership, executions seen, write retries,
+unreconciled triggers) are sampled once a
 second by ``run``.
 """
 
@@ -56,7 +57,7 @@ class MetricsPump:
         self.metrics.poll_cycle(stats.last_cycle_seconds)
 
     async def run(self, executor: Executor, elector: LeaderElector, clock: Clock) -> None:
-        seen = 0
+        seen = retried = exhausted = 0
         journal_errors = 0
         while True:
             errors = executor.journal_errors + sum(
@@ -73,5 +74,11 @@ class MetricsPump:
             if total > seen:
                 self.metrics.execution_seen(total - seen)
             seen = total
+            book = executor.retries
+            self.metrics.write_retries(book.retries_scheduled - retried, book.exhausted - exhausted)
+            retried, exhausted = book.retries_scheduled, book.exhausted
+            self.metrics.set_triggers_unreconciled(
+                sum(len(rt.triggers.unreconciled) for rt in self.accounts)
+            )
             self.health.beat("metrics")
             await asyncio.sleep(SAMPLE_SECONDS)

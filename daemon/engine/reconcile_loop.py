@@ -105,7 +105,9 @@ def trigger_step(rt: AccountRuntime, metrics: Metrics, wall: Clock) -> Step:
         ends += [o.start for o in overrides if o.start is not None and o.start > now]
         nxt = min([t for t in (nxt, *ends) if t is not None], default=None)
         # one second past the transition so ``active_at`` already reads the new state
-        return nxt + timedelta(seconds=1) if nxt else None
+        wake = nxt + timedelta(seconds=1) if nxt else None
+        again = rt.triggers.next_pass(now)
+        return again if again is not None and (wake is None or again < wake) else wake
 
     return step
 
@@ -115,7 +117,9 @@ def schedule_step(rt: AccountRuntime) -> Step:
         policy = policy.for_account(rt.account.name)
         calendars, sources = rt.overrides.calendars(policy), policy.schedule_sources
         await rt.schedules.tick(policy.schedules, calendars, sources, now)
-        return rt.schedules.next_fire(policy.schedules, calendars, sources, now)
+        nxt = rt.schedules.next_fire(policy.schedules, calendars, sources, now)
+        again = rt.schedules.retry_at
+        return again if again is not None and (nxt is None or again < nxt) else nxt
 
     return step
 

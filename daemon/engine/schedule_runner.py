@@ -78,6 +78,10 @@ class ScheduleRunner:
         self.account = account
         self.default_workspace = default_workspace
         self._last_tick: datetime | None = None
+        self.retry_at: datetime | None = None
+        """Earliest prompt retry of a run that failed without effect in the last tick: the
+        loop wakes then, and the fire time (still inside its misfire grace) is sent again
+        under the same key."""
         self._first_tick: datetime | None = None
         self._born = executor.clock.now()
         """When this runner was built: on an empty journal, fire times from here on are
@@ -118,6 +122,7 @@ class ScheduleRunner:
         # not turn into one journaled "missed" row per fire time since the last tick.
         since = max(last, now - LOOKBACK) if last is not None else now
         results: list[FireResult] = []
+        self.retry_at = None
         for spec in schedules:
             grace = timedelta(seconds=spec.misfire_grace_seconds)
             # A fire time that was due at the last tick but did not run (refused by a
@@ -277,6 +282,15 @@ class ScheduleRunner:
         key: str | None = None,
         reason: str | None = None,
     ) -> FireResult:
+        result, report = await self._send(spec, fire, key=key, reason=reason)
+        at = report.retry_at if report is not None else None
+        if at is not None and (self.retry_at is None or at < self.retry_at):
+            self.retry_at = at
+        return result
+
+    async def _send(
+        self, spec: ScheduleSpec, fire: Fire, *, key: str | None, reason: str | None
+    ) -> tuple[FireResult, WriteReport | None]:
         action = spec.action
         key = key or self._key(spec, fire)
         reason = reason or f"scheduled at {fire.time.isoformat()}"
@@ -286,10 +300,10 @@ class ScheduleRunner:
             if workflow_id is None:
                 why = f"no workflow named {ex.workflow_name!r}"
                 self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
-                return FireResult(spec.name, fire.time, "failed")
+                return FireResult(spec.name, fire.time, "failed"), None
             sent = await self._execute(spec, fire, workflow_id, reason, key)
             if sent == "skipped":
-                return FireResult(spec.name, fire.time, "skipped")
+                return FireResult(spec.name, fire.time, "skipped"), None
             report = sent
         else:
             da = action.dataarts
@@ -306,7 +320,7 @@ class ScheduleRunner:
             if workspace is None:
                 why = "no DataArts workspace: set action.dataarts.workspace or the account's one"
                 self._log("error", "scheduled_run_failed", spec, fire, why, "failed")
-                return FireResult(spec.name, fire.time, "failed")
+                return FireResult(spec.name, fire.time, "failed"), None
             ws: str = workspace
 
             async def call() -> object:
@@ -317,7 +331,7 @@ class ScheduleRunner:
             report = await self.executor.write(intent, call, None)
             if report.outcome == "unknown":
                 self._notify("outcome_unknown", spec, fire, intent.workflow_id, intent.key)
-        return FireResult(spec.name, fire.time, report.outcome)
+        return FireResult(spec.name, fire.time, report.outcome), report
 
     async def _execute(
         self,

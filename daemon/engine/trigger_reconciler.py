@@ -8,13 +8,20 @@ periodically as a safety net.
 Ownership: aomd re-enables only triggers it disabled itself (journaled), unless the rule
 says ``manage: full``. A trigger re-enabled by a person inside a freeze is *drift*: it is
 disabled again (``drift: correct``) or only reported (``drift: report``).
+
+A change that failed without effect (429, 5xx, refused connection) is retried under the
+same key when the executor's prompt retry is due (``retry_at``: seconds away, not the next
+transition or ``reconcile_interval``). A trigger that still is not in its desired state
+is *unreconciled*: logged on every pass (``trigger_unreconciled``), counted by a gauge,
+notified once, and looked at again every ``STUCK_RECHECK`` until it is (then
+``trigger_reconciled``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,7 +41,7 @@ from daemon.kernel.model import Execution, Status, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.kernel.overrides import Override, active_overrides, latest_for
 from daemon.kernel.ports import FactsPort, OwnershipPort
-from daemon.kernel.writes import WriteIntent
+from daemon.kernel.writes import WriteIntent, WriteReport
 
 log = structlog.get_logger("aomd.triggers")
 
@@ -45,6 +52,26 @@ failures after that count again)."""
 
 NOT_APPLIED = frozenset({"rejected", "failed", "resolved_not_applied", "moot"})
 """Write outcomes after which the trigger certainly kept its state."""
+
+REACHED = frozenset({"applied", "resolved_applied", "dry_run", "duplicate"})
+"""Write outcomes after which the trigger is (or, in a dry run, would be) as desired."""
+
+STUCK_RECHECK = timedelta(seconds=60)
+"""How soon (daemon clock) an unreconciled trigger is tried again once its prompt
+retries are spent: well inside a freeze, far from a request storm."""
+
+
+@dataclass(slots=True)
+class Unreconciled:
+    """A trigger aomd could not put in its desired state (yet)."""
+
+    action: str
+    since: datetime
+    rule: str
+    outcome: str
+    tries: int = 0
+    notified: bool = False
+    error: str | None = field(default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +232,12 @@ class TriggerReconciler:
         self.account = account
         self.drifts = 0
         self.owned_count = 0
+        self.unreconciled: dict[str, Unreconciled] = {}
+        """workflow id -> the change that did not take (a gauge, and the slow lane)."""
+        self.retry_at: datetime | None = None
+        """Earliest prompt retry asked for by the last pass (the loop arms its waker)."""
+        self._failed_keys: dict[tuple[str, str], str] = {}
+        """(workflow, action) -> key of its last ``failed`` change, sent again as is."""
 
     async def reconcile(
         self,
@@ -226,13 +259,25 @@ class TriggerReconciler:
         )
         if streaky:
             steps += await self._streak_steps(workflows, rules, holds, steps, now)
+        self.retry_at = None
+        retries: list[tuple[datetime, int, TriggerStep]] = []
         applied: dict[tuple[bool, str], list[str]] = {}
-        for step in steps:
+        for i, step in enumerate(steps):
             if step.release:
                 await self._release(step, now)
-            elif await self._apply(step, now) and not step.drift and not step.streak:
+                continue
+            done, at = await self._apply(step, now)
+            if done and not step.drift and not step.streak:
                 applied.setdefault((step.enable, step.rule), []).append(step.workflow_id)
+            if at is not None:
+                retries.append((at, i, step))
+            # A pass over hundreds of triggers takes tens of seconds: a change that
+            # failed early in it is sent again as soon as its retry is due, not after
+            # the pass (nothing was applied, so the decision of this pass still holds).
+            retries = await self._retry_due(retries, now)
+        self.retry_at = min((at for at, _, _ in retries), default=None)
         self._tell_freezes(applied, {r.name: r for r in rules}, steps, now)
+        self._settle({s.workflow_id for s in steps if not s.report_only}, now)
         self.owned_count = len(await self.ownership.owned_triggers(self.account))
         return steps
 
@@ -316,10 +361,110 @@ class TriggerReconciler:
                 },
             )
 
-    async def _apply(self, step: TriggerStep, now: datetime) -> bool:
-        """Make the change; True when the trigger now is as the step wanted."""
+    async def _retry_due(
+        self, retries: list[tuple[datetime, int, TriggerStep]], now: datetime
+    ) -> list[tuple[datetime, int, TriggerStep]]:
+        later = []
+        for at, i, step in sorted(retries):
+            if at > self.executor.clock.now():
+                later.append((at, i, step))
+                continue
+            _, retry_at = await self._apply(step, now, again=True)
+            if retry_at is not None:
+                later.append((retry_at, i, step))
+        return later
+
+    def next_pass(self, now: datetime) -> datetime | None:
+        """When the loop must look again for a change that did not take: its prompt
+        retry, else ``STUCK_RECHECK`` while any trigger is unreconciled."""
+        if self.retry_at is not None:
+            return self.retry_at
+        return now + STUCK_RECHECK if self.unreconciled else None
+
+    def _settle(self, wanted: set[str], now: datetime) -> None:
+        """Triggers with no step this pass are as desired (or no rule selects them now)."""
+        for wid in [w for w in self.unreconciled if w not in wanted]:
+            self._reconciled(wid, now)
+        for key in [k for k in self._failed_keys if k[0] not in wanted]:
+            del self._failed_keys[key]
+
+    def _reconciled(self, wid: str, now: datetime) -> None:
+        gone = self.unreconciled.pop(wid, None)
+        if gone is not None:
+            log.info(
+                "trigger_reconciled",
+                workflow_id=wid,
+                action=gone.action,
+                rule=gone.rule,
+                tries=gone.tries,
+                stuck_seconds=round((now - gone.since).total_seconds(), 3),
+            )
+
+    def _track(
+        self, step: TriggerStep, action: str, key: str, report: WriteReport, now: datetime
+    ) -> None:
+        wid = step.workflow_id
+        if report.outcome == "failed":
+            self._failed_keys[(wid, action)] = key
+        else:
+            self._failed_keys.pop((wid, action), None)
+        if report.retry_at is not None and (
+            self.retry_at is None or report.retry_at < self.retry_at
+        ):
+            self.retry_at = report.retry_at
+        if report.outcome in REACHED:
+            self._reconciled(wid, now)
+            return
+        if report.outcome == "refused" and not self.executor.leader.may_write():
+            return  # not this replica's to do
+        stuck = self.unreconciled.get(wid)
+        if stuck is None or stuck.action != action:
+            stuck = self.unreconciled[wid] = Unreconciled(action, now, step.rule, report.outcome)
+        stuck.tries += 1
+        stuck.outcome = report.outcome
+        stuck.error = report.error
+        log.warning(
+            "trigger_unreconciled",
+            workflow_id=wid,
+            execution_id=None,
+            node_id=None,
+            rule=step.rule,
+            action=action,
+            attempt=stuck.tries,
+            reason=step.reason,
+            outcome=report.outcome,
+            request_id=report.request_id,
+            dry_run=self.executor.dry_run,
+            error=report.error,
+            since=stuck.since.isoformat(),
+            retry_at=report.retry_at.isoformat() if report.retry_at is not None else None,
+        )
+        if report.retry_at is None and not stuck.notified and self.notifier is not None:
+            # Prompt retries spent (or a final answer such as a rejection): a person
+            # should know the trigger is not where the calendar wants it.
+            stuck.notified = True
+            self.notifier.notify(
+                "trigger_unreconciled",
+                {
+                    "workflow_id": wid,
+                    "action": action,
+                    "rule": step.rule,
+                    "reason": step.reason,
+                    "outcome": report.outcome,
+                    "error": report.error,
+                    "since": stuck.since.isoformat(),
+                    "tries": stuck.tries,
+                },
+            )
+
+    async def _apply(
+        self, step: TriggerStep, now: datetime, *, again: bool = False
+    ) -> tuple[bool, datetime | None]:
+        """Make one change: (the trigger now is as the step wanted, when to send it again
+        if it failed without effect). ``again``: a prompt retry within the pass (its
+        drift was reported already)."""
         action = "trigger_enable" if step.enable else "trigger_disable"
-        if step.drift:
+        if step.drift and not again:
             self.drifts += 1
             log.warning(
                 "drift",
@@ -335,10 +480,12 @@ class TriggerReconciler:
                 dry_run=self.executor.dry_run,
             )
             if step.report_only:
-                return False
+                return False, None
         if step.enable and step.run_once is not None and not await self._run_once(step, now):
-            return False  # refused for now: the next pass tries the run and the enable again
-        key = trigger_key(self.account, step.workflow_id, action, now, drift=step.drift)
+            return False, None  # refused for now: the next pass tries the run and the enable
+        key = self._failed_keys.get((step.workflow_id, action)) or trigger_key(
+            self.account, step.workflow_id, action, now, drift=step.drift
+        )
         intent = WriteIntent(
             key=key,
             kind=action,
@@ -366,12 +513,13 @@ class TriggerReconciler:
         report = await self.executor.write(
             intent, call, self.read_back.trigger(step.workflow_id, step.enable)
         )
+        self._track(step, action, key, report, now)
         if report.outcome in ("applied", "resolved_applied"):
             await self.ownership.set_trigger_owned(
                 step.workflow_id, not step.enable, reason=step.reason, at=now, account=self.account
             )
             self._streak_told(step, action, report.outcome)
-            return True
+            return True, None
         if step.streak and report.outcome in NOT_APPLIED and self.streaks is not None:
             await self.streaks.forget_seen(self._pseudo(HOLDS), step.workflow_id)
             await self.ownership.set_trigger_owned(
@@ -383,7 +531,7 @@ class TriggerReconciler:
             await self.ownership.set_trigger_owned(
                 step.workflow_id, False, reason=step.reason, at=now, account=self.account
             )
-        return False
+        return False, report.retry_at
 
     def _streak_told(self, step: TriggerStep, action: str, outcome: str) -> None:
         if not step.streak:

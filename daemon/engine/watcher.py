@@ -50,7 +50,7 @@ Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
 Scope = Callable[[Workflow], bool]
 #: Told after each poll which executions of a workflow are still active (an empty set when
 #: the workflow left scope), so per-execution state elsewhere can be dropped.
-Retire = Callable[[str, Collection[str]], None]
+Retire = Callable[[str, Collection[str]], Awaitable[None] | None]
 
 
 @dataclass
@@ -116,6 +116,10 @@ class Watcher:
         """The one live heap entry per workflow; other entries for it are stale."""
         self._next_discovery = 0.0
         self._next_scan = 0.0
+        self._listed: dict[str, frozenset[str]] = {}
+        """workflow -> execution ids of its last listing, so ``executions_seen`` counts
+        each execution once (its first sighting), not on every poll; bounded by the
+        watched workflows times one listing."""
         self._rediscover = asyncio.Event()
         self.discovered = asyncio.Event()
         """Set after the first successful discovery (readiness)."""
@@ -168,9 +172,12 @@ class Watcher:
             # Their heap entries go stale and are dropped when popped; the map must not
             # keep every workflow that was ever in scope.
             self._due_at.pop(wid, None)
+            self._listed.pop(wid, None)
             self._hot_ids.discard(wid)
             if self.retire is not None:
-                self.retire(wid, ())
+                done = self.retire(wid, ())
+                if done is not None:
+                    await done
         self.stats.watched = len(fresh)
         self._next_scan = now + (
             self.scan_interval if self.scan_interval > 0 else self.discovery_interval
@@ -242,6 +249,14 @@ class Watcher:
             except TimeoutError:
                 pass
 
+    def _count_new(self, wid: str, executions: Sequence[Execution]) -> None:
+        """First sightings only: an execution is new when the workflow's previous listing
+        did not have it (a listing keeps the newest few, so an id that dropped out of it
+        never comes back)."""
+        ids = frozenset(e.execution_id for e in executions)
+        self.stats.executions_seen += len(ids - self._listed.get(wid, frozenset()))
+        self._listed[wid] = ids
+
     def _list_failed(self, event: str, exc: CloudError) -> None:
         log.warning(
             event, error=type(exc).__name__, error_code=exc.error_code, request_id=exc.request_id
@@ -260,7 +275,7 @@ class Watcher:
                 self.stats.calls += 1
             self.stats.polls += 1
             active = [e for e in executions if not e.status.finished]
-            self.stats.executions_seen += len(executions)
+            self._count_new(wid, executions)
             recheck: datetime | None = None
             for execution in (*active, *self._recently_stopped(executions)):
                 # One execution's error must not stop the others of the same workflow.
@@ -268,7 +283,9 @@ class Watcher:
                 if when is not None and (recheck is None or when < recheck):
                     recheck = when
             if self.retire is not None:
-                self.retire(wid, {e.execution_id for e in active})
+                done = self.retire(wid, {e.execution_id for e in active})
+                if done is not None:
+                    await done
             interval = self.fast if active else self._idle_wait(wid, loop.time())
             hot = bool(active)
             if recheck is not None:

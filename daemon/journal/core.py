@@ -14,7 +14,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol, Self, TypeVar
+from typing import Final, Protocol, Self, TypeVar
 
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
@@ -83,6 +83,18 @@ class Tx(Protocol):
         """Delete intents with ``finished_at < cutoff`` and sightings older than it."""
         ...
 
+    def compactable(
+        self, kinds: frozenset[str], since: datetime | None, cutoff: datetime
+    ) -> list[HistoryRow]:
+        """Finished intents of ``kinds`` with ``since <= at < cutoff``, any order."""
+        ...
+
+    def delete_intents(self, keys: list[str]) -> None: ...
+
+    def forget_execution(self, execution_id: str) -> None:
+        """Delete every sighting of the execution."""
+        ...
+
     def unresolved(self) -> list[HistoryRow]:
         """Intents whose outcome is ``pending`` or ``unknown``, any order."""
         ...
@@ -98,6 +110,48 @@ class Tx(Protocol):
     def put_override(self, override_id: str, doc: str, until: datetime) -> None:
         """Insert or replace the override ``override_id``."""
         ...
+
+
+COMPACTABLE_KINDS: Final = frozenset({"trigger_enable", "trigger_disable"})
+"""Writes that repeat by design: a calendar toggling every few minutes writes the same
+change to the same trigger all day long. Each one is an API write and is journaled like
+any other (exactly-once), but once its key can never be used again (trigger keys name
+the pass second) a day of them says no more than their count and first and last times."""
+
+FINAL_FOR_COMPACTION: Final = frozenset(
+    {"applied", "resolved_applied", "rejected", "moot", "dry_run", "ambiguous"}
+)
+"""Outcomes whose key is closed for good. Not ``pending``/``unknown`` (the sweep still
+resolves them) nor ``failed``/``resolved_not_applied`` (the same key may be sent again)."""
+
+
+def compact_in(tx: Tx, since: datetime | None, cutoff: datetime) -> int:
+    """Fold compactable rows older than ``cutoff`` per (workflow, action, rule, outcome,
+    dry run, UTC day) into the group's latest row, which keeps its key, reason and
+    request id and gains ``repeats`` and ``first_at``. Returns the rows removed."""
+    groups: dict[tuple[object, ...], list[HistoryRow]] = {}
+    for row in tx.compactable(COMPACTABLE_KINDS, since, cutoff):
+        if row.outcome not in FINAL_FOR_COMPACTION:
+            continue
+        group = (row.workflow_id, row.kind, row.rule, row.outcome, row.dry_run, row.at.date())
+        groups.setdefault(group, []).append(row)
+    removed: list[str] = []
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        rows.sort(key=order)
+        keep = rows[-1]
+        tx.put_intent(
+            dataclasses.replace(
+                keep,
+                repeats=sum(r.repeats for r in rows),
+                first_at=min(r.first_at or r.at for r in rows),
+            )
+        )
+        removed.extend(r.key for r in rows[:-1])
+    if removed:
+        tx.delete_intents(removed)
+    return len(removed)
 
 
 def row_from_intent(intent: WriteIntent, at: datetime, *, tries: int = 1) -> HistoryRow:
@@ -313,6 +367,21 @@ class JournalBase(ABC):
             return None
 
         return await self._run(op)
+
+    async def compact(self, older_than: datetime, since: datetime | None = None) -> int:
+        start = None if since is None else utc(since)
+        return await self._run(lambda tx: compact_in(tx, start, utc(older_than)))
+
+    async def reclaim(self) -> int:
+        return 0
+
+    def size(self) -> int:
+        return 0
+
+    async def forget_execution(self, execution_id: str) -> None:
+        """The execution is over: its sightings (first times a node was seen stopped)
+        matter no more. Without this they stayed until retention, millions of rows."""
+        await self._run(lambda tx: tx.forget_execution(execution_id))
 
     async def __aenter__(self) -> Self:
         await self.open()

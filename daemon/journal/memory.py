@@ -93,11 +93,32 @@ class _MemoryTx:
     def put_override(self, override_id: str, doc: str, until: datetime) -> None:
         self.override_docs[override_id] = doc
 
+    def compactable(
+        self, kinds: frozenset[str], since: datetime | None, cutoff: datetime
+    ) -> list[HistoryRow]:
+        return [
+            r
+            for r in self.intents.values()
+            if r.kind in kinds
+            and r.finished_at is not None
+            and r.at < cutoff
+            and (since is None or r.at >= since)
+        ]
+
+    def delete_intents(self, keys: list[str]) -> None:
+        for key in keys:
+            self.intents.pop(key, None)
+
+    def forget_execution(self, execution_id: str) -> None:
+        for sighting in [k for k in self.sightings if k[0] == execution_id]:
+            del self.sightings[sighting]
+
     def prune(self, cutoff: datetime) -> int:
         old = [
             k
             for k, r in self.intents.items()
-            if r.finished_at is not None and r.finished_at < cutoff
+            # as the SQLite store, which prunes by its creation index
+            if r.finished_at is not None and r.finished_at < cutoff and r.at < cutoff
         ]
         stale = [
             k

@@ -90,6 +90,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             until TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 5: compaction folds a day of repetitive rows (trigger toggles) into one that counts
+    # them; retention prunes by the creation index, so the finished-at index (a copy of
+    # every key, ~15 % of the file) goes. Incremental auto-vacuum is switched on when the
+    # file is opened (``sqlite.enable_incremental_vacuum``): it cannot run in a transaction.
+    (
+        "ALTER TABLE intents ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE intents ADD COLUMN first_at TEXT",
+        "DROP INDEX intents_finished",
+    ),
 )
 LATEST = len(MIGRATIONS)
 

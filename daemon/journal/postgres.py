@@ -40,7 +40,7 @@ LOCK_ID = 0x616F6D64  # "aomd": the one advisory lock every journal transaction 
 
 _COLUMNS = (
     "key, kind, workflow_id, execution_id, node_id, attempt, rule, reason, observed, "
-    "dry_run, outcome, request_id, error, created_at, finished_at, tries"
+    "dry_run, outcome, request_id, error, created_at, finished_at, tries, repeats, first_at"
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -63,12 +63,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error        TEXT,
             created_at   TIMESTAMPTZ NOT NULL,
             finished_at  TIMESTAMPTZ,
-            tries        INTEGER NOT NULL
+            tries        INTEGER NOT NULL,
+            repeats      INTEGER NOT NULL DEFAULT 1,
+            first_at     TIMESTAMPTZ
         )""",
         "CREATE INDEX intents_execution ON intents (execution_id)",
         "CREATE INDEX intents_created ON intents (created_at)",
         "CREATE INDEX intents_workflow_created ON intents (workflow_id, created_at)",
-        "CREATE INDEX intents_finished ON intents (finished_at) WHERE finished_at IS NOT NULL",
         """CREATE TABLE owned_triggers (
             account     TEXT NOT NULL,
             workflow_id TEXT NOT NULL,
@@ -134,6 +135,8 @@ def _row(r: tuple[Any, ...]) -> HistoryRow:
         at=utc(r[13]),
         finished_at=None if r[14] is None else utc(r[14]),
         tries=int(r[15]),
+        repeats=int(r[16]),
+        first_at=None if r[17] is None else utc(r[17]),
     )
 
 
@@ -154,7 +157,7 @@ class _PgTx:
     def put_intent(self, row: HistoryRow) -> None:
         self.cur.execute(
             f"INSERT INTO intents ({_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (key) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:]),
             (
@@ -174,8 +177,29 @@ class _PgTx:
                 utc(row.at),
                 None if row.finished_at is None else utc(row.finished_at),
                 row.tries,
+                row.repeats,
+                None if row.first_at is None else utc(row.first_at),
             ),
         )
+
+    def compactable(
+        self, kinds: frozenset[str], since: datetime | None, cutoff: datetime
+    ) -> list[HistoryRow]:
+        sql = (
+            f"SELECT {_COLUMNS} FROM intents WHERE created_at < %s AND kind = ANY(%s) "
+            "AND finished_at IS NOT NULL"
+        )
+        params: list[Any] = [utc(cutoff), sorted(kinds)]
+        if since is not None:
+            sql += " AND created_at >= %s"
+            params.append(utc(since))
+        return [_row(r) for r in self._all(sql, tuple(params))]
+
+    def delete_intents(self, keys: list[str]) -> None:
+        self.cur.execute("DELETE FROM intents WHERE key = ANY(%s)", (keys,))
+
+    def forget_execution(self, execution_id: str) -> None:
+        self.cur.execute("DELETE FROM sightings WHERE execution_id = %s", (execution_id,))
 
     def intents_of(self, execution_id: str) -> list[HistoryRow]:
         rows = self._all(f"SELECT {_COLUMNS} FROM intents WHERE execution_id = %s", (execution_id,))
@@ -281,7 +305,9 @@ class _PgTx:
     def prune(self, cutoff: datetime) -> int:
         at = utc(cutoff)
         self.cur.execute(
-            "DELETE FROM intents WHERE finished_at IS NOT NULL AND finished_at < %s", (at,)
+            "DELETE FROM intents WHERE created_at < %s AND finished_at IS NOT NULL "
+            "AND finished_at < %s",
+            (at, at),
         )
         intents = self.cur.rowcount
         # a failure-streak hold lasts until a person acts, however old (streak-holds/...)
@@ -434,7 +460,7 @@ _COPIED = {
     "ticks": "scope, at",
     "overrides": "id, doc, until",
 }
-_TIMES = {"created_at", "finished_at", "owned_at", "first_seen", "at", "until"}
+_TIMES = {"created_at", "finished_at", "owned_at", "first_seen", "at", "until", "first_at"}
 
 
 def _copy_rows(sqlite_path: str, cur: Any) -> dict[str, int]:

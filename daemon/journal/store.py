@@ -42,6 +42,11 @@ class HistoryRow:
     """Fingerprint of the state the decision was made on (to resolve a lost reply)."""
     tries: int = 1
     """How many times the key was begun: 1 + the resets after a retryable outcome."""
+    repeats: int = 1
+    """How many like writes this row stands for: compaction folds a day's trigger
+    toggles of one workflow, rule, action and outcome into their latest row."""
+    first_at: datetime | None = None
+    """The earliest of the writes folded into this row (None when ``repeats`` is 1)."""
 
 
 class Journal(JournalPort, OwnershipPort, Protocol):
@@ -91,6 +96,24 @@ class Journal(JournalPort, OwnershipPort, Protocol):
         ...
 
     async def set_last_tick(self, scope: str, at: datetime) -> None: ...
+
+    async def compact(self, older_than: datetime, since: datetime | None = None) -> int:
+        """Fold repetitive rows journaled before ``older_than`` (and at or after ``since``)
+        into one row per UTC day (see ``core.compact_in``). Returns rows removed."""
+        ...
+
+    async def forget_execution(self, execution_id: str) -> None:
+        """The execution is over: drop its sightings."""
+        ...
+
+    async def reclaim(self) -> int:
+        """Give space freed by pruning and compaction back to the system; bytes freed
+        (0 where the store does it by itself, as PostgreSQL's autovacuum)."""
+        ...
+
+    def size(self) -> int:
+        """Bytes the journal takes on disk (0 where the store cannot tell cheaply)."""
+        ...
 
     async def prune(self, older_than: datetime) -> int:
         """Delete finished intents finished before ``older_than`` and sightings first seen

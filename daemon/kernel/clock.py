@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -26,3 +26,23 @@ class SystemClock:
 SYSTEM_CLOCK = SystemClock()
 """The real clock, for defaults (``monotonic=SYSTEM_CLOCK.monotonic``) where a test passes
 its own."""
+
+
+class ScaledClock:
+    """Emulated time running ``speed`` times faster than real time from ``anchor``.
+
+    Test-only use: ``aomd run`` with ``emulator.follow`` runs on an external emulator's
+    accelerated clock (``bench/soak.py``: days of calendar and retention in an hour).
+    ``monotonic`` stays real: rate limits, timeouts and breakers work in real seconds.
+    """
+
+    def __init__(self, anchor: datetime, speed: float, mono: float | None = None) -> None:
+        self.anchor = anchor
+        self.speed = speed
+        self.mono = time.monotonic() if mono is None else mono
+
+    def now(self) -> datetime:
+        return self.anchor + timedelta(seconds=(time.monotonic() - self.mono) * self.speed)
+
+    def monotonic(self) -> float:
+        return time.monotonic()

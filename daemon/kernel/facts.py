@@ -35,6 +35,9 @@ class ExecutionFacts:
     writes: tuple[PastWrite, ...] = ()
     first_seen: Mapping[str, datetime] = field(default_factory=dict)
     """node_id -> when aomd first saw that node stopped (failed or paused)."""
+    retry_at: Mapping[str, datetime] = field(default_factory=dict)
+    """key -> when a ``failed`` write may be sent again promptly (the executor's retry
+    book, in memory); a failed key not listed waits the rule's ``backoff.initial``."""
 
     def writes_for(self, node_id: str | None) -> tuple[PastWrite, ...]:
         return tuple(w for w in self.writes if w.node_id == node_id)

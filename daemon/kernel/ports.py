@@ -65,6 +65,8 @@ class FactsPort(Protocol):
 
     async def forget_seen(self, execution_id: str, node_id: str) -> None: ...
 
+    async def forget_execution(self, execution_id: str) -> None: ...
+
 
 class WriteGuard(Protocol):
     """May this replica write now (the leader elector)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from daemon.kernel.outcomes import Outcome
@@ -34,3 +35,8 @@ class WriteReport:
     request_id: str | None = None
     error: str | None = None
     result: Any = None
+    retry_after: float | None = None
+    """Seconds the server asked to wait (``Retry-After`` on a 429), when it did."""
+    retry_at: datetime | None = None
+    """For a ``failed`` write within its prompt-retry budget: when to send the same key
+    again (``daemon.engine.write_retry``). None: the writer's slow lane retries it."""

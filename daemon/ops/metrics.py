@@ -145,6 +145,34 @@ class Metrics:
             registry=r,
         )
         self._seen_total = 0
+        self._journal_bytes = Gauge(
+            "journal_size_bytes",
+            "Size of the journal file and its write-ahead log, after the last hourly upkeep "
+            "(prune, compaction, incremental vacuum).",
+            namespace=ns,
+            registry=r,
+        )
+        self._triggers_unreconciled = Gauge(
+            "triggers_unreconciled",
+            "Triggers aomd could not put in the state their calendar wants (a change failed "
+            "or was refused); 0 once every one is as desired.",
+            namespace=ns,
+            registry=r,
+        )
+        self.write_retries_total = Counter(
+            "write_retries_total",
+            "Prompt retries scheduled for writes that failed without effect (429, 5xx, "
+            "connection refused), same key, seconds later.",
+            namespace=ns,
+            registry=r,
+        )
+        self.write_retries_exhausted_total = Counter(
+            "write_retries_exhausted_total",
+            "Writes whose prompt-retry budget ran out (left to the slow lane: the rule's "
+            "backoff, the reconcile period).",
+            namespace=ns,
+            registry=r,
+        )
         self.last_reconcile_timestamp = Gauge(
             "last_reconcile_timestamp_seconds",
             "Unix time of the last completed reconcile pass.",
@@ -216,6 +244,19 @@ class Metrics:
     def journal_errors(self, count: int) -> None:
         if count > 0:
             self.journal_errors_total.inc(count)
+
+    def set_journal_bytes(self, size: int) -> None:
+        self._journal_bytes.set(size)
+
+    def set_triggers_unreconciled(self, count: int) -> None:
+        self._triggers_unreconciled.set(count)
+
+    def write_retries(self, scheduled: int, exhausted: int) -> None:
+        """Increments since the last call (sampled from the executor's retry book)."""
+        if scheduled > 0:
+            self.write_retries_total.inc(scheduled)
+        if exhausted > 0:
+            self.write_retries_exhausted_total.inc(exhausted)
 
     def drift(self, count: int) -> None:
         if count > 0:

@@ -11,7 +11,9 @@ How the past is counted (``facts.writes`` for the stopped node, matched by key s
 * An attempt is *used* when its outcome could have had an effect or was a real answer:
   ``pending``, ``applied``, ``unknown``, ``resolved_applied``, ``rejected``, ``moot``.
 * ``failed`` and ``resolved_not_applied`` (the executor's RETRYABLE_OUTCOMES) are not
-  used: the same key is sent again (the executor re-opens it), after ``backoff.initial``.
+  used: the same key is sent again (the executor re-opens it): a ``failed`` one at
+  ``facts.retry_at[key]`` (the executor's prompt retry, seconds away) while that is
+  given, otherwise after ``backoff.initial``.
 * ``dry_run`` outcomes count like real ones when this decision is itself a dry run (so a
   dry-run daemon logs each step once instead of on every poll); when acting for real they
   are ignored, except that their attempt numbers are never reused (the executor would
@@ -569,6 +571,12 @@ class _Apply:
     def _visible(self, w: PastWrite) -> bool:
         return w.outcome != "dry_run" or self.dry
 
+    def _resend_at(self, w: PastWrite) -> datetime:
+        """When a write that changed nothing goes out again under the same key: at the
+        executor's prompt retry while its budget lasts, else after ``backoff.initial``."""
+        prompt = self.facts.retry_at.get(w.key) if w.outcome == "failed" else None
+        return prompt if prompt is not None else w.at + self.rule.backoff.initial
+
     def _done(self, why: str, recheck: datetime | None = None) -> Decision:
         return Decision(
             recheck_at=self._clamp(recheck),
@@ -710,7 +718,7 @@ class _Apply:
         if retry:
             w, segment, attempt = max(retry, key=lambda x: (x[0].at, x[2]))
             kind = w.kind
-            wait_until = w.at + rule.backoff.initial
+            wait_until = self._resend_at(w)
             if wait_until > self.now:
                 return self._done(
                     f"node {self.label} {self.state}: resending {segment} after {w.outcome} "
@@ -750,7 +758,7 @@ class _Apply:
         notes: list[str] = []
         if latest is not None and latest.outcome in RETRYABLE_OUTCOMES:
             attempt = _split_key(latest)[1]
-            waits.append((latest.at + rule.backoff.initial, f"resend after {latest.outcome}"))
+            waits.append((self._resend_at(latest), f"resend after {latest.outcome}"))
             notes.append(f"resending after outcome {latest.outcome}")
         else:
             attempt = 1 + max((n for _, s, n in segs if s == rule.action), default=0)

@@ -501,4 +501,22 @@ async def test_parse_cache_keeps_one_body_per_workflow_and_execution(emu: Emulat
         emu.faults.add(Fault(kind="malformed", path="/executions$", body=body, times=2))
         first = await client.list_executions(wid)
         assert (await client.list_executions(wid))[0] is first[0]
-        assert len(client._parsed) == 2  # one list, one detail
+        assert (len(client._parsed), len(client._details)) == (1, 1)  # one list, one detail
+
+
+async def test_details_of_many_executions_do_not_push_out_the_lists(emu: Emulator) -> None:
+    """Each incident's execution is read in detail a few times and then never again: in
+    one cache with the lists, a day of incidents filled it (the soak's RSS climb) and
+    evicted the workflow lists every poll re-reads. Details get a small cache of their
+    own, and URLs of one execution are not kept."""
+    from daemon.cloud.client import DETAIL_CACHE_SIZE
+
+    wid = emu.add_workflow(name="busy", nodes=[{"id": "n", "duration": 3600}])
+    eids = [emu.start_execution(wid) for _ in range(DETAIL_CACHE_SIZE + 40)]
+    async with make_client(emu.url) as client:
+        await client.list_executions(wid)
+        for eid in eids:
+            await client.get_execution(wid, eid)
+        assert len(client._details) == DETAIL_CACHE_SIZE
+        assert len(client._parsed) == 1  # the list is still there
+        assert all("/executions/" not in url for url in client._urls)

@@ -184,7 +184,7 @@ cron_exprs = st.builds(
 @settings(max_examples=60, deadline=None)
 @given(expr=cron_exprs, start=instants)
 def test_fast_cron_walk_equals_croniter(expr: str, start: datetime) -> None:
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     from daemon.calendar.sources import cron_times
 
@@ -192,8 +192,11 @@ def test_fast_cron_walk_equals_croniter(expr: str, start: datetime) -> None:
     ours = list(cron_times(expr, UTC, start, end))
     it = croniter(expr, start.replace(tzinfo=None) - timedelta(microseconds=1))
     theirs = []
-    while (t := it.get_next(datetime).replace(tzinfo=UTC)) < end:
-        theirs.append(t)
+    try:
+        while (t := it.get_next(datetime).replace(tzinfo=UTC)) < end:
+            theirs.append(t)
+    except CroniterBadDateError:
+        pass  # croniter gives up on dates that never come ("0 * 30 2 *": February 30)
     assert ours == theirs
 
 

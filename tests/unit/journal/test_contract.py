@@ -214,3 +214,68 @@ async def test_open_and_close_are_idempotent_and_async_with_works(journal) -> No
         assert same is journal
         assert await journal.owned_triggers() == set()
     await journal.close()
+
+
+async def _toggle(journal, intent, at: datetime, action: str, n: int, outcome="applied") -> str:  # type: ignore[no-untyped-def]
+    it = intent(
+        None,
+        None,
+        1,
+        kind=action,
+        key=f"trigger/t/wf-a/{action}/{at:%Y%m%dT%H%M%S}",
+        workflow_id="wf-a",
+        rule="freeze-all",
+        reason=f"toggle {n}",
+    )
+    await journal.begin(it, at)
+    await journal.finish(it.key, outcome, request_id=f"r{n}", error=None, at=at)
+    return it.key
+
+
+async def test_compaction_folds_a_days_trigger_toggles_into_one_row_each(
+    journal, intent, t0
+) -> None:
+    """A calendar that toggles every 4 minutes: older than the cutoff, each day's
+    disables and enables of one workflow become one row each that counts them."""
+    keys = []
+    for i in range(10):  # 10:00 .. 10:36, alternating
+        action = "trigger_disable" if i % 2 == 0 else "trigger_enable"
+        keys.append(await _toggle(journal, intent, t0(4 * i), action, i))
+    pending = intent("e9", "n1")  # an open operation is never touched
+    await journal.begin(pending, t0(1))
+    failed = await _toggle(journal, intent, t0(2), "trigger_disable", 99, outcome="failed")
+    # the cutoff leaves the last two toggles as they are
+    assert await journal.compact(t0(32)) == 6
+    rows = await journal.history()
+    folded = {(r.kind, r.outcome): r for r in rows if r.repeats > 1}
+    off = folded[("trigger_disable", "applied")]
+    on = folded[("trigger_enable", "applied")]
+    assert (off.repeats, off.first_at, off.at, off.key, off.request_id) == (
+        4,
+        t0(0),
+        t0(24),
+        keys[6],
+        "r6",
+    )
+    assert (on.repeats, on.first_at, on.at) == (4, t0(4), t0(28))
+    # the newest toggles, the failed one (its key may be sent again) and the open
+    # operation are kept as they were
+    assert {r.key for r in rows if r.repeats == 1} == {keys[8], keys[9], failed, pending.key}
+    # idempotent, and a later round folds into the rows already folded
+    assert await journal.compact(t0(32)) == 0
+    assert await journal.compact(t0(60)) == 2
+    assert sorted(r.repeats for r in await journal.history() if r.repeats > 1) == [5, 5]
+    # another UTC day is another row
+    await _toggle(journal, intent, t0(24 * 60), "trigger_disable", 100)
+    await _toggle(journal, intent, t0(24 * 60 + 8), "trigger_disable", 101)
+    assert await journal.compact(t0(3 * 24 * 60), since=t0(24 * 60)) == 1
+    assert sorted(r.repeats for r in await journal.history() if r.repeats > 1) == [2, 5, 5]
+
+
+async def test_forget_execution_drops_its_sightings_only(journal, t0) -> None:
+    await journal.saw("e1", "n1", t0(0))
+    await journal.saw("e1", "n2", t0(1))
+    await journal.saw("e2", "n1", t0(2))
+    await journal.forget_execution("e1")
+    assert (await journal.facts("e1")).first_seen == {}
+    assert (await journal.facts("e2")).first_seen == {"n1": t0(2)}

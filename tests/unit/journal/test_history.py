@@ -83,3 +83,27 @@ async def test_cli_history_command(tmp_path, intent, t0, capsys) -> None:
     code = await asyncio.to_thread(main, argv)  # the CLI runs its own event loop
     assert code == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+async def test_folded_trigger_toggles_show_their_count_and_span(tmp_path, intent, t0) -> None:
+    settings = Settings(state_dir=tmp_path)
+    async with SqliteJournal(settings.journal_path()) as journal:
+        for i in range(3):
+            it = intent(None, None, 1, kind="trigger_disable", key=f"trigger/t/wf-a/d/{i}",
+                        workflow_id="wf-a", reason="calendar freeze active")  # fmt: skip
+            await journal.begin(it, t0(4 * i))
+            await journal.finish(it.key, "applied", request_id=None, error=None, at=t0(4 * i))
+        assert await journal.compact(t0(60)) == 2
+    out = io.StringIO()
+    await print_history(settings, since=t0(0), workflow="wf-a", as_json=False, out=out)
+    [_, row] = out.getvalue().splitlines()
+    assert row.endswith(
+        "calendar freeze active (x3 from 2026-11-26 10:00:00Z to 2026-11-26 10:08:00Z)"
+    )
+    out = io.StringIO()
+    await print_history(settings, since=t0(0), workflow="wf-a", as_json=True, out=out)
+    [line] = out.getvalue().splitlines()
+    assert (json.loads(line)["repeats"], json.loads(line)["first_at"]) == (
+        3,
+        "2026-11-26T10:00:00+00:00",
+    )

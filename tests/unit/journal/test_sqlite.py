@@ -189,3 +189,56 @@ async def test_an_intent_survives_sigkill_right_after_begin(tmp_path, intent) ->
         assert (write.key, write.outcome, write.observed) == ("exec/e1/n1/restart/1", PENDING, "fp")
         # the executor now resolves by observation instead of sending again
         assert await journal.begin(intent("e1", "n1", 1), write.at) == PENDING
+
+
+def _fill(path: Path, rows: int, created: str) -> None:
+    """Bulk rows straight into the file (one transaction; the daemon's path commits one
+    fsync per write, far too slow to fill megabytes in a unit test)."""
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO intents (key, kind, workflow_id, execution_id, node_id, attempt, rule,"
+            " reason, observed, dry_run, outcome, request_id, error, created_at, finished_at,"
+            " tries) VALUES (?, 'restart', ?, ?, 'n', 1, 'r', ?, '', 0, 'applied', NULL, NULL,"
+            " ?, ?, 1)",
+            [
+                (f"exec/e{i}/n/restart/1", f"wf-{i % 50}", f"e{i}", "x" * 200, created, created)
+                for i in range(rows)
+            ],
+        )
+
+
+async def test_pruned_space_goes_back_to_the_file_system(tmp_path, t0) -> None:
+    """Incremental auto-vacuum: after retention deletes rows, ``reclaim`` shrinks the
+    file instead of leaving it at its high-water mark for ever."""
+    path = tmp_path / "journal.sqlite3"
+    async with SqliteJournal(path) as journal:
+        assert _pragma(path, "auto_vacuum") == 2  # incremental, from the start
+        _fill(path, 20_000, t0(0).isoformat(timespec="microseconds"))
+        await journal.reclaim()
+        full = journal.size()
+        assert full > 4_000_000
+        assert await journal.prune(t0(60)) == 20_000
+        freed = await journal.reclaim()
+        assert freed > 0.8 * full
+        assert journal.size() < 0.1 * full
+    assert path.stat().st_size < 0.1 * full
+
+
+async def test_a_schema_2_journal_is_migrated_and_switched_to_incremental_vacuum(
+    tmp_path, t0
+) -> None:
+    from daemon.journal.migrations import MIGRATIONS
+
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(path) as conn:  # as an aomd of schema 2 left it
+        for version, steps in enumerate(MIGRATIONS[:2], start=1):
+            for statement in steps:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+    _fill(path, 10, t0(0).isoformat(timespec="microseconds"))
+    assert _pragma(path, "auto_vacuum") == 0
+    async with SqliteJournal(path) as journal:
+        rows = await journal.history()
+    assert [(r.repeats, r.first_at) for r in rows] == [(1, None)] * 10
+    assert _pragma(path, "user_version") == LATEST == 5
+    assert _pragma(path, "auto_vacuum") == 2
