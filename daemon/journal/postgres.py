@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from daemon.journal.core import JournalBase, Tx, utc
+from daemon.journal.core import Tx, utc
 from daemon.journal.store import HistoryRow
+from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
 from daemon.kernel.keys import STREAK_HOLDS
 
@@ -318,7 +318,7 @@ class _PgTx:
         return int(intents) + int(self.cur.rowcount)
 
 
-class PostgresJournal(JournalBase):
+class PostgresJournal(OneThreadJournal):
     """``Journal`` in a PostgreSQL database (``url``: ``postgresql://user@host:port/db``).
 
     Several replicas may share it: every transaction holds the journal's advisory lock.
@@ -328,33 +328,10 @@ class PostgresJournal(JournalBase):
         self.url = url
         self._password = password
         self.timeout = timeout
-        self._conn: Any = None
-        self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
         return f"PostgresJournal(url={redact_url(self.url)!r}, {state})"
-
-    async def open(self) -> None:
-        if self._conn is not None:
-            return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aomd-journal")
-        try:
-            conn = await asyncio.get_running_loop().run_in_executor(pool, self._connect)
-        except BaseException:
-            pool.shutdown(wait=False)
-            raise
-        self._conn, self._pool = conn, pool
-
-    async def close(self) -> None:
-        conn, pool = self._conn, self._pool
-        self._conn = self._pool = None
-        if conn is None or pool is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(pool, conn.close)
-        finally:
-            pool.shutdown(wait=True)
 
     async def _run(self, op: Callable[[Tx], T]) -> T:
         return await self.run_raw(lambda cur: op(_PgTx(cur)))

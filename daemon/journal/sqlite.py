@@ -27,7 +27,6 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,8 +35,9 @@ from urllib.parse import quote
 import structlog
 
 from daemon.journal import migrations
-from daemon.journal.core import JournalBase, Tx, utc
+from daemon.journal.core import Tx, utc
 from daemon.journal.store import HistoryRow
+from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
 from daemon.kernel.keys import STREAK_HOLDS
 
@@ -263,7 +263,7 @@ class _SqliteTx:
         return int(intents) + int(sightings)
 
 
-class SqliteJournal(JournalBase):
+class SqliteJournal(OneThreadJournal):
     """``Journal`` in the SQLite file at ``path`` (created with its directory if missing).
 
     ``readonly=True`` (for ``aomd history``) opens the file with ``mode=ro``: it never
@@ -277,35 +277,16 @@ class SqliteJournal(JournalBase):
         self.path = Path(path)
         self.readonly = readonly
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
         return f"SqliteJournal(path={str(self.path)!r}, readonly={self.readonly}, {state})"
 
-    async def open(self) -> None:
-        if self._conn is not None:
-            return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aomd-journal")
+    def _close_conn(self, conn: sqlite3.Connection) -> None:
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(pool, self._connect)
-        except BaseException:
-            pool.shutdown(wait=False)
-            raise
-        self._conn, self._pool = conn, pool
-
-    async def close(self) -> None:
-        conn, pool = self._conn, self._pool
-        self._conn = self._pool = None
-        if conn is None or pool is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+            conn.close()
         except sqlite3.Error as exc:
             raise self._error("close", exc) from exc
-        finally:
-            pool.shutdown(wait=True)
 
     async def _run(self, op: Callable[[Tx], T]) -> T:
         conn, pool = self._conn, self._pool
