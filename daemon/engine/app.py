@@ -80,6 +80,13 @@ class Daemon:
         self.notifier = Notifier(s.notify_webhook)
         self.elector: LeaderElector = AlwaysLeader()
 
+    def _leadership(self, leader: bool) -> None:
+        """A replica that becomes the leader reconciles at once, not at its next look:
+        a leader may not live long, and a freeze edge must not wait for it."""
+        if leader:
+            for waker in self.wakers:
+                waker.nudge()
+
     # -- policy ----------------------------------------------------------------------------
 
     def reload(self, reason: str) -> bool:
@@ -132,7 +139,7 @@ class Daemon:
                 self.clock = cloud.clock
                 self.speed = s.emulator.speed if s.emulator.speed > 0 else 1.0
             if s.leader.enabled:
-                self.elector = elector_from_settings(s.leader)
+                self.elector = elector_from_settings(s.leader, on_change=self._leadership)
             self.executor = build_executor(
                 s.safety,
                 journal=self.journal,

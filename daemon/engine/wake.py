@@ -46,6 +46,10 @@ class Waker:
         # the event here is safe; a plain function would run in a worker thread.
         self.event.set()
 
+    def nudge(self) -> None:
+        """Wake the loop now (this replica just became the leader): its pass is due."""
+        self.event.set()
+
     def arm(self, when: datetime | None) -> None:
         self.armed_for = when
         if when is None:
