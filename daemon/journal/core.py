@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Final, Protocol, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 from daemon.journal.store import HistoryRow
 from daemon.kernel.errors import JournalError
@@ -152,6 +152,37 @@ def compact_in(tx: Tx, since: datetime | None, cutoff: datetime) -> int:
     if removed:
         tx.delete_intents(removed)
     return len(removed)
+
+
+COLUMNS = (
+    "key, kind, workflow_id, execution_id, node_id, attempt, rule, reason, observed, "
+    "dry_run, outcome, request_id, error, created_at, finished_at, tries, repeats, first_at"
+)
+"""The intents table's columns, in the order every SQL store selects and inserts them."""
+
+
+def history_row(r: Sequence[Any], time: Callable[[Any], datetime]) -> HistoryRow:
+    """A row selected as ``COLUMNS``; ``time`` reads the store's instant type."""
+    return HistoryRow(
+        key=r[0],
+        kind=r[1],
+        workflow_id=r[2],
+        execution_id=r[3],
+        node_id=r[4],
+        attempt=int(r[5]),
+        rule=r[6],
+        reason=r[7],
+        observed=r[8],
+        dry_run=bool(r[9]),
+        outcome=r[10],
+        request_id=r[11],
+        error=r[12],
+        at=time(r[13]),
+        finished_at=None if r[14] is None else time(r[14]),
+        tries=int(r[15]),
+        repeats=int(r[16]),
+        first_at=None if r[17] is None else time(r[17]),
+    )
 
 
 def row_from_intent(intent: WriteIntent, at: datetime, *, tries: int = 1) -> HistoryRow:

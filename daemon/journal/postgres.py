@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from daemon.journal.core import Tx, utc
+from daemon.journal.core import COLUMNS, Tx, history_row, utc
 from daemon.journal.store import HistoryRow
 from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
@@ -38,10 +38,6 @@ log = structlog.get_logger("aomd.journal")
 
 LOCK_ID = 0x616F6D64  # "aomd": the one advisory lock every journal transaction takes
 
-_COLUMNS = (
-    "key, kind, workflow_id, execution_id, node_id, attempt, rule, reason, observed, "
-    "dry_run, outcome, request_id, error, created_at, finished_at, tries, repeats, first_at"
-)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: intents with outcomes, triggers aomd disabled (per account, as the SQLite
@@ -118,26 +114,7 @@ def redact_url(url: str) -> str:
 
 
 def _row(r: tuple[Any, ...]) -> HistoryRow:
-    return HistoryRow(
-        key=r[0],
-        kind=r[1],
-        workflow_id=r[2],
-        execution_id=r[3],
-        node_id=r[4],
-        attempt=int(r[5]),
-        rule=r[6],
-        reason=r[7],
-        observed=r[8],
-        dry_run=bool(r[9]),
-        outcome=r[10],
-        request_id=r[11],
-        error=r[12],
-        at=utc(r[13]),
-        finished_at=None if r[14] is None else utc(r[14]),
-        tries=int(r[15]),
-        repeats=int(r[16]),
-        first_at=None if r[17] is None else utc(r[17]),
-    )
+    return history_row(r, utc)
 
 
 class _PgTx:
@@ -151,15 +128,15 @@ class _PgTx:
         return list(self.cur.fetchall())
 
     def get_intent(self, key: str) -> HistoryRow | None:
-        rows = self._all(f"SELECT {_COLUMNS} FROM intents WHERE key = %s", (key,))
+        rows = self._all(f"SELECT {COLUMNS} FROM intents WHERE key = %s", (key,))
         return _row(rows[0]) if rows else None
 
     def put_intent(self, row: HistoryRow) -> None:
         self.cur.execute(
-            f"INSERT INTO intents ({_COLUMNS}) VALUES "
+            f"INSERT INTO intents ({COLUMNS}) VALUES "
             "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (key) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:]),
+            + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS.split(", ")[1:]),
             (
                 row.key,
                 row.kind,
@@ -186,7 +163,7 @@ class _PgTx:
         self, kinds: frozenset[str], since: datetime | None, cutoff: datetime
     ) -> list[HistoryRow]:
         sql = (
-            f"SELECT {_COLUMNS} FROM intents WHERE created_at < %s AND kind = ANY(%s) "
+            f"SELECT {COLUMNS} FROM intents WHERE created_at < %s AND kind = ANY(%s) "
             "AND finished_at IS NOT NULL"
         )
         params: list[Any] = [utc(cutoff), sorted(kinds)]
@@ -202,7 +179,7 @@ class _PgTx:
         self.cur.execute("DELETE FROM sightings WHERE execution_id = %s", (execution_id,))
 
     def intents_of(self, execution_id: str) -> list[HistoryRow]:
-        rows = self._all(f"SELECT {_COLUMNS} FROM intents WHERE execution_id = %s", (execution_id,))
+        rows = self._all(f"SELECT {COLUMNS} FROM intents WHERE execution_id = %s", (execution_id,))
         return [_row(r) for r in rows]
 
     def sightings_of(self, execution_id: str) -> dict[str, datetime]:
@@ -278,7 +255,7 @@ class _PgTx:
         if workflow_id is not None:
             where.append("workflow_id = %s")
             params.append(workflow_id)
-        sql = f"SELECT {_COLUMNS} FROM intents"
+        sql = f"SELECT {COLUMNS} FROM intents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, key DESC"
@@ -288,7 +265,7 @@ class _PgTx:
         return [_row(r) for r in self._all(sql, tuple(params))]
 
     def unresolved(self) -> list[HistoryRow]:
-        rows = self._all(f"SELECT {_COLUMNS} FROM intents WHERE outcome IN ('pending', 'unknown')")
+        rows = self._all(f"SELECT {COLUMNS} FROM intents WHERE outcome IN ('pending', 'unknown')")
         return [_row(r) for r in rows]
 
     def get_tick(self, scope: str) -> datetime | None:
@@ -431,7 +408,7 @@ async def copy_from_sqlite(sqlite_path: str, target: PostgresJournal) -> dict[st
 
 
 _COPIED = {
-    "intents": _COLUMNS,
+    "intents": COLUMNS,
     "owned_triggers": "account, workflow_id, reason, owned_at",
     "sightings": "execution_id, node_id, first_seen",
     "ticks": "scope, at",

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import structlog
 
 from daemon.journal import migrations
-from daemon.journal.core import Tx, utc
+from daemon.journal.core import COLUMNS, Tx, history_row, utc
 from daemon.journal.store import HistoryRow
 from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
@@ -43,11 +43,6 @@ from daemon.kernel.keys import STREAK_HOLDS
 
 T = TypeVar("T")
 log = structlog.get_logger("aomd.journal")
-
-_COLUMNS = (
-    "key, kind, workflow_id, execution_id, node_id, attempt, rule, reason, observed, "
-    "dry_run, outcome, request_id, error, created_at, finished_at, tries, repeats, first_at"
-)
 
 
 def _ts(at: datetime) -> str:
@@ -59,26 +54,7 @@ def _parse(text: str) -> datetime:
 
 
 def _row(r: tuple[Any, ...]) -> HistoryRow:
-    return HistoryRow(
-        key=r[0],
-        kind=r[1],
-        workflow_id=r[2],
-        execution_id=r[3],
-        node_id=r[4],
-        attempt=int(r[5]),
-        rule=r[6],
-        reason=r[7],
-        observed=r[8],
-        dry_run=bool(r[9]),
-        outcome=r[10],
-        request_id=r[11],
-        error=r[12],
-        at=_parse(r[13]),
-        finished_at=None if r[14] is None else _parse(r[14]),
-        tries=int(r[15]),
-        repeats=int(r[16]),
-        first_at=None if r[17] is None else _parse(r[17]),
-    )
+    return history_row(r, _parse)
 
 
 _INCREMENTAL = 2
@@ -96,12 +72,12 @@ class _SqliteTx:
         self.conn = conn
 
     def get_intent(self, key: str) -> HistoryRow | None:
-        r = self.conn.execute(f"SELECT {_COLUMNS} FROM intents WHERE key = ?", (key,)).fetchone()
+        r = self.conn.execute(f"SELECT {COLUMNS} FROM intents WHERE key = ?", (key,)).fetchone()
         return None if r is None else _row(r)
 
     def put_intent(self, row: HistoryRow) -> None:
         self.conn.execute(
-            f"INSERT OR REPLACE INTO intents ({_COLUMNS}) "
+            f"INSERT OR REPLACE INTO intents ({COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.key,
@@ -127,7 +103,7 @@ class _SqliteTx:
 
     def intents_of(self, execution_id: str) -> list[HistoryRow]:
         cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM intents WHERE execution_id = ?", (execution_id,)
+            f"SELECT {COLUMNS} FROM intents WHERE execution_id = ?", (execution_id,)
         )
         return [_row(r) for r in cur]
 
@@ -192,7 +168,7 @@ class _SqliteTx:
         if workflow_id is not None:
             where.append("workflow_id = ?")
             params.append(workflow_id)
-        sql = f"SELECT {_COLUMNS} FROM intents"
+        sql = f"SELECT {COLUMNS} FROM intents"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, key DESC LIMIT ?"
@@ -201,7 +177,7 @@ class _SqliteTx:
 
     def unresolved(self) -> list[HistoryRow]:
         cur = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM intents WHERE outcome IN ('pending', 'unknown')"
+            f"SELECT {COLUMNS} FROM intents WHERE outcome IN ('pending', 'unknown')"
         )
         return [_row(r) for r in cur]
 
@@ -231,7 +207,7 @@ class _SqliteTx:
     ) -> list[HistoryRow]:
         marks = ", ".join("?" for _ in kinds)
         sql = (
-            f"SELECT {_COLUMNS} FROM intents WHERE created_at < ? AND kind IN ({marks}) "
+            f"SELECT {COLUMNS} FROM intents WHERE created_at < ? AND kind IN ({marks}) "
             "AND finished_at IS NOT NULL"
         )
         params: list[object] = [_ts(cutoff), *sorted(kinds)]

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.fire_times import minute_boundaries, owning_fire
 from tests.support.processes import AK, PROJECT, SK, DaemonProcess, emulator, start_daemon
 
 KILLS = max(60, int(os.environ.get("AOMD_CRASH_KILLS", "60")) // 3 * 3)
@@ -343,8 +344,8 @@ def test_sixty_sigkills_with_every_fault_kind_never_double_or_miss_a_write(
     # scheduled runs: every fire time from the first start on ran once, nothing else ran
     sched = next(wf for wf in state["workflows"] if wf["id"] == "wf-sched")
     runs = sorted(ex["begin_time"] for ex in sched["executions"])
-    boundaries = _minute_boundaries(t0, stopped_at)
-    owner = Counter(_owning_fire(b, boundaries) for b in runs)
+    boundaries = minute_boundaries(t0, stopped_at)
+    owner = Counter(owning_fire(b, boundaries, SCHEDULE_GRACE) for b in runs)
     assert None not in owner, (runs, boundaries)
     assert all(n == 1 for n in owner.values()), (runs, boundaries)
     must_run = [
@@ -367,21 +368,3 @@ def test_sixty_sigkills_with_every_fault_kind_never_double_or_miss_a_write(
 def _journal(state_dir: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(state_dir / "journal.sqlite3") as conn:
         return list(conn.execute("SELECT key, outcome FROM intents"))
-
-
-def _minute_boundaries(t0: datetime, until: datetime) -> list[datetime]:
-    first = (t0 + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    out = []
-    while first <= until:
-        out.append(first)
-        first += timedelta(minutes=1)
-    return out
-
-
-def _owning_fire(begin_ms: int, boundaries: list[datetime]) -> datetime | None:
-    """The fire time a run belongs to: begun within the grace after it."""
-    for b in boundaries:
-        at = int(b.timestamp() * 1000)
-        if at <= begin_ms < at + SCHEDULE_GRACE * 1000:
-            return b
-    return None

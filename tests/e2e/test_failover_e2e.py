@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.support.fire_times import minute_boundaries, owning_fire
 from tests.support.leases import FakeLeaseApi, serving
 from tests.support.postgres import PostgresServer
 from tests.support.processes import DaemonProcess, emulator, start_daemon, write_settings
@@ -219,8 +220,8 @@ def test_twenty_leader_kills_with_a_shared_journal_leave_no_trace(
         if wf["id"] == "wf-sched"
         for ex in wf["executions"]
     )
-    fires = _minute_boundaries(t0, stopped_at)
-    owner = Counter(_owner(b, fires) for b in runs)
+    fires = minute_boundaries(t0, stopped_at)
+    owner = Counter(owning_fire(b, fires, GRACE) for b in runs)
     assert None not in owner, (runs, fires)
     assert set(owner.values()) <= {1}, (runs, fires)
     for fire in fires:
@@ -250,20 +251,3 @@ def _wait_leader(api: FakeLeaseApi, procs: dict[str, DaemonProcess]) -> str:
             return holder
         time.sleep(0.05)
     raise AssertionError(f"no live leader (lease holder {api.holder()!r})")
-
-
-def _minute_boundaries(t0: datetime, until: datetime) -> list[datetime]:
-    first = (t0 + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    out = []
-    while first <= until:
-        out.append(first)
-        first += timedelta(minutes=1)
-    return out
-
-
-def _owner(begin_ms: int, fires: list[datetime]) -> datetime | None:
-    for f in fires:
-        at = int(f.timestamp() * 1000)
-        if at <= begin_ms < at + GRACE * 1000:
-            return f
-    return None
