@@ -94,6 +94,10 @@ class Account(_Frozen):
     timeout_seconds: float = Field(default=10.0, gt=0)
     """Per-call total timeout."""
     read_retries: int = Field(default=4, ge=0, le=20)
+    shards: int = Field(default=1, ge=1, le=256)
+    """With ``leader.sharded``: split this account's workflows into this many shards (a
+    stable hash of the workflow id), each held by one replica; 1 = the account is one
+    shard. Its schedules belong to the first."""
 
     @field_validator("project_id")
     @classmethod
@@ -248,6 +252,17 @@ class LeaderSettings(_Frozen):
     """Kubernetes API URL when not running in a pod (default: the in-cluster config)."""
     token_file: Path | None = None
     """Bearer token file for ``api_server`` (in a pod the service account is used)."""
+    sharded: bool = False
+    """Split the work between the replicas, one Lease per shard (an account, or a hash
+    bucket of one: ``accounts[].shards``), instead of one leader doing everything."""
+
+    @model_validator(mode="after")
+    def _sharded_needs_election(self) -> LeaderSettings:
+        if self.sharded and not self.enabled:
+            raise ValueError(
+                "leader.sharded = true needs leader.enabled = true (the shards are Leases)"
+            )
+        return self
 
 
 class EmulatorSettings(_Frozen):

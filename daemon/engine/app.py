@@ -80,12 +80,16 @@ class Daemon:
         self.notifier = Notifier(s.notify_webhook)
         self.elector: LeaderElector = AlwaysLeader()
 
-    def _leadership(self, leader: bool) -> None:
-        """A replica that becomes the leader reconciles at once, not at its next look:
-        a leader may not live long, and a freeze edge must not wait for it."""
-        if leader:
+    def _leadership(self, gained: bool) -> None:
+        """A replica that becomes the leader (or gains a shard) reconciles at once, not
+        at its next look: a leader may not live long, and a freeze edge must not wait
+        for it. With shards the watchers' scope changed too: look again now."""
+        if gained:
             for waker in self.wakers:
                 waker.nudge()
+        if self.elector.shards is not None:
+            for rt in self.accounts:
+                rt.watcher.request_discovery()
 
     # -- policy ----------------------------------------------------------------------------
 
@@ -139,7 +143,11 @@ class Daemon:
                 self.clock = cloud.clock
                 self.speed = s.emulator.speed if s.emulator.speed > 0 else 1.0
             if s.leader.enabled:
-                self.elector = elector_from_settings(s.leader, on_change=self._leadership)
+                self.elector = elector_from_settings(
+                    s.leader,
+                    on_change=self._leadership,
+                    shard_plan={a.name: a.shards for a in s.accounts},
+                )
             self.executor = build_executor(
                 s.safety,
                 journal=self.journal,
@@ -164,6 +172,7 @@ class Daemon:
                         on_unhandled=self.pump.on_unhandled,
                         on_cycle=self.pump.on_cycle,
                         beat=self.health.beat,
+                        elector=self.elector,
                     )
                 )
             if self.once:
@@ -216,7 +225,6 @@ class Daemon:
             interval=s.reconcile_interval,
             speed=self.speed,
             beat=self.health.beat,
-            leading=self.elector.may_write,
         )
         for rt in self.accounts:
             name = rt.account.name
@@ -234,9 +242,15 @@ class Daemon:
                         tw,
                         trigger_step(rt, self.metrics, self.wall),
                         poll=rt.overrides.changed,
+                        leading=rt.leads_triggers,
                     ),
                 ),
-                (f"schedules:{name}", partial(reconcile, "schedules", sw, schedule_step(rt))),
+                (
+                    f"schedules:{name}",
+                    partial(
+                        reconcile, "schedules", sw, schedule_step(rt), leading=rt.leads_schedules
+                    ),
+                ),
             ]
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(supervised(name, body), name=name) for name, body in loops]

@@ -21,10 +21,11 @@ from daemon.engine.resolution import ReadBack, Sweeper
 from daemon.engine.safety import BlastRadius, CircuitBreaker
 from daemon.engine.schedule_runner import ScheduleRunner
 from daemon.engine.trigger_reconciler import TriggerReconciler
-from daemon.engine.watcher import Watcher, WatchStats
+from daemon.engine.watcher import Scope, Watcher, WatchStats
 from daemon.engine.write_retry import WriteRetryPolicy
 from daemon.journal.store import Journal
 from daemon.kernel.clock import Clock
+from daemon.kernel.shards import Shard, shard_of
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.ops.leader import LeaderElector
 from daemon.settings import Account, SafetySettings, WatchSettings
@@ -40,6 +41,10 @@ class AccountRuntime:
     schedules: ScheduleRunner
     sweeper: Sweeper
     overrides: OverrideBook
+    leads_triggers: Callable[[], bool]
+    """Holds the shard of any of the account's workflows (or is the one leader)."""
+    leads_schedules: Callable[[], bool]
+    """Holds the shard the account's schedules belong to (or is the one leader)."""
 
 
 def build_executor(
@@ -84,7 +89,9 @@ def assemble_account(
     on_unhandled: Callable[[int], None],
     on_cycle: Callable[[WatchStats], None],
     beat: Callable[[str], None],
+    elector: LeaderElector,
 ) -> AccountRuntime:
+    split = account_shards(account, elector)
     read_back = ReadBack(client=client, clock=clock)
     book = OverrideBook(journal=journal, notifier=notifier)
     sweeper = Sweeper(
@@ -94,6 +101,8 @@ def assemble_account(
         notifier=notifier,
         account=account.name,
         sole_account=sole_account,
+        shard_of=split.shard_of,
+        schedule_shard=split.schedule_shard,
     )
     handler = ExecutionHandler(
         client=client,
@@ -106,12 +115,13 @@ def assemble_account(
         calendars=lambda: book.calendars(policy.current),
         on_unhandled=on_unhandled,
         overrides=book,
+        shard_of=split.shard_of,
     )
     watcher = Watcher(
         client=client,
         clock=clock,
         handler=handler,
-        scope=lambda: policy.current.for_account(account.name).watches,
+        scope=lambda: split.narrow(policy.current.for_account(account.name).watches),
         fast_interval=watch.fast_interval,
         slow_interval=watch.slow_interval,
         discovery_interval=watch.discovery_interval,
@@ -131,6 +141,8 @@ def assemble_account(
         streaks=journal,
         notifier=notifier,
         journal=journal,
+        shard_of=split.shard_of,
+        mine=split.mine,
     )
     schedules = ScheduleRunner(
         client=client,
@@ -140,5 +152,60 @@ def assemble_account(
         account=account.name,
         default_workspace=account.workspace,
         notifier=notifier,
+        shard_of=lambda _wid: split.schedule_shard,
     )
-    return AccountRuntime(account, client, watcher, handler, triggers, schedules, sweeper, book)
+    return AccountRuntime(
+        account,
+        client,
+        watcher,
+        handler,
+        triggers,
+        schedules,
+        sweeper,
+        book,
+        leads_triggers=split.leads_any,
+        leads_schedules=lambda: elector.may_write(split.schedule_shard),
+    )
+
+
+@dataclass(frozen=True)
+class AccountShards:
+    """How one account's work splits between replicas, as the parts need it."""
+
+    elector: LeaderElector
+    shards: tuple[Shard, ...]
+    """Empty when the replicas do not shard (one leader does everything)."""
+
+    @property
+    def schedule_shard(self) -> Shard | None:
+        return self.shards[0] if self.shards else None
+
+    def shard_of(self, workflow_id: str) -> Shard | None:
+        if not self.shards:
+            return None
+        first = self.shards[0]
+        return shard_of(first.account, workflow_id, first.of)
+
+    def mine(self, workflow_id: str) -> bool:
+        """Whether this replica holds the workflow's shard (always, unsharded)."""
+        return not self.shards or self.elector.may_write(self.shard_of(workflow_id))
+
+    def leads_any(self) -> bool:
+        if not self.shards:
+            return self.elector.may_write()
+        return any(self.elector.may_write(s) for s in self.shards)
+
+    def narrow(self, scope: Scope) -> Scope:
+        """The watcher's scope, cut down to the workflows of the shards held here: a
+        replica polls only what it may act on."""
+        if not self.shards:
+            return scope
+        return lambda wf: scope(wf) and self.mine(wf.id)
+
+
+def account_shards(account: Account, elector: LeaderElector) -> AccountShards:
+    if elector.shards is None:
+        return AccountShards(elector, ())
+    return AccountShards(
+        elector, tuple(Shard(account.name, b, account.shards) for b in range(account.shards))
+    )

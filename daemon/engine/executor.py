@@ -31,6 +31,7 @@ from daemon.kernel.errors import (
 )
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED, Outcome, Resolution
 from daemon.kernel.ports import JournalPort, WriteGuard
+from daemon.kernel.shards import Shard
 from daemon.kernel.writes import WriteIntent, WriteReport
 
 log = structlog.get_logger("aomd.executor")
@@ -94,7 +95,7 @@ class Executor:
                 log.warning("blast_radius_cleared", scope=scope)
         return bool(self._tripped)
 
-    def _refuse(self, intent: WriteIntent) -> tuple[str | None, float | None]:
+    def _refuse(self, intent: WriteIntent, shard: Shard | None) -> tuple[str | None, float | None]:
         """``(why refused, None)`` or ``(None, reserved)``: on success a blast-radius slot
         is taken at monotonic time ``reserved`` *before* the first await, so concurrent
         writers cannot all pass the check and overshoot the cap; ``_unreserve`` gives it
@@ -102,8 +103,8 @@ class Executor:
         now = self.clock.monotonic()
         if self.stopping:
             return "shutting down", None
-        if not self.leader.may_write():
-            return "not the leader", None
+        if not self.leader.may_write(shard):
+            return "not the leader" if shard is None else f"not holding {shard.label}", None
         refusal = self.breaker.check(now)
         if refusal is not None:
             return refusal.reason, None
@@ -136,16 +137,19 @@ class Executor:
         intent: WriteIntent,
         call: Callable[[], Awaitable[Any]],
         resolve: Callable[[], Awaitable[Resolution]] | None = None,
+        *,
+        shard: Shard | None = None,
     ) -> WriteReport:
         """Make ``intent`` happen at most once. ``call`` does the API write; ``resolve``
-        reads state again to tell whether a write with a lost reply took effect."""
+        reads state again to tell whether a write with a lost reply took effect;
+        ``shard``: the shard it belongs to, when replicas split the work."""
         dry = self.dry_run or intent.dry_run
         bound = self._bind(intent, dry)
         if intent.key in self._keys_in_flight:
             return WriteReport("duplicate")
         self._keys_in_flight.add(intent.key)
         try:
-            return await self._write(intent, call, resolve, bound, dry)
+            return await self._write(intent, call, resolve, bound, dry, shard)
         finally:
             self._keys_in_flight.discard(intent.key)
 
@@ -169,10 +173,11 @@ class Executor:
         resolve: Callable[[], Awaitable[Resolution]] | None,
         bound: Any,
         dry: bool,
+        shard: Shard | None,
     ) -> WriteReport:
         reserved: float | None = None
         if not dry:
-            why, reserved = self._refuse(intent)
+            why, reserved = self._refuse(intent, shard)
             if why is not None:
                 if self._refusal_logged.get(intent.key) != why:
                     self._refusal_logged.pop(intent.key, None)
@@ -280,12 +285,16 @@ class Executor:
         return existing is None or existing in RETRYABLE_OUTCOMES
 
     async def resolve_open(
-        self, intent: WriteIntent, resolve: Callable[[], Awaitable[Resolution]]
+        self,
+        intent: WriteIntent,
+        resolve: Callable[[], Awaitable[Resolution]],
+        *,
+        shard: Shard | None = None,
     ) -> WriteReport:
         """Find out what became of a journaled write still ``pending``/``unknown`` (the
         sweep after a crash) by reading state only: nothing is ever sent from here, and
         only the replica that may write journals the answer."""
-        if self.stopping or not self.leader.may_write():
+        if self.stopping or not self.leader.may_write(shard):
             return WriteReport("refused")
         if intent.key in self._keys_in_flight:
             return WriteReport("duplicate")
@@ -295,10 +304,12 @@ class Executor:
         finally:
             self._keys_in_flight.discard(intent.key)
 
-    async def finish_open(self, intent: WriteIntent, outcome: str) -> bool:
+    async def finish_open(
+        self, intent: WriteIntent, outcome: str, *, shard: Shard | None = None
+    ) -> bool:
         """Close an open row whose outcome needs no read (a legacy two-step record, a
         DataArts action that cannot be read back: ``unknown``). Leader only."""
-        if self.stopping or not self.leader.may_write():
+        if self.stopping or not self.leader.may_write(shard):
             return False
         await self.journal.finish(
             intent.key, outcome, request_id=None, error=None, at=self.clock.now()

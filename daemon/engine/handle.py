@@ -27,6 +27,7 @@ from daemon.kernel.keys import cannot_act_key, unhandled_key
 from daemon.kernel.model import Execution, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES
 from daemon.kernel.ports import FactsPort
+from daemon.kernel.shards import ShardOf, no_shard
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy import Action, decide, observed, stopped_nodes
 from daemon.policy.observe import find_node
@@ -51,8 +52,10 @@ class ExecutionHandler:
         calendars: Callable[[], Mapping[str, Calendar]],
         on_unhandled: Callable[[int], None] | None = None,
         overrides: OverrideBook | None = None,
+        shard_of: ShardOf = no_shard,
     ) -> None:
         self.overrides = overrides
+        self.shard_of = shard_of
         self.held: dict[tuple[str, str], str] = {}
         """(execution, node) whose action an override or a calendar gate holds -> why;
         logged once each (``action_held``) and counted (``aomd_held_stops``)."""
@@ -364,6 +367,7 @@ class ExecutionHandler:
                 past.observed,
                 workflow,
             ),
+            shard=self.shard_of(workflow.id),
         )
 
     async def _act(self, workflow: Workflow, execution: Execution, action: Action) -> WriteReport:
@@ -402,7 +406,7 @@ class ExecutionHandler:
             wid, eid, action.kind, action.node_id, action.observed, workflow
         )
         report = await self.executor.write(
-            intent, call, read_back if action.kind != "notify" else None
+            intent, call, read_back if action.kind != "notify" else None, shard=self.shard_of(wid)
         )
         if (
             (action.kind == "terminate" or action.notify)

@@ -20,6 +20,7 @@ from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.ops.health import HealthState
 from daemon.ops.leader import LeaderElector
 from daemon.ops.metrics import Metrics
+from daemon.ops.shard_election import ShardElector
 
 SAMPLE_SECONDS = 1.0
 FALLBACK_PREFIX = "fallback-"
@@ -67,9 +68,11 @@ class MetricsPump:
             journal_errors = errors
             self.metrics.set_blast_radius_tripped(executor.blast_tripped)
             self.metrics.set_breaker_open(executor.breaker.is_open(clock.monotonic()))
-            leader = elector.may_write()
+            leader = elector.is_leader
             self.metrics.set_leader(leader)
             self.health.set_leader(leader)
+            if isinstance(elector, ShardElector):
+                self.metrics.set_shards(elector.shards, len(elector.live_members))
             total = sum(rt.watcher.stats.executions_seen for rt in self.accounts)
             if total > seen:
                 self.metrics.execution_seen(total - seen)

@@ -31,8 +31,10 @@ from daemon.journal.store import HistoryRow, Journal
 from daemon.kernel.actions import EXECUTION_WRITES
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import CloudError
+from daemon.kernel.keys import SCHEDULE_KEY_PREFIXES
 from daemon.kernel.model import Execution, Status, Workflow
 from daemon.kernel.outcomes import Resolution
+from daemon.kernel.shards import Shard, ShardOf, no_shard
 from daemon.kernel.writes import WriteIntent
 from daemon.policy.observe import Fingerprint, fingerprint
 
@@ -260,7 +262,13 @@ class Sweeper:
         notifier: Notifier | None = None,
         account: str = "",
         sole_account: bool = True,
+        shard_of: ShardOf = no_shard,
+        schedule_shard: Shard | None = None,
     ) -> None:
+        """``shard_of``/``schedule_shard``: a row is resolved only by the replica holding
+        its shard (the schedule's for a schedule's rows, else the workflow's)."""
+        self.shard_of = shard_of
+        self.schedule_shard = schedule_shard
         self.read_back = read_back
         self.journal = journal
         self.executor = executor
@@ -299,6 +307,11 @@ class Sweeper:
             dry_run=row.dry_run,
             observed=row.observed,
         )
+        shard = (
+            self.schedule_shard
+            if row.key.startswith(SCHEDULE_KEY_PREFIXES)
+            else self.shard_of(row.workflow_id)
+        )
         read_back: Callable[[], Awaitable[Resolution]]
         if (
             row.kind in ("trigger_enable", "trigger_disable", "execute")
@@ -317,20 +330,23 @@ class Sweeper:
             read_back = self.read_back.execute(row.workflow_id, evidence)
         elif row.kind.startswith("scheduled_"):
             # A decision journaled by an older aomd in two steps and cut between them.
-            done = await self.executor.finish_open(intent, row.kind.removeprefix("scheduled_"))
+            done = await self.executor.finish_open(
+                intent, row.kind.removeprefix("scheduled_"), shard=shard
+            )
             return int(done)
         elif row.kind.startswith("dataarts_") or row.kind == "execute":
             # DataArts has no read-back; an execute journaled by an older aomd has no
             # evidence to judge by: reported once as unknown, never guessed
             if row.outcome == "unknown":
                 return 0  # already reported
-            await self.executor.finish_open(intent, "unknown")
+            if not await self.executor.finish_open(intent, "unknown", shard=shard):
+                return 0
             if self.notifier is not None:
                 self.notifier.notify("outcome_unknown", _payload(row))
             return 0
         else:
             return 0
-        report = await self.executor.resolve_open(intent, read_back)
+        report = await self.executor.resolve_open(intent, read_back, shard=shard)
         if row.kind in TRIGGER_KINDS and report.outcome in ("resolved_applied", "moot"):
             # as the reconciler does after a write it saw land: a trigger aomd disabled is
             # its own (re-enabled after the window), one it enabled is no longer

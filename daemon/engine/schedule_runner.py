@@ -39,6 +39,7 @@ from daemon.journal.store import Journal
 from daemon.kernel.keys import catch_up_key, overlap_key, schedule_key
 from daemon.kernel.model import Execution
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
+from daemon.kernel.shards import ShardOf, no_shard
 from daemon.kernel.writes import WriteIntent, WriteReport
 from daemon.policy.observe import observed
 from daemon.policy.schedule_spec import ScheduleSpec
@@ -69,8 +70,12 @@ class ScheduleRunner:
         account: str,
         default_workspace: str | None = None,
         notifier: Notifier | None = None,
+        shard_of: ShardOf = no_shard,
     ) -> None:
+        """``shard_of``: with hash-sharded accounts every schedule of the account is the
+        first bucket's (one runner per account, whatever workflows it starts)."""
         self.notifier = notifier
+        self.shard_of = shard_of
         self.read_back = read_back or ReadBack(client=client, clock=executor.clock)
         self.client = client
         self.journal = journal
@@ -328,7 +333,9 @@ class ScheduleRunner:
 
             # DataArts has no read-back for task actions: a lost reply stays "unknown"
             # and is reported, never resent.
-            report = await self.executor.write(intent, call, None)
+            report = await self.executor.write(
+                intent, call, None, shard=self.shard_of(intent.workflow_id)
+            )
             if report.outcome == "unknown":
                 self._notify("outcome_unknown", spec, fire, intent.workflow_id, intent.key)
         return FireResult(spec.name, fire.time, report.outcome), report
@@ -375,7 +382,10 @@ class ScheduleRunner:
             evidence = ExecuteEvidence.before_send(self.executor.clock.now(), existing)
             intent = dataclasses.replace(intent, observed=evidence.dumps())
         report = await self.executor.write(
-            intent, call, self.read_back.execute(workflow_id, evidence)
+            intent,
+            call,
+            self.read_back.execute(workflow_id, evidence),
+            shard=self.shard_of(workflow_id),
         )
         if report.outcome == "ambiguous":
             self._log(
@@ -409,7 +419,10 @@ class ScheduleRunner:
             return await self.client.terminate(workflow_id, eid)
 
         return await self.executor.write(
-            intent, call, self.read_back.operation(workflow_id, eid, "terminate", None, obs)
+            intent,
+            call,
+            self.read_back.operation(workflow_id, eid, "terminate", None, obs),
+            shard=self.shard_of(workflow_id),
         )
 
     def _notify(

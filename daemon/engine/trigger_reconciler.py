@@ -20,7 +20,7 @@ notified once, and looked at again every ``STUCK_RECHECK`` until it is (then
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ from daemon.kernel.model import Execution, Status, Workflow
 from daemon.kernel.outcomes import RETRYABLE_OUTCOMES, UNRESOLVED
 from daemon.kernel.overrides import Override, active_overrides, latest_for
 from daemon.kernel.ports import FactsPort, OwnershipPort
+from daemon.kernel.shards import ShardOf, no_shard
 from daemon.kernel.writes import WriteIntent, WriteReport
 
 log = structlog.get_logger("aomd.triggers")
@@ -218,11 +219,16 @@ class TriggerReconciler:
         streaks: FactsPort | None = None,
         notifier: Notifier | None = None,
         journal: Journal | None = None,
+        shard_of: ShardOf = no_shard,
+        mine: Callable[[str], bool] = lambda _wid: True,
     ) -> None:
         """``streaks`` (the journal) keeps failure-streak holds; without it
         ``pause_after_failures`` is not acted on. ``journal``: for ``on_release:
         run_once``, the run's journaled evidence after a restart."""
         self.streaks = streaks
+        self.shard_of = shard_of
+        self.mine = mine
+        """Whether this replica holds the workflow's shard: a pass looks only at those."""
         self.notifier = notifier
         self.journal = journal
         self.read_back = read_back or ReadBack(client=client, clock=executor.clock)
@@ -248,8 +254,8 @@ class TriggerReconciler:
     ) -> list[TriggerStep]:
         if not rules:
             return []
-        workflows = await self.client.list_workflows()
-        owned = await self.ownership.owned_triggers(self.account)
+        workflows = [w for w in await self.client.list_workflows() if self.mine(w.id)]
+        owned = {w for w in await self.ownership.owned_triggers(self.account) if self.mine(w)}
         streaky = self.streaks is not None and any(r.pause_after_failures for r in rules)
         holds: set[str] = set()
         if streaky:
@@ -319,7 +325,9 @@ class TriggerReconciler:
         async def call() -> object:
             return await self.client.execute_workflow(wid)
 
-        report = await self.executor.write(intent, call, self.read_back.execute(wid, evidence))
+        report = await self.executor.write(
+            intent, call, self.read_back.execute(wid, evidence), shard=self.shard_of(wid)
+        )
         if report.outcome == "refused":
             return False
         log.info(
@@ -415,7 +423,7 @@ class TriggerReconciler:
         if report.outcome in REACHED:
             self._reconciled(wid, now)
             return
-        if report.outcome == "refused" and not self.executor.leader.may_write():
+        if report.outcome == "refused" and not self.executor.leader.may_write(self.shard_of(wid)):
             return  # not this replica's to do
         stuck = self.unreconciled.get(wid)
         if stuck is None or stuck.action != action:
@@ -511,7 +519,10 @@ class TriggerReconciler:
             return await self.client.set_trigger(step.workflow_id, step.enable)
 
         report = await self.executor.write(
-            intent, call, self.read_back.trigger(step.workflow_id, step.enable)
+            intent,
+            call,
+            self.read_back.trigger(step.workflow_id, step.enable),
+            shard=self.shard_of(step.workflow_id),
         )
         self._track(step, action, key, report, now)
         if report.outcome in ("applied", "resolved_applied"):

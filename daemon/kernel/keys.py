@@ -47,6 +47,11 @@ def trigger_key(account: str, workflow_id: str, action: str, at: datetime, *, dr
     )
 
 
+SCHEDULE_KEY_PREFIXES = ("schedule/", "catchup/", "overlap/")
+"""Keys of writes a schedule makes: with hash-sharded accounts they belong to the
+schedule's shard (the account's first bucket), not to the workflow's."""
+
+
 def schedule_key(account: str, schedule: str, fire_time: datetime) -> str:
     """One fire time of one schedule: runs once however often it is looked at."""
     return f"schedule/{account}/{schedule}/{fire_time.isoformat()}"

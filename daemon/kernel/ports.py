@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from daemon.kernel.facts import ExecutionFacts
+from daemon.kernel.shards import Shard
 from daemon.kernel.writes import WriteIntent
 
 
@@ -69,6 +70,7 @@ class FactsPort(Protocol):
 
 
 class WriteGuard(Protocol):
-    """May this replica write now (the leader elector)."""
+    """May this replica write now (the leader elector): for ``shard``, or with a single
+    leader (``shard`` None, or an elector that does not shard) for everything."""
 
-    def may_write(self) -> bool: ...
+    def may_write(self, shard: Shard | None = None) -> bool: ...

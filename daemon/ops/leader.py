@@ -8,7 +8,10 @@ The Lease-based election behind it is in ``lease_election`` (the algorithm),
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
+
+from daemon.kernel.shards import Shard
 
 
 @runtime_checkable
@@ -16,9 +19,18 @@ class LeaderElector(Protocol):
     """What the engine needs: ask before each write, run the loop in the TaskGroup."""
 
     @property
-    def is_leader(self) -> bool: ...
+    def is_leader(self) -> bool:
+        """May write anything at all (with shards: holds at least one)."""
+        ...
 
-    def may_write(self) -> bool: ...
+    def may_write(self, shard: Shard | None = None) -> bool:
+        """May write for ``shard`` now; an elector that does not shard ignores it."""
+        ...
+
+    @property
+    def shards(self) -> Mapping[Shard, bool] | None:
+        """Every shard and whether this replica holds it; None when not sharding."""
+        ...
 
     async def run(self) -> None: ...
 
@@ -30,8 +42,12 @@ class AlwaysLeader:
     def is_leader(self) -> bool:
         return True
 
-    def may_write(self) -> bool:
+    def may_write(self, shard: Shard | None = None) -> bool:
         return True
+
+    @property
+    def shards(self) -> Mapping[Shard, bool] | None:
+        return None
 
     async def run(self) -> None:
         return None

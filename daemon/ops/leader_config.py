@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from daemon.kernel.errors import ConfigError
@@ -14,25 +14,52 @@ from daemon.ops.lease_api import LeaseApi
 from daemon.ops.lease_election import LeaseElector, LeaseTiming
 from daemon.ops.lease_kubernetes import KubernetesLeaseApi
 from daemon.ops.logging import register_secret
+from daemon.ops.shard_election import ShardElector
 from daemon.settings import LeaderSettings
 
 NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def elector_from_settings(
-    settings: LeaderSettings, *, on_change: Callable[[bool], None] | None = None
+    settings: LeaderSettings,
+    *,
+    on_change: Callable[[bool], None] | None = None,
+    shard_plan: Mapping[str, int] | None = None,
 ) -> LeaderElector:
-    """``AlwaysLeader`` unless ``leader.enabled``; then an in-cluster ``LeaseElector``."""
+    """``AlwaysLeader`` unless ``leader.enabled``; then an in-cluster ``LeaseElector``, or
+    with ``leader.sharded`` a ``ShardElector`` over ``shard_plan`` (account -> shards)."""
     if not settings.enabled:
         return AlwaysLeader()
+    if settings.sharded:
+        return ShardElector(
+            lease_api(settings),
+            group=settings.lease_name,
+            namespace=settings.namespace or default_namespace(),
+            identity=settings.identity or default_identity(),
+            timing=lease_timing(settings),
+            plan=shard_plan or {},
+            on_change=on_change,
+        )
     return lease_elector(settings, on_change=on_change)
 
 
 def lease_elector(
     settings: LeaderSettings, *, on_change: Callable[[bool], None] | None = None
 ) -> LeaseElector:
-    """In-cluster elector from ``[leader]`` settings (needs ``aomd[k8s]``); with
-    ``leader.api_server`` an explicit API server, its token read from ``token_file``."""
+    """In-cluster elector from ``[leader]`` settings (needs ``aomd[k8s]``)."""
+    return LeaseElector(
+        lease_api(settings),
+        name=settings.lease_name,
+        namespace=settings.namespace or default_namespace(),
+        identity=settings.identity or default_identity(),
+        timing=lease_timing(settings),
+        on_change=on_change,
+    )
+
+
+def lease_api(settings: LeaderSettings) -> LeaseApi:
+    """The in-cluster Lease API; with ``leader.api_server`` an explicit API server, its
+    token read from ``token_file``."""
     api: LeaseApi | None = None
     if settings.api_server is not None:
         token = None
@@ -58,14 +85,7 @@ def lease_elector(
                 f"found ({exc}); leader election runs only inside a pod - set "
                 "leader.enabled = false for a single replica"
             ) from None
-    return LeaseElector(
-        api,
-        name=settings.lease_name,
-        namespace=settings.namespace or default_namespace(),
-        identity=settings.identity or default_identity(),
-        timing=lease_timing(settings),
-        on_change=on_change,
-    )
+    return api
 
 
 def lease_timing(settings: LeaderSettings) -> LeaseTiming:

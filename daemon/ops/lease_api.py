@@ -1,4 +1,4 @@
-"""The three Lease calls the elector makes, on plain JSON dicts, and their two failures.
+"""The Lease calls the electors make, on plain JSON dicts, and their two failures.
 
 Why a protocol of dicts: the election algorithm is tested against an in-memory Lease
 store and a fake API server; only ``lease_kubernetes`` knows the Kubernetes client.
@@ -20,7 +20,12 @@ class LeaseApiError(AomdError):
 
 
 class LeaseApi(Protocol):
-    """The three Lease calls, on plain JSON dicts (``metadata``/``spec`` camelCase)."""
+    """The Lease calls, on plain JSON dicts (``metadata``/``spec`` camelCase)."""
+
+    async def list(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Every Lease whose labels match (``k=v,k2=v2``): the shard elector reads the
+        members and the shards of its group in one call."""
+        ...
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Lease, or ``None`` when it does not exist (404)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -29,6 +29,7 @@ import structlog
 
 from daemon.kernel.clock import SYSTEM_CLOCK
 from daemon.kernel.errors import AomdError, ConfigError
+from daemon.kernel.shards import Shard
 from daemon.ops.lease_api import LeaseApi, LeaseConflict
 
 log = structlog.get_logger("aomd.leader")
@@ -75,6 +76,7 @@ class LeaseElector:
         now: Callable[[], datetime] = SYSTEM_CLOCK.now,
         release_on_cancel: bool = True,
         on_change: Callable[[bool], None] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.name = name
@@ -86,6 +88,8 @@ class LeaseElector:
         """Only for the timestamps written into the Lease; expiry is judged on ``clock``."""
         self.release_on_cancel = release_on_cancel
         self.on_change = on_change
+        self.labels = dict(labels or {})
+        """Set on the Lease when this elector creates it (a shard group lists by them)."""
         self._leader = False
         self._renewed_at: float | None = None  # monotonic start of the last good renew
         self._observed: _Observed | None = None
@@ -96,11 +100,16 @@ class LeaseElector:
     def is_leader(self) -> bool:
         return self.may_write()
 
-    def may_write(self) -> bool:
-        """True only while the last renew is younger than ``renew_deadline``."""
+    def may_write(self, shard: Shard | None = None) -> bool:
+        """True only while the last renew is younger than ``renew_deadline`` (one Lease
+        for everything: ``shard`` does not matter)."""
         if not self._leader or self._renewed_at is None:
             return False
         return self._clock() - self._renewed_at <= self.timing.renew_deadline
+
+    @property
+    def shards(self) -> Mapping[Shard, bool] | None:
+        return None
 
     @property
     def holder(self) -> str | None:
@@ -126,7 +135,7 @@ class LeaseElector:
             if was and self.release_on_cancel:
                 try:
                     async with asyncio.timeout(self.timing.retry_period):
-                        await self._release()
+                        await self.release()
                 except (TimeoutError, AomdError) as exc:
                     log.warning("leader_release_failed", error=str(exc))
             raise
@@ -158,17 +167,21 @@ class LeaseElector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {
+                    "name": self.name,
+                    "namespace": self.namespace,
+                    **({"labels": self.labels} if self.labels else {}),
+                },
                 "spec": self._spec(stamp, stamp, 0),
             }
             try:
                 created = await self.api.create(self.namespace, body)
             except LeaseConflict:
                 return False
-            self._observe(created, now)
+            self.observe(created, now)
             return True
 
-        self._observe(lease, now)
+        self.observe(lease, now)
         obs = self._observed
         assert obs is not None
         spec: dict[str, Any] = lease.get("spec") or {}
@@ -193,7 +206,7 @@ class LeaseElector:
             replaced = await self.api.replace(self.namespace, self.name, new)
         except LeaseConflict:
             return False
-        self._observe(replaced, now)
+        self.observe(replaced, now)
         return True
 
     def _spec(self, acquire: str, renew: str, transitions: int) -> dict[str, Any]:
@@ -205,7 +218,11 @@ class LeaseElector:
             "leaseTransitions": transitions,
         }
 
-    def _observe(self, lease: dict[str, Any], now: float) -> None:
+    def observe(self, lease: dict[str, Any], now: float) -> None:
+        """Note the Lease as read at monotonic ``now``; expiry counts from the last time
+        it was seen to change. Public so a shard elector can feed it the Leases it
+        lists each period: a replica that never asked for a shard must still know how
+        long it has been unrenewed when its holder dies."""
         spec = lease.get("spec") or {}
         meta = lease.get("metadata") or {}
         seen = _Observed(
@@ -218,8 +235,10 @@ class LeaseElector:
             self._observed = seen
             self._observed_at = now
 
-    async def _release(self) -> None:
-        """Give the lease up on shutdown so a standby takes over without waiting."""
+    async def release(self) -> None:
+        """Give the lease up (on shutdown, or a shard handed to the replica that should
+        hold it) so another replica takes over without waiting for expiry."""
+        self._set_leader(False, reason="released")
         lease = await self.api.get(self.namespace, self.name)
         if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
             return
@@ -238,6 +257,16 @@ class LeaseElector:
         except LeaseConflict:
             return
         log.info("leader_released", lease=self.name, identity=self.identity)
+
+    def expired(self, now: float) -> bool:
+        """Whether the Lease, as last observed, has no holder whose term is still running
+        at monotonic ``now`` (nothing observed yet counts as expired)."""
+        obs = self._observed
+        return obs is None or not obs.holder or now >= self._observed_at + obs.lease_seconds
+
+    def step_down(self, reason: str) -> None:
+        """Stop writing at once (the Lease is left to expire or to ``release``)."""
+        self._set_leader(False, reason=reason)
 
     def _stamp(self) -> str:
         return self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")

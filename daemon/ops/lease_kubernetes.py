@@ -47,6 +47,16 @@ class KubernetesLeaseApi:
         data = self._api_client.sanitize_for_serialization(obj)
         return data if isinstance(data, dict) else {}
 
+    async def list(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            obj = await self._api.list_namespaced_lease(namespace, label_selector=label_selector)
+        except ApiException as exc:
+            raise LeaseApiError(f"LIST leases in {namespace}: HTTP {exc.status}") from None
+        items = self._to_dict(obj).get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         from kubernetes_asyncio.client.exceptions import ApiException
 

@@ -10,6 +10,7 @@ label; anything else is folded into ``other``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +20,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from daemon.kernel.shards import Shard
 
 NAMESPACE = "aomd"
 
@@ -113,6 +116,20 @@ class Metrics:
         self._leader = Gauge(
             "leader",
             "1 while this replica may write (is the leader).",
+            namespace=ns,
+            registry=r,
+        )
+        self._shard_held = Gauge(
+            "shard_held",
+            "1 while this replica holds the shard (leader.sharded): account, and bucket "
+            "as 'K-of-N' (1-of-1 for a whole account).",
+            ["account", "bucket"],
+            namespace=ns,
+            registry=r,
+        )
+        self._shard_members = Gauge(
+            "shard_members",
+            "Replicas this one sees alive in its shard group (itself included).",
             namespace=ns,
             registry=r,
         )
@@ -237,6 +254,13 @@ class Metrics:
 
     def set_leader(self, is_leader: bool) -> None:
         self._leader.set(1 if is_leader else 0)
+
+    def set_shards(self, held: Mapping[Shard, bool], members: int) -> None:
+        for shard, mine in held.items():
+            self._shard_held.labels(
+                account=safe_label(shard.account), bucket=f"{shard.bucket + 1}-of-{shard.of}"
+            ).set(1 if mine else 0)
+        self._shard_members.set(members)
 
     def gave_up(self, fallback: str) -> None:
         self.gave_up_total.labels(fallback=safe_label(fallback)).inc()

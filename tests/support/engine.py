@@ -44,7 +44,7 @@ class Leader:
     def __init__(self, leading: bool = True) -> None:
         self.leading = leading
 
-    def may_write(self) -> bool:
+    def may_write(self, shard: object = None) -> bool:
         return self.leading
 
 

@@ -27,6 +27,7 @@ class FakeLeaseApi:
     rv: int = 0
     blocked_tokens: set[str] = field(default_factory=set)
     conflicts: int = 0
+    lists: int = 0
     # (monotonic time, holder) of every accepted write
     writes: list[tuple[float, str]] = field(default_factory=list)
     # called with (old_holder, new_holder) when an accepted PUT changes the holder
@@ -34,6 +35,7 @@ class FakeLeaseApi:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
+        app.router.add_get(BASE, self.list)
         app.router.add_get(BASE + "/{name}", self.get)
         app.router.add_post(BASE, self.post)
         app.router.add_put(BASE + "/{name}", self.put)
@@ -52,6 +54,24 @@ class FakeLeaseApi:
         if lease is None:
             return _status(404, "NotFound")
         return web.json_response(lease)
+
+    async def list(self, request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        wanted = [
+            tuple(term.split("=", 1))
+            for term in request.query.get("labelSelector", "").split(",")
+            if "=" in term
+        ]
+        items = [
+            lease
+            for (lns, _), lease in sorted(self.leases.items())
+            if lns == ns
+            and all((lease["metadata"].get("labels") or {}).get(k) == v for k, v in wanted)
+        ]
+        self.lists += 1
+        return web.json_response(
+            {"kind": "LeaseList", "apiVersion": "coordination.k8s.io/v1", "items": items}
+        )
 
     async def post(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -92,8 +112,8 @@ class FakeLeaseApi:
         self.writes.append((time.monotonic(), body["spec"].get("holderIdentity") or ""))
         return body
 
-    def holder(self) -> str:
-        lease = self.leases.get((NS, NAME))
+    def holder(self, name: str = NAME) -> str:
+        lease = self.leases.get((NS, name))
         return "" if lease is None else lease["spec"].get("holderIdentity") or ""
 
 
