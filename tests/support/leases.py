@@ -147,3 +147,79 @@ def serving(api: FakeLeaseApi) -> Iterator[str]:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+class MemoryLeaseStore:
+    """Many Leases in memory, with ``resourceVersion`` conflicts and label LISTs: what
+    the shard electors of several replicas share in unit tests (no server, no sleep)."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, dict[str, Any]] = {}
+        self.rv = 0
+
+    def client(self) -> MemoryLeaseClient:
+        return MemoryLeaseClient(self)
+
+    def holder(self, name: str) -> str:
+        lease = self.leases.get(name)
+        return "" if lease is None else lease["spec"].get("holderIdentity") or ""
+
+
+class MemoryLeaseClient:
+    """One replica's view of a ``MemoryLeaseStore``; ``cut`` makes every call fail."""
+
+    def __init__(self, store: MemoryLeaseStore) -> None:
+        self.store = store
+        self.cut = False
+
+    def _check(self) -> None:
+        from daemon.ops.lease_api import LeaseApiError
+
+        if self.cut:
+            raise LeaseApiError("HTTP 503")
+
+    def _store(self, body: dict[str, Any]) -> dict[str, Any]:
+        import copy
+
+        self.store.rv += 1
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(self.store.rv)
+        self.store.leases[body["metadata"]["name"]] = body
+        return copy.deepcopy(body)
+
+    async def list(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        import copy
+
+        self._check()
+        wanted = [tuple(t.split("=", 1)) for t in label_selector.split(",") if "=" in t]
+        return [
+            copy.deepcopy(lease)
+            for _, lease in sorted(self.store.leases.items())
+            if all((lease["metadata"].get("labels") or {}).get(k) == v for k, v in wanted)
+        ]
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        import copy
+
+        self._check()
+        return copy.deepcopy(self.store.leases.get(name))
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        from daemon.ops.lease_api import LeaseConflict
+
+        self._check()
+        if body["metadata"]["name"] in self.store.leases:
+            raise LeaseConflict("exists")
+        return self._store(body)
+
+    async def replace(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        from daemon.ops.lease_api import LeaseConflict
+
+        self._check()
+        current = self.store.leases[name]
+        if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise LeaseConflict("stale")
+        return self._store(body)
+
+    async def close(self) -> None:
+        pass

@@ -106,3 +106,22 @@ def test_unreadable_secret_file_names_the_path_and_fix(tmp_path: Path) -> None:
 def test_invalid_toml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_settings(write(tmp_path, "[watch\n"))
+
+
+def test_sharding_without_election_names_the_fix(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "[leader]\nsharded = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert "leader.sharded = true needs leader.enabled = true" in str(info.value)
+
+
+def test_an_account_splits_into_at_most_256_shards(tmp_path: Path) -> None:
+    cfg = write(tmp_path, ACCOUNT.replace('name = "prod"', 'name = "prod"\nshards = 0'))
+    with pytest.raises(ConfigError, match="shards"):
+        load_settings(cfg)
+    ok = write(tmp_path, ACCOUNT.replace('name = "prod"', 'name = "prod"\nshards = 4'))
+    (tmp_path / "secrets").mkdir()
+    for f in ("ak", "sk"):
+        (tmp_path / "secrets" / f).write_text("x")
+        (tmp_path / "secrets" / f).chmod(0o600)
+    assert load_settings(ok).accounts[0].shards == 4
