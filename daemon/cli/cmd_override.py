@@ -79,7 +79,7 @@ def _who() -> str:
 
 
 async def _add(settings: Settings, args: argparse.Namespace, now: datetime) -> int:
-    from daemon.journal.sqlite import SqliteJournal
+    from daemon.engine.connect import journal_for
     from daemon.kernel.overrides import Override, OverrideTarget
     from daemon.policy import load_policy_dir
 
@@ -120,14 +120,15 @@ async def _add(settings: Settings, args: argparse.Namespace, now: datetime) -> i
         reason=args.reason,
         who=_who(),
     )
-    async with SqliteJournal(settings.journal_path()) as journal:
+    # the journal the daemon reads: the shared PostgreSQL one when replicas share it
+    async with journal_for(settings) as journal:
         await journal.add_override(override, now)
     print(f"added {override.describe()}")
     return 0
 
 
 async def _end(settings: Settings, override_id: str, now: datetime) -> int:
-    from daemon.journal.sqlite import SqliteJournal
+    from daemon.engine.connect import journal_for
     from daemon.policy import load_policy_dir
 
     policy = load_policy_dir(settings.policies_dir)
@@ -137,7 +138,7 @@ async def _end(settings: Settings, override_id: str, now: datetime) -> int:
             f"override {override_id} is defined in a policy file ({in_policy[0].who[7:]}); "
             "remove it there"
         )
-    async with SqliteJournal(settings.journal_path()) as journal:
+    async with journal_for(settings) as journal:
         ended = await journal.end_override(override_id, _who(), now)
     if ended is None:
         print(
@@ -150,13 +151,12 @@ async def _end(settings: Settings, override_id: str, now: datetime) -> int:
 
 async def all_overrides(settings: Settings) -> list[Override]:
     """The policy files' overrides and the journal's (read-only; none without a journal)."""
-    from daemon.journal.sqlite import SqliteJournal
+    from daemon.engine.connect import journal_exists, journal_for
     from daemon.policy import load_policy_dir
 
     found = list(load_policy_dir(settings.policies_dir).overrides)
-    path = settings.journal_path()
-    if path.exists():
-        async with SqliteJournal(path, readonly=True) as journal:
+    if journal_exists(settings):
+        async with journal_for(settings, readonly=True) as journal:
             found += await journal.overrides()
     return found
 

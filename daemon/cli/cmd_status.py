@@ -69,10 +69,11 @@ async def _status(settings: Settings, now: datetime, only: str | None, as_json: 
     from daemon.cli.cmd_explain import find_workflow
     from daemon.cli.cmd_override import all_overrides
     from daemon.cli.embedded import EmbeddedEmulators
-    from daemon.engine.connect import connect
+    from daemon.cli.shard_view import shard_holders
+    from daemon.engine.connect import connect, journal_exists, journal_for
     from daemon.journal.memory import MemoryJournal
-    from daemon.journal.sqlite import SqliteJournal
     from daemon.kernel.overrides import active_overrides
+    from daemon.kernel.shards import shard_of
     from daemon.policy import decide, load_policy_dir
     from daemon.policy.decide import stopped_node
 
@@ -80,13 +81,20 @@ async def _status(settings: Settings, now: datetime, only: str | None, as_json: 
     overrides = await all_overrides(settings)
     active = active_overrides(overrides, now)
     calendars = apply_calendar_overrides(policy.built_calendars, overrides)
-    path = settings.journal_path()
+    holders = await shard_holders(settings)
     async with contextlib.AsyncExitStack() as stack:
-        journal = SqliteJournal(path, readonly=True) if path.exists() else MemoryJournal()
+        journal = (
+            journal_for(settings, readonly=True) if journal_exists(settings) else MemoryJournal()
+        )
         await stack.enter_async_context(journal)
         owned = await journal.owned_triggers()
         emulators = EmbeddedEmulators(settings.emulator)
         cloud = await connect(settings, stack, start_emulator=emulators.start)
+        if holders is not None and not as_json and only is None:
+            print(f"shards ({settings.leader.lease_name}):")
+            for view in holders:
+                print(f"  {view.describe(now)}")
+        holder_of = {v.shard: v for v in holders or ()}
         for acc in cloud.accounts:
             workflows = await acc.client.list_workflows()
             if only is not None:
@@ -141,10 +149,24 @@ async def _status(settings: Settings, now: datetime, only: str | None, as_json: 
                         summary=ex.summary
                         + "; but someone else disabled it, and aomd leaves it off (manage: owned)",
                     )
+                where: dict[str, Any] = {}
+                if holders is not None:
+                    shard = shard_of(acc.account.name, wf.id, acc.account.shards)
+                    seen = holder_of.get(shard)
+                    where = {
+                        "shard": shard.label,
+                        "shard_holder": seen.holder if seen and seen.live_at(now) else None,
+                    }
                 if as_json:
-                    print(json.dumps({"account": acc.account.name, **ex.to_dict(), "stops": stops}))
+                    print(
+                        json.dumps(
+                            {"account": acc.account.name, **ex.to_dict(), **where, "stops": stops}
+                        )
+                    )
                     continue
                 print(ex.render())
+                if where:
+                    print(f"  shard {where['shard']}: {where['shard_holder'] or 'nobody holds it'}")
                 for s in stops:
                     when = f" until {s['until']}" if s["until"] else ""
                     print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, Self
 
 from daemon.kernel.facts import ExecutionFacts
 from daemon.kernel.overrides import Override
@@ -59,6 +59,12 @@ class Journal(JournalPort, OwnershipPort, Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        """``open``; every store is also an async context manager."""
+        ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
     async def facts(self, execution_id: str) -> ExecutionFacts:
         """All intents of the execution (oldest first) and its first sightings."""
