@@ -55,16 +55,43 @@ def all_shards(plan: Mapping[str, int]) -> list[Shard]:
     return [Shard(account, b, max(1, n)) for account, n in plan.items() for b in range(max(1, n))]
 
 
+def _score(shard: Shard, member: str) -> tuple[bytes, str]:
+    digest = hashlib.blake2b(
+        f"{shard.account}\0{shard.bucket}\0{shard.of}\0{member}".encode(), digest_size=8
+    ).digest()
+    return digest, member
+
+
 def preferred_owner(shard: Shard, members: Iterable[str]) -> str | None:
-    """The live replica that should hold ``shard``: the highest rendezvous score."""
-    best: tuple[bytes, str] | None = None
-    for member in members:
-        score = hashlib.blake2b(
-            f"{shard.account}\0{shard.bucket}\0{shard.of}\0{member}".encode(), digest_size=8
-        ).digest()
-        if best is None or (score, member) > best:
-            best = (score, member)
-    return None if best is None else best[1]
+    """The live replica with the highest rendezvous score for ``shard`` (no load cap)."""
+    return max(members, key=lambda m: _score(shard, m), default=None)
+
+
+def assign(shards: Iterable[Shard], members: Iterable[str]) -> dict[Shard, str]:
+    """Which live replica should hold each shard: rendezvous hashing with bounded load.
+
+    Plain rendezvous is lumpy at fleet sizes people run (6 accounts on 3 replicas can
+    split 4/1/1); here each shard, in a fixed order, goes to its highest-scoring member
+    that still has room (``shards // members`` each, one more for the first
+    ``shards % members`` to reach it), so loads differ by at most one.
+    Every replica computes the same map from the same member set; a member joining or
+    leaving still moves few shards, since each shard keeps its ranking of members.
+    """
+    ordered = sorted(shards)
+    live = sorted(set(members))
+    if not live:
+        return {}
+    low, extra = divmod(len(ordered), len(live))
+    load = dict.fromkeys(live, 0)
+    out: dict[Shard, str] = {}
+    for shard in ordered:
+        for member in sorted(live, key=lambda m: _score(shard, m), reverse=True):
+            if load[member] < low or (load[member] == low and extra > 0):
+                extra -= load[member] == low
+                out[shard] = member
+                load[member] += 1
+                break
+    return out
 
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")

@@ -4,7 +4,8 @@ Each shard (``daemon.kernel.shards``) has a Lease of its own, held with the same
 client-go algorithm as the single leader (``lease_election``), so only one replica at a
 time may write for it. Each replica also holds a *member* Lease named after itself; one
 LIST per period (by the group's label) shows every member and every shard. A replica
-asks for the shards that rendezvous hashing assigns it among the live members, hands
+asks for the shards that rendezvous hashing with bounded load (``kernel.shards.assign``)
+gives it among the live members, hands
 back (releases) the ones it holds that another live member should hold, and takes any
 shard left without a live holder for longer than the lease duration, whoever it
 prefers: the preference balances, the Lease decides.
@@ -27,7 +28,7 @@ import structlog
 
 from daemon.kernel.clock import SYSTEM_CLOCK
 from daemon.kernel.errors import AomdError
-from daemon.kernel.shards import Shard, all_shards, lease_name, preferred_owner
+from daemon.kernel.shards import Shard, all_shards, assign, lease_name
 from daemon.ops.lease_api import LeaseApi
 from daemon.ops.lease_election import LeaseElector, LeaseTiming
 
@@ -148,10 +149,10 @@ class ShardElector:
             leases = None
         if leases is not None:
             self._observe(leases, started)
-        live = self.live_members
+        wanted = assign(self.electors, self.live_members)
         work: list[Awaitable[object]] = []
         for shard, el in self.electors.items():
-            preferred = preferred_owner(shard, live)
+            preferred = wanted.get(shard)
             held = el.may_write()
             if held and preferred != self.identity:
                 work.append(self._hand_back(shard, el, preferred))
