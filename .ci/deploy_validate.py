@@ -22,7 +22,11 @@ from kustomize_render import RenderError, render
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
-TARGETS = {"base": K8S / "base", "ha": K8S / "overlays" / "ha"}
+TARGETS = {
+    "base": K8S / "base",
+    "ha": K8S / "overlays" / "ha",
+    "sharded": K8S / "overlays" / "sharded",
+}
 K8S_VERSION = "1.30.0"
 
 Doc = dict[str, Any]
@@ -117,10 +121,20 @@ def check_properties(target: str, docs: list[Doc]) -> None:
     }
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     replicas = dep["spec"].get("replicas", 1)
-    if target == "ha":
-        checks["2 replicas"] = replicas == 2
+    if target in ("ha", "sharded"):
+        checks["2 replicas" if target == "ha" else "3 replicas"] = replicas == (
+            2 if target == "ha" else 3
+        )
         checks["leader election on"] = env.get("AOMD_LEADER__ENABLED") == "true"
         checks["service-account token mounted"] = pod.get("automountServiceAccountToken") is True
+        checks["shared journal from the Secret aomd-journal"] = any(
+            e["name"] == "AOMD_JOURNAL__URL" for e in c.get("env", [])
+        )
+        if target == "sharded":
+            checks["sharding on"] = env.get("AOMD_LEADER__SHARDED") == "true"
+            role = find(docs, "Role", "aomd-leader-election") or {}
+            verbs = {v for rule in role.get("rules", []) for v in rule.get("verbs", [])}
+            checks["Role may list Leases"] = "list" in verbs
     else:
         checks["1 replica, Recreate"] = (
             replicas == 1 and dep["spec"].get("strategy", {}).get("type") == "Recreate"
