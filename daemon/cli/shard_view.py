@@ -32,7 +32,7 @@ class ShardView:
     def describe(self, now: datetime) -> str:
         if not self.holder or self.renewed is None:
             return f"{self.shard.label}: free"
-        age = (now - self.renewed).total_seconds()
+        age = max(0.0, (now - self.renewed).total_seconds())  # its clock may run ahead
         state = "" if self.live_at(now) else " (expired: being taken over)"
         return f"{self.shard.label}: held by {self.holder}, renewed {age:.0f}s ago{state}"
 

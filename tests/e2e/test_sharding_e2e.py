@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from tests.support.processes import (
     SK,
     DaemonProcess,
     EmulatorProcess,
+    aomd_cmd,
     emulator,
     http_get,
     start_daemon,
@@ -218,6 +220,12 @@ def test_three_replicas_split_six_accounts_and_survive_a_kill(
             survivors = {n: p for n, p in procs.items() if n != victim}
             time.sleep(1.0)
             final = {n: _held(p) for n, p in survivors.items()}
+            status = subprocess.run(
+                aomd_cmd("--config", str(cfgs["replica-0"]), "status"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         finally:
             for proc in procs.values():
                 if proc.proc.poll() is None:
@@ -236,6 +244,13 @@ def test_three_replicas_split_six_accounts_and_survive_a_kill(
     # the bound: lease duration + one retry period to see it expire + one to take it over
     # (+ a second of scheduling slack on a loaded machine)
     assert moved_after <= LEASE + 2 * RENEW + 1.0, moved_after
+    # aomd status says who holds each shard, as /metrics does
+    assert status.returncode == 0, status.stderr
+    for name, accounts in final.items():
+        for acct in accounts:
+            assert re.search(
+                rf"^  {acct}: held by {name}, renewed \d+s ago$", status.stdout, re.M
+            ), status.stdout
     # only the holder of an account's shard wrote for it: the one of the split, and for
     # the moved accounts after the kill one survivor
     for acct in ACCOUNTS:
