@@ -164,7 +164,7 @@ def assemble_account(
         sweeper,
         book,
         leads_triggers=split.leads_any,
-        leads_schedules=lambda: elector.may_write(split.schedule_shard),
+        leads_schedules=split.leads_schedules,
     )
 
 
@@ -194,6 +194,9 @@ class AccountShards:
         if not self.shards:
             return self.elector.may_write()
         return any(self.elector.may_write(s) for s in self.shards)
+
+    def leads_schedules(self) -> bool:
+        return self.elector.may_write(self.schedule_shard)
 
     def narrow(self, scope: Scope) -> Scope:
         """The watcher's scope, cut down to the workflows of the shards held here: a
