@@ -93,6 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Until the event loop installs its own handlers, a SIGTERM during start-up
         # (imports, journal open) must still end the process cleanly with exit 0.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    else:
+        # The one-shot commands print their answer on stdout (JSON lines with --json):
+        # what the parts they use log (a journal opened, a call retried) goes to stderr,
+        # redacted, and only when it is a warning; never structlog's default, which
+        # prints to stdout without the redaction.
+        from daemon.ops.logging import configure_logging
+        from daemon.settings import LogSettings
+
+        configure_logging(LogSettings(level="warning"))
     try:
         return COMMANDS[args.command].run(args)
     except UsageError as exc:

@@ -132,3 +132,14 @@ def test_emulator_listening_line_says_the_clock_speed(workdir: Path) -> None:
         proc.wait(10)
     assert line.startswith("listening on http://127.0.0.1:")
     assert "(clock: 60x real time from " in line
+
+
+def test_json_answers_carry_no_log_lines(workdir: Path) -> None:
+    """``--json`` output is for programs: what the parts log goes to stderr, not stdout."""
+    assert _run("run", "--once", cwd=workdir).returncode == 0
+    for command in (("status", "--json"), ("history", "--json")):
+        result = _run(*command, cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        for line in result.stdout.splitlines():
+            assert line.startswith(("{", "[")), (command, line)
+        assert "journal_opened" not in result.stdout + result.stderr
