@@ -16,6 +16,7 @@ import structlog
 
 from daemon.calendar.calendar import Calendar
 from daemon.cloud.port import CloudClient
+from daemon.engine.decision_log import log_decision
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.overrides import OverrideBook
@@ -137,10 +138,12 @@ class ExecutionHandler:
             else None
         )
         if held is not None:
-            self._track_held(execution, decision.node_id, held.describe(), held.end)
+            self._track_held(execution, decision.node_id, held.describe(), held.end, decision.rule)
             recheck = decision.recheck_at
             return held.end if recheck is None else min(recheck, held.end)
-        self._track_held(execution, decision.node_id, decision.held, decision.held_until)
+        self._track_held(
+            execution, decision.node_id, decision.held, decision.held_until, decision.rule
+        )
         for key in decision.pending_keys:
             # A write whose outcome we never learned (crash, lost reply): resolve it by
             # reading the execution; decide re-sends the same key only if not applied.
@@ -180,6 +183,7 @@ class ExecutionHandler:
         node: str | None,
         why: str | None,
         until: datetime | None,
+        rule: str | None = None,
     ) -> None:
         """Log a hold once per stop and reason, and keep the held-stops gauge's set."""
         eid = execution.execution_id
@@ -194,12 +198,18 @@ class ExecutionHandler:
         self._held_of[eid] = execution.workflow_id
         if self.on_unhandled is not None:  # the pump sets both gauges
             self.on_unhandled(len(self.unhandled))
-        log.info(
+        log_decision(
+            log.info,
             "action_held",
             workflow_id=execution.workflow_id,
             execution_id=eid,
             node_id=node,
+            rule=rule,
+            action="hold",
+            attempt=None,
             reason=why,
+            outcome="held",
+            dry_run=self.executor.dry_run,
             until=None if until is None else until.isoformat(),
         )
 
@@ -268,7 +278,8 @@ class ExecutionHandler:
         )
         if not first:  # told before, maybe by an earlier run of aomd
             return
-        log.warning(
+        log_decision(
+            log.warning,
             "stop_not_actionable",
             workflow_id=workflow.id,
             execution_id=execution.execution_id,
@@ -278,7 +289,6 @@ class ExecutionHandler:
             attempt=None,
             reason=reason,
             outcome="cannot_act",
-            request_id=None,
             dry_run=self.executor.dry_run,
         )
         if self.notifier is not None:
@@ -297,7 +307,8 @@ class ExecutionHandler:
     def _report_unhandled(
         self, workflow: Workflow, execution: Execution, node: str, reason: str
     ) -> None:
-        log.warning(
+        log_decision(
+            log.warning,
             "unhandled_pause",
             workflow_id=workflow.id,
             execution_id=execution.execution_id,
@@ -307,7 +318,6 @@ class ExecutionHandler:
             attempt=None,
             reason=reason,
             outcome="unhandled",
-            request_id=None,
             dry_run=self.executor.dry_run,
         )
         if self.notifier is not None:

@@ -32,6 +32,7 @@ import structlog
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.firetimes import Fire, ScheduleSources, fire_times, next_fire
 from daemon.cloud.port import CloudClient
+from daemon.engine.decision_log import log_decision
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolution import ExecuteEvidence, ReadBack
@@ -263,17 +264,14 @@ class ScheduleRunner:
         self, level: str, event: str, spec: ScheduleSpec, fire: Fire, reason: str, outcome: str
     ) -> None:
         """A schedule decision with the stable keys every decision event carries."""
-        getattr(log, level)(
+        log_decision(
+            getattr(log, level),
             event,
             workflow_id=_target(spec),
-            execution_id=None,
-            node_id=None,
             rule=spec.name,
             action=spec.action.describe(),
-            attempt=1,
             reason=reason,
             outcome=outcome,
-            request_id=None,
             dry_run=self.executor.dry_run,
             fire_time=fire.time.isoformat(),
         )

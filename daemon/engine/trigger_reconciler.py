@@ -32,6 +32,7 @@ from daemon.calendar.calendar_spec import TriggerRuleSpec
 from daemon.calendar.desired import Verdict, first_matching_rule, selecting_rules, verdict
 from daemon.calendar.sources import cron_times
 from daemon.cloud.port import CloudClient
+from daemon.engine.decision_log import log_decision
 from daemon.engine.executor import Executor
 from daemon.engine.notify import Notifier
 from daemon.engine.resolution import ExecuteEvidence, ReadBack
@@ -330,12 +331,16 @@ class TriggerReconciler:
         )
         if report.outcome == "refused":
             return False
-        log.info(
+        log_decision(
+            log.info,
             "released_run",
             workflow_id=wid,
             rule=step.rule,
-            outcome=report.outcome,
+            action="execute",
             reason=intent.reason,
+            outcome=report.outcome,
+            request_id=report.request_id,
+            dry_run=self.executor.dry_run,
         )
         if self.notifier is not None and report.outcome != "duplicate":
             self.notifier.notify(
@@ -431,11 +436,10 @@ class TriggerReconciler:
         stuck.tries += 1
         stuck.outcome = report.outcome
         stuck.error = report.error
-        log.warning(
+        log_decision(
+            log.warning,
             "trigger_unreconciled",
             workflow_id=wid,
-            execution_id=None,
-            node_id=None,
             rule=step.rule,
             action=action,
             attempt=stuck.tries,
@@ -474,17 +478,14 @@ class TriggerReconciler:
         action = "trigger_enable" if step.enable else "trigger_disable"
         if step.drift and not again:
             self.drifts += 1
-            log.warning(
+            log_decision(
+                log.warning,
                 "drift",
                 workflow_id=step.workflow_id,
-                execution_id=None,
-                node_id=None,
                 rule=step.rule,
                 action=action,
-                attempt=1,
                 reason=step.reason,
                 outcome="reported" if step.report_only else "correcting",
-                request_id=None,
                 dry_run=self.executor.dry_run,
             )
             if step.report_only:
@@ -552,17 +553,14 @@ class TriggerReconciler:
                 "failure_streak",
                 {"workflow_id": step.workflow_id, "rule": step.rule, "reason": step.reason},
             )
-        log.warning(
+        log_decision(
+            log.warning,
             "failure_streak_paused",
             workflow_id=step.workflow_id,
-            execution_id=None,
-            node_id=None,
             rule=step.rule,
             action=action,
-            attempt=1,
             reason=step.reason,
             outcome=outcome,
-            request_id=None,
             dry_run=self.executor.dry_run,
         )
 
@@ -624,17 +622,15 @@ class TriggerReconciler:
         await self.ownership.set_trigger_owned(
             step.workflow_id, False, reason=step.reason, at=now, account=self.account
         )
-        log.info(
+        log_decision(
+            log.info,
             "failure_streak_released",
             workflow_id=step.workflow_id,
-            execution_id=None,
-            node_id=None,
             rule=step.rule,
             action="trigger_enable",
             attempt=None,
             reason=step.reason,
             outcome="released",
-            request_id=None,
             dry_run=self.executor.dry_run,
         )
 

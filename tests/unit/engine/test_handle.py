@@ -16,7 +16,7 @@ from daemon.emulator import Emulator
 from daemon.engine.notify import Notifier
 from daemon.journal import MemoryJournal
 from daemon.kernel.model import Status, Workflow
-from tests.support.engine import Rig
+from tests.support.engine import DECISION_KEYS, Rig
 from tests.support.policies import write_rules
 from tests.support.webhooks import Webhook
 
@@ -305,6 +305,8 @@ rules:
         held = [e for e in logs if e["event"] == "action_held"]
         assert len(held) == 1  # once, not every poll
         assert held[0]["until"] == freeze_end.isoformat()
+        assert held[0].keys() >= DECISION_KEYS  # findable like every other decision
+        assert held[0]["outcome"] == "held"
         assert "waiting to be outside calendar 'freeze'" in held[0]["reason"]
         assert list(rig.handler.held) == [(eid, "approve")]
         await rig.run(300, step=10)  # the freeze is over; the override still holds it
