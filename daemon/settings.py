@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable
@@ -50,6 +51,10 @@ ENV_CONFIG = "AOMD_CONFIG"
 ENV_PREFIX = "AOMD_"
 MAX_SETTINGS_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
+
+
+_LABEL_VALUE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+_METRIC_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class _Frozen(BaseModel):
@@ -262,6 +267,12 @@ class LeaderSettings(_Frozen):
             raise ValueError(
                 "leader.sharded = true needs leader.enabled = true (the shards are Leases)"
             )
+        if self.sharded and not _LABEL_VALUE.match(self.lease_name):
+            raise ValueError(
+                f"leader.lease_name {self.lease_name!r}: with leader.sharded it names the "
+                "shard group in a Kubernetes label, so it must be 1-40 lowercase letters, "
+                "digits and '-', starting and ending with a letter or digit (e.g. 'aomd')"
+            )
         return self
 
 
@@ -308,6 +319,24 @@ class Settings(BaseSettings):
     the wake-ups at each calendar transition and fire time."""
     notify_webhook: str | None = None
     """Global webhook for give-up, terminate and unhandled-pause notifications."""
+
+    @model_validator(mode="after")
+    def _check_accounts(self) -> Settings:
+        names = [a.name for a in self.accounts]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"accounts: the name {twice[0]!r} is used more than once; every account "
+                "needs its own name (it keys the journal, the metrics and the shards)"
+            )
+        if self.leader.sharded:
+            for i, name in enumerate(names):
+                if not _METRIC_LABEL.match(name):
+                    raise ValueError(
+                        f"accounts.{i}.name {name!r}: with leader.sharded the account name "
+                        "is a metric label, so use 1-64 letters, digits and '_.:-'"
+                    )
+        return self
 
     @classmethod
     def settings_customise_sources(

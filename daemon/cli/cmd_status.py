@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,7 @@ async def _status(settings: Settings, now: datetime, only: str | None, as_json: 
     from daemon.cli.shard_view import shard_holders
     from daemon.engine.connect import connect, journal_exists, journal_for
     from daemon.journal.memory import MemoryJournal
+    from daemon.kernel.errors import AomdError
     from daemon.kernel.overrides import active_overrides
     from daemon.kernel.shards import shard_of
     from daemon.policy import decide, load_policy_dir
@@ -81,7 +83,11 @@ async def _status(settings: Settings, now: datetime, only: str | None, as_json: 
     overrides = await all_overrides(settings)
     active = active_overrides(overrides, now)
     calendars = apply_calendar_overrides(policy.built_calendars, overrides)
-    holders = await shard_holders(settings)
+    try:
+        holders = await shard_holders(settings)
+    except AomdError as exc:  # outside the cluster, say: the rest is still worth showing
+        print(f"shard holders unavailable: {exc}", file=sys.stderr)
+        holders = None
     async with contextlib.AsyncExitStack() as stack:
         journal = (
             journal_for(settings, readonly=True) if journal_exists(settings) else MemoryJournal()

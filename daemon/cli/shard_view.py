@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from daemon.kernel.shards import Shard, all_shards, lease_name
+from daemon.kernel.shards import Shard, all_shards
 from daemon.settings import Settings
 
 
@@ -42,7 +42,7 @@ async def shard_holders(settings: Settings) -> list[ShardView] | None:
     if not (settings.leader.enabled and settings.leader.sharded):
         return None
     from daemon.ops.leader_config import default_namespace, lease_api
-    from daemon.ops.shard_election import GROUP_LABEL
+    from daemon.ops.shard_election import GROUP_LABEL, shard_lease_name
 
     leader = settings.leader
     group = leader.lease_name
@@ -54,7 +54,7 @@ async def shard_holders(settings: Settings) -> list[ShardView] | None:
     found = {str((lease.get("metadata") or {}).get("name")): lease for lease in leases}
     views = []
     for shard in all_shards({a.name: a.shards for a in settings.accounts}):
-        lease = found.get(lease_name(group, shard.account, str(shard.bucket))) or {}
+        lease = found.get(shard_lease_name(group, shard)) or {}
         spec = lease.get("spec") or {}
         renew = spec.get("renewTime")
         views.append(

@@ -38,6 +38,7 @@ from daemon.engine.signals import install_signal_handlers
 from daemon.engine.supervise import supervised
 from daemon.engine.wake import Waker
 from daemon.kernel.clock import SYSTEM_CLOCK, Clock, SystemClock
+from daemon.kernel.errors import ConfigError
 from daemon.ops import memtrace, sdnotify
 from daemon.ops.health import HealthState
 from daemon.ops.leader import AlwaysLeader, LeaderElector
@@ -125,6 +126,12 @@ class Daemon:
         for warning in s.warnings():
             log.warning("config_warning", warning=warning)
         self.policy.load_initial()  # ConfigError -> exit 2 before anything runs
+        if self.once and s.leader.enabled:
+            raise ConfigError(
+                "aomd run --once takes no Lease: beside running replicas it could write what "
+                "they write, and without the Lease it writes nothing; set "
+                "AOMD_LEADER__ENABLED=false for a one-off pass, and only while no replica runs"
+            )
         if not self.once:
             # Before the first await: see ``daemon.engine.signals``.
             install_signal_handlers(stop=self.request_stop, reload=partial(self.reload, "SIGHUP"))

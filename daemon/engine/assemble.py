@@ -41,7 +41,7 @@ class AccountRuntime:
     schedules: ScheduleRunner
     sweeper: Sweeper
     overrides: OverrideBook
-    leads_triggers: Callable[[], bool]
+    leads_triggers: Callable[[], object]
     """Holds the shard of any of the account's workflows (or is the one leader)."""
     leads_schedules: Callable[[], bool]
     """Holds the shard the account's schedules belong to (or is the one leader)."""
@@ -190,10 +190,11 @@ class AccountShards:
         """Whether this replica holds the workflow's shard (always, unsharded)."""
         return not self.shards or self.elector.may_write(self.shard_of(workflow_id))
 
-    def leads_any(self) -> bool:
+    def leads_any(self) -> frozenset[Shard] | bool:
+        """The account's shards held here (unsharded: whether this is the leader)."""
         if not self.shards:
             return self.elector.may_write()
-        return any(self.elector.may_write(s) for s in self.shards)
+        return frozenset(s for s in self.shards if self.elector.may_write(s))
 
     def leads_schedules(self) -> bool:
         return self.elector.may_write(self.schedule_shard)

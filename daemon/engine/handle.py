@@ -331,11 +331,18 @@ class ExecutionHandler:
                 },
             )
 
-    def retire(self, workflow_id: str, active: Collection[str]) -> Awaitable[None] | None:
+    def retire(self, workflow_id: str, active: Collection[str] | None) -> Awaitable[None] | None:
         """The watcher's ``retire`` hook: ``active`` are the executions of ``workflow_id``
         still running. Entries of the others are dropped; without this an execution
         finished by a person while unhandled would stay counted (and held) forever.
-        Returns the deletion of their journaled sightings, when there are any."""
+        Returns the deletion of their journaled sightings, when there are any.
+
+        ``None``: the workflow left this replica's watch (the policy's scope, or its
+        shard moved to another replica). Only what this process holds in memory is
+        dropped: its executions may still be running, and the journal's sightings are
+        what the next holder's delays count from."""
+        gone = active is None
+        active = () if active is None else active
         for key in [
             k for k in self.held if k[0] not in active and self._held_of.get(k[0]) == workflow_id
         ]:
@@ -349,6 +356,10 @@ class ExecutionHandler:
             ]
         )
         over = [e for e, w in self._sighted.items() if w == workflow_id and e not in active]
+        if gone:
+            for eid in over:
+                self._sighted.pop(eid, None)
+            return None
         return self._forget(over) if over else None
 
     async def _forget(self, executions: list[str]) -> None:

@@ -47,19 +47,21 @@ async def reconcile_loop(
     speed: float,
     beat: Callable[[str], None],
     poll: Callable[[], Awaitable[bool]] | None = None,
-    leading: Callable[[], bool] = lambda: True,
+    leading: Callable[[], object] = lambda: True,
 ) -> None:
     """``poll`` (checked every heartbeat) says the step is due for another reason: an
-    override added or ended on the command line."""
+    override added or ended on the command line. ``leading``: what this replica leads
+    (falsy: nothing); any change of it makes a pass due, so a replica that gains a
+    second shard of an account reconciles that shard's workflows at once."""
     last_run = -float("inf")
     last_version = -1
-    led = False
+    led: object = False
     while True:
         version = policy.version
         armed = waker.armed_for
         lead = leading()
-        due = lead and (
-            not led
+        due = bool(lead) and (
+            lead != led
             or version != last_version
             or (armed is not None and clock.now() >= armed)
             or clock.monotonic() - last_run >= interval

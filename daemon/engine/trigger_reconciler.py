@@ -285,7 +285,10 @@ class TriggerReconciler:
         self.retry_at = min((at for at, _, _ in retries), default=None)
         self._tell_freezes(applied, {r.name: r for r in rules}, steps, now)
         self._settle({s.workflow_id for s in steps if not s.report_only}, now)
-        self.owned_count = len(await self.ownership.owned_triggers(self.account))
+        # the shards this replica holds only: summed over replicas, each counted once
+        self.owned_count = sum(
+            1 for w in await self.ownership.owned_triggers(self.account) if self.mine(w)
+        )
         return steps
 
     async def _run_once(self, step: TriggerStep, now: datetime) -> bool:

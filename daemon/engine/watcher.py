@@ -48,9 +48,9 @@ ENDED_STOPPED = frozenset({Status.FAIL, Status.APPROVAL_FAILED})
 Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
 #: Decides which discovered workflows are in scope of the current policy.
 Scope = Callable[[Workflow], bool]
-#: Told after each poll which executions of a workflow are still active (an empty set when
-#: the workflow left scope), so per-execution state elsewhere can be dropped.
-Retire = Callable[[str, Collection[str]], Awaitable[None] | None]
+#: Told after each poll which executions of a workflow are still active (None when the
+#: workflow left this watcher's scope), so per-execution state elsewhere can be dropped.
+Retire = Callable[[str, Collection[str] | None], Awaitable[None] | None]
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Watcher:
             self._listed.pop(wid, None)
             self._hot_ids.discard(wid)
             if self.retire is not None:
-                done = self.retire(wid, ())
+                done = self.retire(wid, None)
                 if done is not None:
                     await done
         self.stats.watched = len(fresh)

@@ -77,6 +77,7 @@ class LeaseElector:
         release_on_cancel: bool = True,
         on_change: Callable[[bool], None] | None = None,
         labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
         self.name = name
@@ -89,7 +90,9 @@ class LeaseElector:
         self.release_on_cancel = release_on_cancel
         self.on_change = on_change
         self.labels = dict(labels or {})
-        """Set on the Lease when this elector creates it (a shard group lists by them)."""
+        """Kept on the Lease (a shard group lists by them)."""
+        self.annotations = dict(annotations or {})
+        """Kept on the Lease (a member's shard plan)."""
         self._leader = False
         self._renewed_at: float | None = None  # monotonic start of the last good renew
         self._observed: _Observed | None = None
@@ -167,21 +170,19 @@ class LeaseElector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {
-                    "name": self.name,
-                    "namespace": self.namespace,
-                    **({"labels": self.labels} if self.labels else {}),
-                },
+                "metadata": self._metadata({"name": self.name, "namespace": self.namespace}),
                 "spec": self._spec(stamp, stamp, 0),
             }
             try:
                 created = await self.api.create(self.namespace, body)
             except LeaseConflict:
                 return False
-            self.observe(created, now)
+            self.observe(created, self._clock())
             return True
 
-        self.observe(lease, now)
+        # observed when the answer came, not when the step began: an observation dated
+        # early would let this replica judge the holder's term over early
+        self.observe(lease, self._clock())
         obs = self._observed
         assert obs is not None
         spec: dict[str, Any] = lease.get("spec") or {}
@@ -199,15 +200,23 @@ class LeaseElector:
         new = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": dict(lease.get("metadata") or {}),
+            "metadata": self._metadata(dict(lease.get("metadata") or {})),
             "spec": self._spec(acquire, stamp, transitions),
         }
         try:
             replaced = await self.api.replace(self.namespace, self.name, new)
         except LeaseConflict:
             return False
-        self.observe(replaced, now)
+        self.observe(replaced, self._clock())
         return True
+
+    def _metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """``meta`` with this elector's labels and annotations (a Lease made by an older
+        version, or by a replica with another plan, gets them on the next renew)."""
+        for key, ours in (("labels", self.labels), ("annotations", self.annotations)):
+            if ours:
+                meta[key] = {**(meta.get(key) or {}), **ours}
+        return meta
 
     def _spec(self, acquire: str, renew: str, transitions: int) -> dict[str, Any]:
         return {

@@ -2,24 +2,34 @@
 
 Each shard (``daemon.kernel.shards``) has a Lease of its own, held with the same
 client-go algorithm as the single leader (``lease_election``), so only one replica at a
-time may write for it. Each replica also holds a *member* Lease named after itself; one
-LIST per period (by the group's label) shows every member and every shard. A replica
-asks for the shards that rendezvous hashing with bounded load (``kernel.shards.assign``)
-gives it among the live members, hands
-back (releases) the ones it holds that another live member should hold, and takes any
-shard left without a live holder for longer than the lease duration, whoever it
-prefers: the preference balances, the Lease decides.
+time may write for it. Each replica also holds a *member* Lease named after itself,
+annotated with a digest of its shard plan; one LIST per period (by the group's label)
+shows every member and every shard. A replica asks for the shards that rendezvous
+hashing with bounded load (``kernel.shards.assign``) gives it among the live members
+with the same plan, steps down from the ones another such member should hold (it stops
+writing at once and lets the Lease run out, so the next holder gets the same margin
+as after a crash), and takes any shard left without a live holder for longer than the
+lease duration: the preference balances, the Lease decides.
+
+Two barriers keep two writers apart while a fleet changes shape. While a live member
+has another plan (a rolling update that changes ``accounts`` or ``shards``: the shards
+themselves differ, so their Leases cannot keep the two apart), or while the single
+leader's Lease of the same name is held (moving from the ``ha`` overlay), a replica
+takes no new shard; the ones it holds it keeps. So during such a rollout the old
+replicas go on working and the new ones wait until the last old one has gone.
 
 When a replica dies, its member Lease and its shard Leases stop changing; once a lease
 duration has passed since they were last seen to change (judged on each observer's own
-monotonic clock, as client-go does), the dead member drops out of the others'
-rendezvous and its shards' new owners take them at their next period. The bound is the
-lease duration plus one retry period, then one poll interval before the watcher looks.
+monotonic clock, read after the answer arrived, as client-go does), the dead member
+drops out of the others' assignment and its shards' new owners take them at their next
+period: the lease duration plus one or two retry periods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -38,6 +48,19 @@ GROUP_LABEL = "aomd.io/group"
 ROLE_LABEL = "aomd.io/role"
 ACCOUNT_LABEL = "aomd.io/account"
 BUCKET_LABEL = "aomd.io/bucket"
+PLAN_ANNOTATION = "aomd.io/plan"
+
+
+def plan_digest(plan: Mapping[str, int]) -> str:
+    """Equal for replicas that split the work the same way (accounts and their shards)."""
+    text = json.dumps(sorted((a, max(1, n)) for a, n in plan.items()))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def shard_lease_name(group: str, shard: Shard) -> str:
+    """The bucket count is in the name: ``prod`` in 1 shard and ``prod`` in 4 are
+    different Leases, never one Lease meaning two different sets of workflows."""
+    return lease_name(group, shard.account, f"{shard.bucket}-of-{shard.of}")
 
 
 class ShardElector:
@@ -61,10 +84,13 @@ class ShardElector:
         self.namespace = namespace
         self.identity = identity
         self.timing = timing
+        self.plan = plan_digest(plan)
         self._clock = clock
         self.on_change = on_change
 
-        def elector(name: str, labels: dict[str, str]) -> LeaseElector:
+        def elector(
+            name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+        ) -> LeaseElector:
             return LeaseElector(
                 api,
                 name=name,
@@ -74,12 +100,17 @@ class ShardElector:
                 clock=clock,
                 now=now,
                 labels={GROUP_LABEL: group, **labels},
+                annotations=annotations,
             )
 
-        self.member = elector(lease_name(group, "member", identity), {ROLE_LABEL: "member"})
+        self.member = elector(
+            lease_name(group, "member", identity),
+            {ROLE_LABEL: "member"},
+            {PLAN_ANNOTATION: self.plan},
+        )
         self.electors: dict[Shard, LeaseElector] = {
             shard: elector(
-                lease_name(group, shard.account, str(shard.bucket)),
+                shard_lease_name(group, shard),
                 {
                     ROLE_LABEL: "shard",
                     ACCOUNT_LABEL: lease_name("a", shard.account),
@@ -88,12 +119,18 @@ class ShardElector:
             )
             for shard in all_shards(plan)
         }
+        self.single = LeaseElector(
+            api, name=group, namespace=namespace, identity=identity, timing=timing, clock=clock
+        )
+        """The single leader's Lease of the same name: only observed, never asked for."""
         self._by_name = {el.name: shard for shard, el in self.electors.items()}
-        self._members: dict[str, tuple[tuple[Any, ...], float, float]] = {}
-        """member lease name -> (what it said, when that was first seen, its duration)."""
+        self._members: dict[str, tuple[tuple[Any, ...], float, float, str]] = {}
+        """member lease -> (what it said, when that was first seen, duration, its plan)."""
         self._vacant_since: dict[Shard, float] = {}
         self._held: frozenset[Shard] = frozenset()
+        self._blocked: str | None = None
         self.live_members: frozenset[str] = frozenset({identity})
+        """Live members with this replica's plan (itself included)."""
 
     # -- what the engine asks -----------------------------------------------------------
     @property
@@ -120,57 +157,104 @@ class ShardElector:
             namespace=self.namespace,
             identity=self.identity,
             shards=len(self.electors),
+            plan=self.plan,
         )
         try:
             while True:
+                started = self._clock()
                 await self.step()
-                await asyncio.sleep(self.timing.retry_period)
+                await asyncio.sleep(max(0.0, self.timing.retry_period - (self._clock() - started)))
         except asyncio.CancelledError:
-            held = [el for el in (*self.electors.values(), self.member) if el.may_write()]
-            for el in self.electors.values():
-                el.step_down("stopping")  # writes stop before the release
-            try:
-                async with asyncio.timeout(self.timing.retry_period):
-                    await asyncio.gather(*(el.release() for el in held))
-            except (TimeoutError, AomdError) as exc:
-                log.warning("shard_release_failed", error=str(exc))
+            await self._release_all()
             raise
 
-    async def step(self) -> frozenset[Shard]:
-        """One period: renew the member Lease, list the group, ask for / renew / hand back
-        shards. Returns the shards held afterwards."""
-        started = self._clock()
-        await self.member.step()
+    async def _release_all(self) -> None:
+        """On the way out (the daemon drained its writes first): every Lease this replica
+        still holds, or may still be named in, goes back at once."""
+        mine = [
+            el
+            for el in (*self.electors.values(), self.member)
+            if el.may_write() or el.holder == self.identity
+        ]
+        for el in self.electors.values():
+            el.step_down("stopping")
         try:
             async with asyncio.timeout(self.timing.retry_period):
-                leases = await self.api.list(self.namespace, f"{GROUP_LABEL}={self.group}")
+                await asyncio.gather(*(el.release() for el in mine))
         except (TimeoutError, AomdError) as exc:
-            log.warning("shard_list_failed", group=self.group, error=str(exc) or "timeout")
-            leases = None
+            log.warning("shard_release_failed", error=str(exc) or "timeout")
+
+    async def step(self) -> frozenset[Shard]:
+        """One period. First, at once: renew the member Lease and the held shards, LIST
+        the group and read the single leader's Lease; then ask for the shards this
+        replica should have and step down from the ones it should not. Returns the
+        shards held afterwards."""
+        held = [el.step() for el in self.electors.values() if el.may_write()]
+        _, leases, single, *_ = await asyncio.gather(
+            self.member.step(), self._list(), self._single(), *held
+        )
+        now = self._clock()
+        if single is not None:
+            self.single.observe(single, now)
         if leases is not None:
-            self._observe(leases, started)
+            self._observe(leases, now)
+        self._blocked = self._barrier(now)
         wanted = assign(self.electors, self.live_members)
         work: list[Awaitable[object]] = []
         for shard, el in self.electors.items():
             preferred = wanted.get(shard)
-            held = el.may_write()
-            if held and preferred != self.identity:
-                work.append(self._hand_back(shard, el, preferred))
-            elif held or preferred == self.identity or self._abandoned(shard, started):
+            if el.may_write():
+                if preferred is not None and preferred != self.identity:
+                    log.info("shard_handed_over", shard=shard.label, to=preferred)
+                    el.step_down(f"handed over to {preferred}")
+            elif self._blocked is None and (
+                preferred == self.identity or self._abandoned(shard, now)
+            ):
                 work.append(el.step())
         await asyncio.gather(*work)
         self._changed()
         return self._held
 
-    async def _hand_back(self, shard: Shard, el: LeaseElector, to: str | None) -> None:
-        log.info("shard_handed_back", shard=shard.label, identity=self.identity, to=to)
+    async def _list(self) -> list[dict[str, Any]] | None:
         try:
-            await el.release()
-        except AomdError as exc:  # it expires by itself; the next owner waits that long
-            log.warning("shard_release_failed", shard=shard.label, error=str(exc))
+            async with asyncio.timeout(self.timing.retry_period):
+                return await self.api.list(self.namespace, f"{GROUP_LABEL}={self.group}")
+        except (TimeoutError, AomdError) as exc:
+            log.warning("shard_list_failed", group=self.group, error=str(exc) or "timeout")
+            return None
+
+    async def _single(self) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(self.timing.retry_period):
+                return await self.api.get(self.namespace, self.group)
+        except (TimeoutError, AomdError):
+            return None  # not seen is not seen free: the last observation stands
+
+    def _barrier(self, now: float) -> str | None:
+        """Why this replica must take no new shard now, or None."""
+        why = None
+        if not self.single.expired(now):
+            why = f"the single leader {self.single.holder!r} holds Lease {self.group!r}"
+        else:
+            foreign = sorted(
+                str(said[0])
+                for said, seen, duration, plan in self._members.values()
+                if said[0] and now < seen + duration and plan != self.plan
+            )
+            if foreign:
+                why = (
+                    f"members {', '.join(foreign)} split the work differently (their "
+                    "accounts or accounts[].shards differ from ours)"
+                )
+        if why != self._blocked:
+            if why is not None:
+                log.warning("shards_blocked", group=self.group, reason=why)
+            else:
+                log.info("shards_unblocked", group=self.group)
+        return why
 
     def _observe(self, leases: list[dict[str, Any]], now: float) -> None:
-        members: dict[str, tuple[tuple[Any, ...], float, float]] = {}
+        members: dict[str, tuple[tuple[Any, ...], float, float, str]] = {}
         listed = {str((lease.get("metadata") or {}).get("name") or "") for lease in leases}
         for each, el in self.electors.items():
             if el.name not in listed:  # never created (or deleted): nobody holds it
@@ -183,29 +267,31 @@ class ShardElector:
             if shard is not None:
                 el = self.electors[shard]
                 el.observe(lease, now)
-                if el.holder and not el.expired(now):
-                    self._vacant_since.pop(shard, None)
-                else:
+                if el.expired(now):
                     self._vacant_since.setdefault(shard, now)
+                else:
+                    self._vacant_since.pop(shard, None)
                 continue
             if (meta.get("labels") or {}).get(ROLE_LABEL) != "member":
                 continue
             said = (spec.get("holderIdentity"), spec.get("renewTime"), meta.get("resourceVersion"))
             duration = float(spec.get("leaseDurationSeconds") or self.timing.lease_duration)
+            plan = str((meta.get("annotations") or {}).get(PLAN_ANNOTATION) or "")
             old = self._members.get(name)
-            members[name] = (said, old[1] if old and old[0] == said else now, duration)
+            first = old[1] if old and old[0] == said else now
+            members[name] = (said, first, duration, plan)
         self._members = members
         live = {self.identity}
-        for said, seen, duration in members.values():
-            if said[0] and now < seen + duration:
+        for said, seen, duration, plan in members.values():
+            if said[0] and now < seen + duration and plan == self.plan:
                 live.add(str(said[0]))
         if live != self.live_members:
             log.info("shard_members", group=self.group, members=sorted(live))
         self.live_members = frozenset(live)
 
     def _abandoned(self, shard: Shard, now: float) -> bool:
-        """No live holder for a lease duration: whoever prefers it has not taken it (a
-        replica whose view of the members differs, or that cannot reach the API)."""
+        """No live holder for a lease duration: whoever it is assigned to has not taken
+        it (a replica whose view of the members differs, or that cannot reach the API)."""
         since = self._vacant_since.get(shard)
         return since is not None and now - since >= self.timing.lease_duration
 

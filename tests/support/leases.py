@@ -171,10 +171,14 @@ class MemoryLeaseClient:
     def __init__(self, store: MemoryLeaseStore) -> None:
         self.store = store
         self.cut = False
+        self.on_call: Callable[[], None] | None = None
+        """Run at every call (a test advances its clock here: calls that take time)."""
 
     def _check(self) -> None:
         from daemon.ops.lease_api import LeaseApiError
 
+        if self.on_call is not None:
+            self.on_call()
         if self.cut:
             raise LeaseApiError("HTTP 503")
 

@@ -32,7 +32,7 @@ async def _two_replicas() -> list[ShardElector]:
         )
         for name in ("r0", "r1")
     ]
-    for _ in range(3):
+    for _ in range(8):
         for el in replicas:
             await el.step()
         clock.advance(TIMING.retry_period)
