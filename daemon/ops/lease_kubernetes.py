@@ -3,6 +3,7 @@ single-replica install does not need it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from daemon.ops.lease_api import LeaseApiError, LeaseConflict
@@ -39,6 +40,16 @@ class KubernetesLeaseApi:
         load(client_configuration=cfg)
         return cls(client.ApiClient(configuration=cfg))
 
+    async def _call(self, what: str, call: Awaitable[Any]) -> Any:
+        """The API server unreachable (refused, reset, DNS) is a ``LeaseApiError`` like a
+        5xx: the electors retry it next period instead of crashing their loop."""
+        import aiohttp
+
+        try:
+            return await call
+        except (aiohttp.ClientError, OSError) as exc:
+            raise LeaseApiError(f"{what}: {type(exc).__name__}") from None
+
     def _status(self, exc: BaseException) -> int | None:
         status = getattr(exc, "status", None)
         return status if isinstance(status, int) else None
@@ -51,7 +62,10 @@ class KubernetesLeaseApi:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
-            obj = await self._api.list_namespaced_lease(namespace, label_selector=label_selector)
+            obj = await self._call(
+                f"LIST leases in {namespace}",
+                self._api.list_namespaced_lease(namespace, label_selector=label_selector),
+            )
         except ApiException as exc:
             raise LeaseApiError(f"LIST leases in {namespace}: HTTP {exc.status}") from None
         items = self._to_dict(obj).get("items") or []
@@ -61,7 +75,9 @@ class KubernetesLeaseApi:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
-            obj = await self._api.read_namespaced_lease(name, namespace)
+            obj = await self._call(
+                f"GET lease {namespace}/{name}", self._api.read_namespaced_lease(name, namespace)
+            )
         except ApiException as exc:
             if self._status(exc) == 404:
                 return None
@@ -72,7 +88,9 @@ class KubernetesLeaseApi:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
-            obj = await self._api.create_namespaced_lease(namespace, body)
+            obj = await self._call(
+                f"POST lease in {namespace}", self._api.create_namespaced_lease(namespace, body)
+            )
         except ApiException as exc:
             if self._status(exc) == 409:
                 raise LeaseConflict("lease already exists") from None
@@ -83,7 +101,10 @@ class KubernetesLeaseApi:
         from kubernetes_asyncio.client.exceptions import ApiException
 
         try:
-            obj = await self._api.replace_namespaced_lease(name, namespace, body)
+            obj = await self._call(
+                f"PUT lease {namespace}/{name}",
+                self._api.replace_namespaced_lease(name, namespace, body),
+            )
         except ApiException as exc:
             if self._status(exc) == 409:
                 raise LeaseConflict("lease changed since it was read") from None

@@ -185,3 +185,23 @@ async def test_concurrent_create_only_one_wins(fake: Any) -> None:
     finally:
         for e in electors:
             await e.close()
+
+
+async def test_an_unreachable_api_server_is_a_lease_api_error() -> None:
+    """Refused connections must reach the elector as its own error (retried next
+    period), not as aiohttp's, which would crash the election loop."""
+    import socket
+
+    from daemon.ops.lease_api import LeaseApiError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens
+    api = KubernetesLeaseApi.for_host(f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(LeaseApiError, match="GET lease aomd/x"):
+            await api.get("aomd", "x")
+        with pytest.raises(LeaseApiError, match="LIST leases in aomd"):
+            await api.list("aomd", "a=b")
+    finally:
+        await api.close()
