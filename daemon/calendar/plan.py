@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, Protocol
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import TriggerRuleSpec
-from daemon.calendar.desired import rule_matches
 from daemon.calendar.firetimes import ScheduleSources, ScheduleTiming, raw_fires
 from daemon.calendar.overrides import apply_calendar_overrides
 from daemon.calendar.window import Window, require_aware, subtract, union
 from daemon.kernel.model import Workflow
 from daemon.kernel.overrides import Override
+from daemon.kernel.workflow_match import workflow_matcher
 
-__all__ = ["PlanItem", "PlannedSchedule", "plan", "render_plan_table"]
+__all__ = ["PlanItem", "PlannedSchedule", "iter_plan", "plan", "render_plan_table"]
 
 
 class _WorkflowTarget(Protocol):
@@ -111,7 +113,36 @@ def plan(
     workflows_known: bool = True,
     overrides: Sequence[Override] = (),
 ) -> list[PlanItem]:
-    """Trigger changes and scheduled runs in ``[start, end)``, sorted by time.
+    """Every row of ``iter_plan`` in one list, for callers that need them all at once
+    (a short period, one workflow, the ICS/HTML views). Printing uses ``iter_plan``."""
+    rows = iter_plan(
+        calendars,
+        triggers,
+        schedules,
+        workflows,
+        start,
+        end,
+        schedule_sources=schedule_sources,
+        workflows_known=workflows_known,
+        overrides=overrides,
+    )
+    with _gc_paused():
+        return list(rows)
+
+
+def iter_plan(
+    calendars: Mapping[str, Calendar],
+    triggers: Sequence[TriggerRuleSpec],
+    schedules: Sequence[PlannedSchedule],
+    workflows: Sequence[Workflow],
+    start: datetime,
+    end: datetime,
+    *,
+    schedule_sources: ScheduleSources | None = None,
+    workflows_known: bool = True,
+    overrides: Sequence[Override] = (),
+) -> Iterator[PlanItem]:
+    """Trigger changes and scheduled runs in ``[start, end)``, in order, one at a time.
 
     Every trigger rule that selects a workflow counts: its trigger is planned on only
     while each allows it (deny beats allow). Only workflows whose type is ``cron`` or
@@ -121,15 +152,26 @@ def plan(
     win as they do in the daemon: calendar overrides reshape the calendars, rule overrides
     force a rule's vote, workflow overrides force (or hold) one trigger; each is listed
     as an ``override`` row where it starts and ends.
+
+    Order: by time; at one instant the trigger changes by workflow id (workflows that
+    share an id in the order given), then the runs by schedule name (one schedule's in
+    the order it makes them), then the override rows and the trigger changes workflow
+    overrides make, in the order of ``overrides``.
+
+    Why a stream: 10,000 workflows over a year are millions of rows, but workflows
+    selected by the same rules (and no workflow override) share one timeline. Each
+    distinct timeline is computed once and its rows are made only when the consumer gets
+    to their instant, so memory grows with the workflows and the calendar edges, never
+    with the rows, and the first row comes as soon as the timelines are known.
+    ``tests/unit/calendar/test_plan_grouped.py`` proves the rows equal to the plain
+    per-workflow computation (``tests/support/plan_reference.py``).
     """
     require_aware(start, end)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
-        return []
-    if overrides:
-        calendars = apply_calendar_overrides(calendars, overrides)
-    with _gc_paused():
-        items = _plan(
+        return iter(())
+    return itertools.chain.from_iterable(
+        _stream(
             calendars,
             triggers,
             schedules,
@@ -140,16 +182,15 @@ def plan(
             workflows_known,
             overrides,
         )
-    if overrides:
-        items = _with_overrides(items, overrides, workflows, start, end)
-    return items
+    )
 
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """A year's plan allocates ~250k acyclic tuples; the cyclic collector would rescan the
-    growing heap over and over for nothing (40% of the time in bench/plan.py). Nothing here
-    creates reference cycles, so pausing it loses nothing; it is restored on exit."""
+    """A year's plan in one list is millions of acyclic tuples; the cyclic collector would
+    rescan the growing heap over and over for nothing (40% of the time in bench/plan.py
+    when it was a list). Nothing here creates reference cycles, so pausing it loses
+    nothing; it is restored on exit. The stream needs no pause: its rows die young."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -159,7 +200,199 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _plan(
+_new = tuple.__new__
+_BY_TIME = itemgetter(0)
+_BY_TIME_SCHEDULE = itemgetter(0, 8)
+_CHUNK = 256
+_MERGED_CACHE = 64
+"""Merged workflow orders kept for instants where several timelines change at once
+(e.g. a freeze every group shares): at most 64 x 8 bytes x workflows."""
+
+
+class _Fleet:
+    """The managed workflows, grouped by the rules that select them, each group with its
+    one timeline. Workflows are numbered by rank: their place in (id, input order), the
+    order their rows take at one instant."""
+
+    def __init__(
+        self,
+        calendars: Mapping[str, Calendar],
+        triggers: Sequence[TriggerRuleSpec],
+        workflows: Sequence[Workflow],
+        start: datetime,
+        end: datetime,
+        overrides: Sequence[Override],
+        touched: Collection[str],
+    ) -> None:
+        keyed: dict[tuple[int, ...], int] = {}  # rule positions (specs do not hash) -> group
+        members: list[tuple[str, int, int, Workflow]] = []
+        cron = [wf for wf in workflows if wf.type in ("cron", "")]
+        picks: list[list[int]] = [[] for _ in cron]
+        for i, rule in enumerate(triggers):  # a rule at a time: its globs compile once
+            sel = rule.select
+            matches = workflow_matcher(ids=sel.ids, names=sel.names, tags=sel.tags.items())
+            for n, wf in enumerate(cron):
+                if matches(wf):
+                    picks[n].append(i)
+        for n, (wf, picked) in enumerate(zip(cron, picks, strict=True)):
+            if picked:
+                members.append((wf.id, n, keyed.setdefault(tuple(picked), len(keyed)), wf))
+        members.sort(key=_BY_ID_THEN_INPUT)
+        self.wids = [m[0] for m in members]
+        self.names = [m[3].name for m in members]
+        self.group = [m[2] for m in members]
+        self.enabled = [m[3].trigger_enabled for m in members]
+        self.touched = [wid in touched for wid in self.wids]
+        forced = _rule_spans(overrides)
+        expanded: dict[str, list[Window]] = {}
+
+        def windows_of(name: str) -> list[Window]:
+            found = expanded.get(name)
+            if found is None:
+                found = expanded[name] = calendars[name].windows(start, end)
+            return found
+
+        self.timelines: list[list[_Edge]] = []
+        for key in keyed:
+            rules = [triggers[i] for i in key]
+            wins = [_forced(r, windows_of(r.calendar), forced.get(r.name)) for r in rules]
+            self.timelines.append(_timeline(rules, wins, start, end))
+        # per group, its workflows without a workflow override (their rows are streamed
+        # from the timeline), in rank order
+        self.ranks: list[list[int]] = [[] for _ in keyed]
+        for r, gi in enumerate(self.group):
+            if not self.touched[r]:
+                self.ranks[gi].append(r)
+        self.pair_of = list(zip(self.wids, self.names, strict=True))
+        self.pairs = [[self.pair_of[r] for r in rs] for rs in self.ranks]
+        self._merged: dict[tuple[int, ...], tuple[array[int], list[tuple[str, str]]]] = {}
+
+    def merged(self, groups: tuple[int, ...]) -> tuple[array[int], list[tuple[str, str]]]:
+        """The streamed workflows of ``groups`` in rank order: for each, the place of its
+        group in ``groups`` and its (id, name). About 9 bytes a workflow (the pairs are
+        shared), kept for the last few combinations (a year of the bench has 20)."""
+        found = self._merged.get(groups)
+        if found is None:
+            if len(self._merged) >= _MERGED_CACHE:
+                self._merged.pop(next(iter(self._merged)))
+            order = sorted((r, s) for s, g in enumerate(groups) for r in self.ranks[g])
+            pair_of = self.pair_of
+            found = (array("H", [s for _, s in order]), [pair_of[r] for r, _ in order])
+            self._merged[groups] = found
+        return found
+
+    def changes_at(self) -> dict[datetime, list[tuple[int, _Edge]]]:
+        """Per instant after the start: the groups whose timeline changes there."""
+        out: dict[datetime, list[tuple[int, _Edge]]] = {}
+        for gi, timeline in enumerate(self.timelines):
+            if self.ranks[gi]:
+                for edge in timeline[1:]:
+                    out.setdefault(edge.at, []).append((gi, edge))
+        return out
+
+    def initial_rows(self, start: datetime, touched: Mapping[int, PlanItem]) -> list[PlanItem]:
+        """The state at the start, for each trigger whose observed state differs from it
+        or is unknown."""
+        out: list[PlanItem] = []
+        firsts = [timeline[0] for timeline in self.timelines]
+        for r, gi in enumerate(self.group):
+            if self.touched[r]:
+                item = touched.get(r)
+                if item is not None:
+                    out.append(item)
+                continue
+            first, now = firsts[gi], self.enabled[r]
+            if now is None or now != first.enable:
+                out.append(_initial_item(first, start, self.wids[r], self.names[r]))
+        return out
+
+    def rows_at(
+        self, t: datetime, changed: Sequence[tuple[int, _Edge]], touched: Mapping[int, PlanItem]
+    ) -> Iterator[list[PlanItem]]:
+        """The trigger changes at ``t`` (after the start), in rank order, in chunks.
+
+        This is where a year for 10,000 workflows spends its time, so each row is one
+        tuple made in a comprehension, without a function call. In chunks of 256, not an
+        instant's 10,000 at once: rows are ``PlanItem``s, a tuple subclass the cyclic
+        collector never untracks, and thousands of them alive across its young
+        collections were promoted to the old generation and made full collections (45%
+        of the time when rows were made an instant at a time)."""
+        if touched:
+            yield self._rows_with(t, changed, touched)
+            return
+        if len(changed) == 1:  # one timeline changes: its rows are already in order
+            gi, (_, enable, rule, why) = changed[0]
+            name, cal = rule.name, rule.calendar
+            pairs = self.pairs[gi]
+            for i in range(0, len(pairs), _CHUNK):
+                yield [
+                    _new(PlanItem, (t, "trigger", name, cal, wid, wname, enable, False, None, None, False, why, False))
+                    for wid, wname in pairs[i : i + _CHUNK]
+                ]  # fmt: skip
+            return
+        slots, pairs = self.merged(tuple(gi for gi, _ in changed))
+        names = [e.rule.name for _, e in changed]
+        cals = [e.rule.calendar for _, e in changed]
+        states = [e.enable for _, e in changed]
+        whys = [e.reason for _, e in changed]
+        for i in range(0, len(pairs), _CHUNK):
+            yield [
+                _new(PlanItem, (t, "trigger", names[s], cals[s], wid, wname, states[s], False, None, None, False, whys[s], False))
+                for s, (wid, wname) in zip(slots[i : i + _CHUNK], pairs[i : i + _CHUNK], strict=True)
+            ]  # fmt: skip
+
+    def _rows_with(
+        self, t: datetime, changed: Sequence[tuple[int, _Edge]], touched: Mapping[int, PlanItem]
+    ) -> list[PlanItem]:
+        """``rows_at`` where overridden workflows have rows too (rare: a row at a time)."""
+        order = sorted(
+            [*itertools.chain.from_iterable(self.ranks[gi] for gi, _ in changed), *touched]
+        )
+        shape = dict(changed)
+        out: list[PlanItem] = []
+        for r in order:
+            item = touched.get(r)
+            if item is None:
+                _, enable, rule, why = shape[self.group[r]]
+                item = PlanItem(
+                    t, "trigger", rule.name, rule.calendar, self.wids[r], self.names[r], enable,
+                    reason=why,
+                )  # fmt: skip
+            out.append(item)
+        return out
+
+    def original_rows(self, r: int, start: datetime) -> list[PlanItem]:
+        """All the rows of one workflow, as if it had no workflow override."""
+        first, *edges = self.timelines[self.group[r]]
+        wid, wname, now = self.wids[r], self.names[r], self.enabled[r]
+        out = []
+        if now is None or now != first.enable:
+            out.append(_initial_item(first, start, wid, wname))
+        for at, enable, rule, why in edges:
+            out.append(
+                PlanItem(at, "trigger", rule.name, rule.calendar, wid, wname, enable, reason=why)
+            )
+        return out
+
+
+_BY_ID_THEN_INPUT = itemgetter(0, 1)
+
+
+def _initial_item(first: _Edge, start: datetime, wid: str, wname: str) -> PlanItem:
+    return PlanItem(
+        start,
+        "trigger",
+        first.rule.name,
+        first.rule.calendar,
+        wid,
+        wname,
+        first.enable,
+        True,
+        reason=first.reason,
+    )
+
+
+def _stream(
     calendars: Mapping[str, Calendar],
     triggers: Sequence[TriggerRuleSpec],
     schedules: Sequence[PlannedSchedule],
@@ -168,40 +401,66 @@ def _plan(
     end: datetime,
     schedule_sources: ScheduleSources | None,
     workflows_known: bool,
-    overrides: Sequence[Override] = (),
+    overrides: Sequence[Override],
+) -> Iterator[Iterable[PlanItem]]:
+    """The rows in order, in runs (an instant's trigger changes, its runs, ...)."""
+    if overrides:
+        calendars = apply_calendar_overrides(calendars, overrides)
+    names = {wf.id: wf.name for wf in workflows}
+    targets = {
+        o.target
+        for o in overrides
+        if o.target_kind == "workflow" and o.target in names and _in_period(o, start, end)
+    }
+    fleet = _Fleet(calendars, triggers, workflows, start, end, overrides, targets)
+    touched, extras = _workflow_overrides(fleet, overrides, names, start, end)
+    changes = fleet.changes_at()
+    instants = sorted({start}.union(changes, touched, (i.at for i in extras)))
+    nothing: dict[int, PlanItem] = {}
+    # the state at the start first: it needs only the timelines, not the runs
+    yield fleet.initial_rows(start, touched.get(start, nothing))
+    runs = _run_items(
+        calendars, schedules, workflows, start, end, schedule_sources, workflows_known
+    )
+    j = k = 0
+    for t in instants:
+        if j < len(runs) and runs[j].at < t:  # runs at instants without a change
+            i = j
+            while j < len(runs) and runs[j].at < t:
+                j += 1
+            yield runs[i:j]
+        if t != start:
+            yield from fleet.rows_at(t, changes.get(t, ()), touched.get(t, nothing))
+        i = j
+        while j < len(runs) and runs[j].at == t:
+            j += 1
+        if i < j:
+            yield runs[i:j]
+        i = k
+        while k < len(extras) and extras[k].at == t:
+            k += 1
+        if i < k:
+            yield extras[i:k]
+    yield runs[j:]
+
+
+def _in_period(o: Override, start: datetime, end: datetime) -> bool:
+    return o.end > start and max(o.start or start, start) < end
+
+
+def _run_items(
+    calendars: Mapping[str, Calendar],
+    schedules: Sequence[PlannedSchedule],
+    workflows: Sequence[Workflow],
+    start: datetime,
+    end: datetime,
+    schedule_sources: ScheduleSources | None,
+    workflows_known: bool,
 ) -> list[PlanItem]:
-    forced = _rule_spans(overrides)
-    expanded: dict[str, list[Window]] = {}
-
-    def windows_of(name: str) -> list[Window]:
-        found = expanded.get(name)
-        if found is None:
-            found = expanded[name] = calendars[name].windows(start, end)
-        return found
-
-    # Workflows selected by the same rules share one timeline: computed once per group.
-    # (Keyed by rule positions: the specs hold dicts and do not hash.)
-    managed: dict[tuple[int, ...], list[Workflow]] = {}
-    for wf in workflows:
-        if wf.type not in ("cron", ""):
-            continue
-        group = tuple(i for i, rule in enumerate(triggers) if rule_matches(rule, wf))
-        if group:
-            managed.setdefault(group, []).append(wf)
-
-    # Built as sorted runs and sorted with C-level keys (``itemgetter``): a year for 1,000
-    # workflows is ~250k items and a Python key function per item would be a third of the
-    # whole time. Order: time, then trigger changes (by workflow id) before runs (by name).
-    changes: list[PlanItem] = []
-    for group, wfs in managed.items():
-        rules = [triggers[i] for i in group]
-        wins = [_forced(r, windows_of(r.calendar), forced.get(r.name)) for r in rules]
-        timeline = _timeline(rules, wins, start, end)
-        changes.extend(_trigger_items(timeline, wfs, start))
-    changes.sort(key=_BY_TIME_WORKFLOW)
-
+    """Every schedule's runs (and skips and catch-ups), sorted by (time, schedule name).
+    A list: runs are few next to trigger changes (a year of 10 schedules is ~55k)."""
     runs: list[PlanItem] = []
-    names = {wf.name: wf for wf in workflows}
+    names = {wf.name for wf in workflows}
     for spec in schedules:
         action = spec.action.describe()
         note = None
@@ -247,15 +506,7 @@ def _plan(
         if spec.catch_up != "skip":
             runs.extend(_catch_up_items(spec, fires, calendars, end, wid, wname, action))
     runs.sort(key=_BY_TIME_SCHEDULE)
-    items = changes + runs
-    items.sort(key=_BY_TIME)  # stable: keeps changes before runs at equal times
-    return items
-
-
-_new = tuple.__new__
-_BY_TIME = itemgetter(0)
-_BY_TIME_WORKFLOW = itemgetter(0, 4)
-_BY_TIME_SCHEDULE = itemgetter(0, 8)
+    return runs
 
 
 class _Edge(NamedTuple):
@@ -338,43 +589,6 @@ def _timeline(
     return out
 
 
-def _trigger_items(
-    timeline: Sequence[_Edge], workflows: Sequence[Workflow], start: datetime
-) -> list[PlanItem]:
-    """The timeline's changes for its workflows, sorted by (time, workflow id)."""
-    initial, edges = timeline[0], timeline[1:]
-    ordered = sorted(workflows, key=lambda wf: wf.id)
-    out: list[PlanItem] = [
-        PlanItem(
-            start,
-            "trigger",
-            initial.rule.name,
-            initial.rule.calendar,
-            wf.id,
-            wf.name,
-            initial.enable,
-            True,
-            reason=initial.reason,
-        )
-        for wf in ordered
-        if wf.trigger_enabled is None or wf.trigger_enabled != initial.enable
-    ]
-    pairs = [(wf.id, wf.name) for wf in ordered]
-    tail = (None, None, False)
-    for at, enable, rule, why in edges:
-        name, calendar = rule.name, rule.calendar
-        out.extend(
-            [
-                _new(
-                    PlanItem,
-                    (at, "trigger", name, calendar, wid, wname, enable, False, *tail, why, False),
-                )
-                for wid, wname in pairs
-            ]
-        )
-    return out
-
-
 def _rule_spans(overrides: Sequence[Override]) -> dict[str, list[tuple[Window, bool]]]:
     """Per rule: the spans where an override forces its vote (True = allow)."""
     out: dict[str, list[tuple[Window, bool]]] = {}
@@ -401,34 +615,47 @@ def _forced(
     return out
 
 
-def _with_overrides(
-    items: list[PlanItem],
+def _workflow_overrides(
+    fleet: _Fleet,
     overrides: Sequence[Override],
-    workflows: Sequence[Workflow],
+    names: Mapping[str, str],
     start: datetime,
     end: datetime,
-) -> list[PlanItem]:
+) -> tuple[dict[datetime, dict[int, PlanItem]], list[PlanItem]]:
     """Workflow overrides replace that trigger's changes inside their span (``hold``:
-    none), and every override in the period gets a row where it starts and ends."""
-    names = {wf.id: wf.name for wf in workflows}
-    out = list(items)
+    none), and every override in the period gets a row where it starts and ends.
+
+    Returns the rows that remain of the overridden workflows (per instant, by rank: they
+    take their usual place among the others) and the rows the overrides add, by time
+    and then in the order they were made (after everything else at their instant).
+    Overrides are applied in order, each seeing what the earlier ones left, so a later
+    override on the same workflow can replace the rows of an earlier one."""
+    rank_of: dict[int, int] = {}  # id(original row) -> rank; `kept` keeps the ids valid
+    kept: list[PlanItem] = []
+    mine_of: dict[str, list[PlanItem]] = {}
+    for r, wid in enumerate(fleet.wids):
+        if fleet.touched[r]:
+            rows = fleet.original_rows(r, start)
+            kept.extend(rows)
+            rank_of.update((id(i), r) for i in rows)
+            mine_of.setdefault(wid, []).extend(rows)
+    for rows in mine_of.values():
+        rows.sort(key=lambda i: (i.at, rank_of[id(i)]))
+    extras: list[PlanItem] = []
     for o in overrides:
-        begin = max(o.start or start, start)
-        if o.end <= start or begin >= end:
+        if not _in_period(o, start, end):
             continue
+        begin = max(o.start or start, start)
         if o.target_kind == "workflow" and o.target in names:
-            inside = [
-                i
-                for i in out
-                if i.kind == "trigger" and i.workflow_id == o.target and begin <= i.at < o.end
-            ]
-            mine = [i for i in out if i.kind == "trigger" and i.workflow_id == o.target]
+            mine = mine_of.get(o.target, [])
+            drop = {id(i) for i in mine if begin <= i.at < o.end}
             # what the calendars want when it ends: the last change at or before the end
             after_state = next((i.enable for i in reversed(mine) if i.at <= o.end), None)
-            drop = {id(i) for i in inside}
-            out = [i for i in out if id(i) not in drop]
+            mine = mine_of[o.target] = [i for i in mine if id(i) not in drop]
+            extras = [i for i in extras if id(i) not in drop]
+            added = []
             if o.state != "hold":
-                out.append(
+                added.append(
                     PlanItem(
                         begin,
                         "trigger",
@@ -441,7 +668,7 @@ def _with_overrides(
                     )
                 )
             if o.end < end and after_state is not None:
-                out.append(
+                added.append(
                     PlanItem(
                         o.end,
                         "trigger",
@@ -453,13 +680,21 @@ def _with_overrides(
                         reason=f"override {o.id} ends; calendars decide again",
                     )
                 )
-        out.append(PlanItem(begin, "override", f"override:{o.id}", reason=o.describe()))
+            mine.extend(added)
+            extras.extend(added)
+        extras.append(PlanItem(begin, "override", f"override:{o.id}", reason=o.describe()))
         if o.end < end:
-            out.append(
+            extras.append(
                 PlanItem(o.end, "override", f"override:{o.id}", reason=f"override {o.id} ends")
             )
-    out.sort(key=_BY_TIME)
-    return out
+    remaining: dict[datetime, dict[int, PlanItem]] = {}
+    for rows in mine_of.values():
+        for i in rows:
+            rank = rank_of.get(id(i))
+            if rank is not None:
+                remaining.setdefault(i.at, {})[rank] = i
+    extras.sort(key=_BY_TIME)
+    return remaining, extras
 
 
 def _catch_up_items(

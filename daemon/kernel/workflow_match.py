@@ -9,11 +9,12 @@ policy and the calendar package need it.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Collection, Iterable
+import re
+from collections.abc import Callable, Collection, Iterable
 
 from daemon.kernel.model import Workflow
 
-__all__ = ["workflow_matches"]
+__all__ = ["workflow_matcher", "workflow_matches"]
 
 
 def workflow_matches(
@@ -41,3 +42,30 @@ def workflow_matches(
         if value is None or not fnmatch.fnmatchcase(value, pattern):
             return False
     return True
+
+
+def workflow_matcher(
+    *,
+    ids: Collection[str] = (),
+    names: Collection[str] = (),
+    tags: Iterable[tuple[str, str]] = (),
+) -> Callable[[Workflow], bool]:
+    """``workflow_matches`` for one set of criteria, compiled once: for judging a whole
+    fleet against a rule (``aomd plan`` over 10,000 workflows calls it 120,000 times).
+    The globs compile as ``fnmatch.fnmatchcase`` compiles them, so the answers agree."""
+    wanted = frozenset(ids)
+    globs = [re.compile(fnmatch.translate(g)).match for g in names]
+    tag_globs = [(k, re.compile(fnmatch.translate(p)).match) for k, p in tags]
+
+    def matches(workflow: Workflow) -> bool:
+        if wanted and workflow.id not in wanted:
+            return False
+        if globs and not any(m(workflow.name) for m in globs):
+            return False
+        for key, match in tag_globs:
+            value = workflow.tags.get(key)
+            if value is None or match(value) is None:
+                return False
+        return True
+
+    return matches
