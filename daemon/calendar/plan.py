@@ -26,7 +26,15 @@ from daemon.kernel.model import Workflow
 from daemon.kernel.overrides import Override
 from daemon.kernel.workflow_match import workflow_matcher
 
-__all__ = ["PlanItem", "PlannedSchedule", "iter_plan", "plan", "render_plan_table"]
+__all__ = [
+    "PlanItem",
+    "PlannedSchedule",
+    "iter_plan",
+    "plan",
+    "plan_table_lines",
+    "plan_table_widths",
+    "render_plan_table",
+]
 
 
 class _WorkflowTarget(Protocol):
@@ -757,36 +765,58 @@ def _released(
     return None
 
 
+_HEADER = ("TIME (UTC)", "KIND", "TARGET", "CHANGE", "RULE/SCHEDULE", "CALENDAR", "NOTE")
+
+
+def _cells(it: PlanItem) -> tuple[str, str, str, str, str, str, str]:
+    if it.kind == "override":
+        target, change, who = "", "override", it.rule or ""
+    elif it.kind == "trigger":
+        target = it.workflow_name or it.workflow_id or ""
+        change = "enable" if it.enable else "disable"
+        who = it.rule or ""
+    else:
+        target = it.action or ""
+        change = "skip" if it.skipped else ("catch-up" if it.catch_up else "run")
+        who = it.schedule or ""
+    return (
+        it.at.strftime("%Y-%m-%d %H:%M:%S"),
+        it.kind,
+        target,
+        change,
+        who,
+        it.calendar or "",
+        it.reason or "",
+    )
+
+
+def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
+    """The column widths of the table of ``items``: a first pass over a stream, so that
+    the lines can be written as a second pass makes them. Only the widths are kept."""
+    widths = [len(h) for h in _HEADER]
+    for it in items:
+        for i, cell in enumerate(_cells(it)):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    return widths
+
+
+def plan_table_lines(items: Iterable[PlanItem], widths: Sequence[int]) -> Iterator[str]:
+    """The table's lines (header first), one per item as it comes, with ``widths`` from
+    ``plan_table_widths`` over the same items."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    yield line(_HEADER)
+    empty = True
+    for it in items:
+        empty = False
+        yield line(_cells(it))
+    if empty:
+        yield "(nothing planned)"
+
+
 def render_plan_table(items: Sequence[PlanItem]) -> str:
     """A plain-text table for humans, one line per item."""
-    header = ("TIME (UTC)", "KIND", "TARGET", "CHANGE", "RULE/SCHEDULE", "CALENDAR", "NOTE")
-    rows = [header]
-    for it in items:
-        if it.kind == "override":
-            target, change, who = "", "override", it.rule or ""
-        elif it.kind == "trigger":
-            target = it.workflow_name or it.workflow_id or ""
-            change = "enable" if it.enable else "disable"
-            who = it.rule or ""
-        else:
-            target = it.action or ""
-            change = "skip" if it.skipped else ("catch-up" if it.catch_up else "run")
-            who = it.schedule or ""
-        rows.append(
-            (
-                it.at.strftime("%Y-%m-%d %H:%M:%S"),
-                it.kind,
-                target,
-                change,
-                who,
-                it.calendar or "",
-                it.reason or "",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
-    if not items:
-        lines.append("(nothing planned)")
-    return "\n".join(lines)
+    return "\n".join(plan_table_lines(items, plan_table_widths(items)))

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
-from collections.abc import Collection, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from daemon.cli.command import Subparsers
 from daemon.cli.instants import parse_instant
@@ -125,10 +127,11 @@ def compute_plan(
     *,
     workflows_known: bool = True,
     overrides: Sequence[Override] = (),
-) -> list[PlanItem]:
-    from daemon.calendar.plan import plan
+) -> Iterator[PlanItem]:
+    """The plan's rows as a stream (``iter_plan``): printed as they come."""
+    from daemon.calendar.plan import iter_plan
 
-    return plan(
+    return iter_plan(
         policy.built_calendars,
         policy.triggers,
         policy.schedules,
@@ -142,48 +145,74 @@ def compute_plan(
 
 
 def mark_live(
-    items: list[PlanItem],
+    items: Iterable[PlanItem],
     workflows: Sequence[Workflow],
     rules: Sequence[TriggerRuleSpec],
     owned: set[str],
     held: Collection[str] = (),
 ) -> list[PlanItem]:
+    """``iter_mark_live`` in one list."""
+    return list(iter_mark_live(items, workflows, rules, owned, held))
+
+
+def iter_mark_live(
+    items: Iterable[PlanItem],
+    workflows: Sequence[Workflow],
+    rules: Sequence[TriggerRuleSpec],
+    owned: set[str],
+    held: Collection[str] = (),
+) -> Iterator[PlanItem]:
     """Keep initial-state lines only where the trigger's current state differs, and say
     what aomd will really do about it. A trigger someone else disabled under a
     ``manage: owned`` rule is left alone for the whole period, so its calendar edges are
-    dropped too."""
-    from daemon.calendar.desired import selecting_rules, stricter_manage
+    dropped too.
+
+    A stream like the plan: which triggers are left alone is known from the initial-state
+    lines, which the plan gives first (all at the start, before any other line), so only
+    those are held back, never the rest."""
+    from daemon.calendar.desired import stricter_manage
+    from daemon.kernel.workflow_match import workflow_matcher
 
     state = {wf.id: wf.trigger_enabled for wf in workflows}
-    manage = {wf.id: stricter_manage(selecting_rules(rules, wf)) for wf in workflows}
+    by_id = {wf.id: wf for wf in workflows}
+    selects = [
+        workflow_matcher(ids=r.select.ids, names=r.select.names, tags=r.select.tags.items())
+        for r in rules
+    ]
+
+    def manage(wid: str) -> str:
+        wf = by_id[wid]
+        return stricter_manage([r for r, sel in zip(rules, selects, strict=True) if sel(wf)])
+
+    rows = iter(items)
+    head: list[PlanItem] = []
+    for item in rows:
+        head.append(item)
+        if not (item.kind == "trigger" and item.initial):
+            break
     left_alone = {
         item.workflow_id
-        for item in items
+        for item in head
         if item.kind == "trigger"
         and item.initial
         and state.get(item.workflow_id or "") is False
-        and manage.get(item.workflow_id or "") == "owned"
         and item.workflow_id not in owned
+        and manage(item.workflow_id or "") == "owned"
     }
-    out = []
-    for item in items:
+    for item in itertools.chain(head, rows):
         if item.kind == "trigger" and item.workflow_id in held:
             if item.initial:
-                out.append(
-                    item._replace(
-                        enable=False,
-                        reason="held after a failure streak (pause_after_failures); off "
-                        "until a person re-enables it",
-                    )
+                yield item._replace(
+                    enable=False,
+                    reason="held after a failure streak (pause_after_failures); off "
+                    "until a person re-enables it",
                 )
             continue
         if item.kind == "trigger" and item.workflow_id in left_alone:
             if item.initial:
-                out.append(
-                    item._replace(
-                        enable=False,
-                        reason="disabled by someone else; aomd leaves it off (manage: owned)",
-                    )
+                yield item._replace(
+                    enable=False,
+                    reason="disabled by someone else; aomd leaves it off (manage: owned)",
                 )
             continue
         if item.kind == "trigger" and item.initial and item.workflow_id in state:
@@ -193,8 +222,7 @@ def mark_live(
             now = "enabled" if current else "disabled"
             verb = "enables" if item.enable else "disables"
             item = item._replace(reason=f"now {now}; aomd {verb} it at once")
-        out.append(item)
-    return out
+        yield item
 
 
 async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
@@ -229,7 +257,6 @@ async def print_plan(
     html_file: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    from daemon.calendar.plan import render_plan_table
     from daemon.cli.cmd_override import all_overrides
     from daemon.policy import load_policy_dir
 
@@ -238,41 +265,54 @@ async def print_plan(
     if live:
         workflows = await live_workflows(settings)
         owned, held = await owned_triggers(settings)
-        items = mark_live(
-            compute_plan(policy, workflows, start, end, overrides=overrides),
-            workflows,
-            policy.triggers,
-            owned,
-            held,
-        )
+
+        def rows() -> Iterator[PlanItem]:
+            planned = compute_plan(policy, workflows, start, end, overrides=overrides)
+            return iter_mark_live(planned, workflows, policy.triggers, owned, held)
+
     else:
         workflows = placeholder_workflows(policy.triggers)
-        items = compute_plan(
-            policy, workflows, start, end, workflows_known=False, overrides=overrides
-        )
+
+        def rows() -> Iterator[PlanItem]:
+            return compute_plan(
+                policy, workflows, start, end, workflows_known=False, overrides=overrides
+            )
+
     if ics is not None or html_file is not None:
-        return write_views(policy, overrides, items, start, end, ics, html_file, now or start)
-    if as_json:
-        for item in items:
-            print(json.dumps(item.to_dict()))
-    else:
-        print(render_plan_table(items))
-        if not live:
-            print("(workflows shown as their rule's selector; add --live to list real ones)")
+        return write_views(
+            policy, overrides, list(rows()), start, end, ics, html_file, now or start
+        )
+    write_plan(rows, sys.stdout, as_json=as_json)
+    if not as_json and not live:
+        print("(workflows shown as their rule's selector; add --live to list real ones)")
     return 0
+
+
+def write_plan(rows: Callable[[], Iterable[PlanItem]], out: TextIO, *, as_json: bool) -> None:
+    """Write the plan as its rows come, so memory does not grow with them: JSON one
+    object a line; the text table in two passes over ``rows()`` (the column widths, then
+    the lines), so the table is the same as if it had been built whole."""
+    from daemon.calendar.plan import plan_table_lines, plan_table_widths
+
+    if as_json:
+        encode = json.JSONEncoder().encode  # the encoder json.dumps uses, made once
+        out.writelines(encode(item.to_dict()) + "\n" for item in rows())
+    else:
+        widths = plan_table_widths(rows())
+        out.writelines(line + "\n" for line in plan_table_lines(rows(), widths))
+    out.flush()
 
 
 def write_views(
     policy: PolicySet,
     overrides: Sequence[Override],
-    items: list[PlanItem],
+    items: Sequence[PlanItem],
     start: datetime,
     end: datetime,
     ics: str | None,
     html_file: str | None,
     now: datetime,
 ) -> int:
-    import sys
     from pathlib import Path
 
     from daemon.calendar.overrides import apply_calendar_overrides
