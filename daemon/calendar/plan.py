@@ -27,6 +27,7 @@ from daemon.kernel.overrides import Override
 from daemon.kernel.workflow_match import workflow_matcher
 
 __all__ = [
+    "Plan",
     "PlanItem",
     "PlannedSchedule",
     "iter_plan",
@@ -174,23 +175,149 @@ def iter_plan(
     ``tests/unit/calendar/test_plan_grouped.py`` proves the rows equal to the plain
     per-workflow computation (``tests/support/plan_reference.py``).
     """
-    require_aware(start, end)
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if end <= start:
-        return iter(())
-    return itertools.chain.from_iterable(
-        _stream(
-            calendars,
-            triggers,
-            schedules,
-            workflows,
-            start,
-            end,
-            schedule_sources,
-            workflows_known,
-            overrides,
-        )
-    )
+    return Plan(
+        calendars,
+        triggers,
+        schedules,
+        workflows,
+        start,
+        end,
+        schedule_sources=schedule_sources,
+        workflows_known=workflows_known,
+        overrides=overrides,
+    ).rows()
+
+
+class Plan:
+    """A plan whose rows are made on demand, as often as asked (``iter_plan``'s rows).
+
+    The timelines, the runs and the overrides' edits are computed once, on the first
+    demand, and kept (they grow with workflows and calendar edges, not with rows). The
+    text table asks twice: ``distinct_rows`` for its column widths, then ``rows``.
+    """
+
+    def __init__(
+        self,
+        calendars: Mapping[str, Calendar],
+        triggers: Sequence[TriggerRuleSpec],
+        schedules: Sequence[PlannedSchedule],
+        workflows: Sequence[Workflow],
+        start: datetime,
+        end: datetime,
+        *,
+        schedule_sources: ScheduleSources | None = None,
+        workflows_known: bool = True,
+        overrides: Sequence[Override] = (),
+    ) -> None:
+        require_aware(start, end)
+        self._start, self._end = start.astimezone(UTC), end.astimezone(UTC)
+        self._calendars = calendars
+        self._triggers = triggers
+        self._schedules = schedules
+        self._workflows = workflows
+        self._sources = schedule_sources
+        self._known = workflows_known
+        self._overrides = overrides
+        self._ready: _Ready | None = None
+        self._runs: list[PlanItem] | None = None
+
+    def rows(self) -> Iterator[PlanItem]:
+        """Every row, in order (see ``iter_plan``)."""
+        return itertools.chain.from_iterable(self._chunks(distinct=False))
+
+    def distinct_rows(self) -> Iterator[PlanItem]:
+        """Some of the rows, in order: for every row of ``rows``, one that differs from it
+        at most in ``at`` and ``reason``. For a workflow, a timeline's edge that repeats
+        an earlier one's rule, calendar and state is left out, so a year for 10,000
+        workflows is some 100,000 rows instead of millions. Any filter that keeps or drops
+        a trigger row by its workflow, kind and ``initial`` (``aomd plan --live`` does)
+        keeps the same. What it is for: the column widths of the text table, which depend
+        on neither the time (one width) nor the reason (the last column)."""
+        return itertools.chain.from_iterable(self._chunks(distinct=True))
+
+    def _setup(self) -> _Ready:
+        if self._ready is None:
+            self._ready = _Ready(
+                self._calendars,
+                self._triggers,
+                self._workflows,
+                self._start,
+                self._end,
+                self._overrides,
+            )
+        return self._ready
+
+    def _runs_made(self, calendars: Mapping[str, Calendar]) -> list[PlanItem]:
+        if self._runs is None:
+            self._runs = _run_items(
+                calendars,
+                self._schedules,
+                self._workflows,
+                self._start,
+                self._end,
+                self._sources,
+                self._known,
+            )
+        return self._runs
+
+    def _chunks(self, *, distinct: bool) -> Iterator[Iterable[PlanItem]]:
+        """The rows in order, in runs (an instant's trigger changes, its runs, ...)."""
+        start, end = self._start, self._end
+        if end <= start:
+            return
+        ready = self._setup()
+        fleet, touched, extras = ready.fleet, ready.touched, ready.extras
+        changes = fleet.changes_at(distinct=distinct)
+        instants = sorted({start}.union(changes, touched, (i.at for i in extras)))
+        nothing: dict[int, PlanItem] = {}
+        # the state at the start first: it needs only the timelines, not the runs
+        yield fleet.initial_rows(start, touched.get(start, nothing))
+        runs = self._runs_made(ready.calendars)
+        j = k = 0
+        for t in instants:
+            if j < len(runs) and runs[j].at < t:  # runs at instants without a change
+                i = j
+                while j < len(runs) and runs[j].at < t:
+                    j += 1
+                yield runs[i:j]
+            if t != start:
+                yield from fleet.rows_at(t, changes.get(t, ()), touched.get(t, nothing))
+            i = j
+            while j < len(runs) and runs[j].at == t:
+                j += 1
+            if i < j:
+                yield runs[i:j]
+            i = k
+            while k < len(extras) and extras[k].at == t:
+                k += 1
+            if i < k:
+                yield extras[i:k]
+        yield runs[j:]
+
+
+class _Ready:
+    """What every pass over a plan's rows starts from."""
+
+    def __init__(
+        self,
+        calendars: Mapping[str, Calendar],
+        triggers: Sequence[TriggerRuleSpec],
+        workflows: Sequence[Workflow],
+        start: datetime,
+        end: datetime,
+        overrides: Sequence[Override],
+    ) -> None:
+        if overrides:
+            calendars = apply_calendar_overrides(calendars, overrides)
+        self.calendars = calendars
+        names = {wf.id: wf.name for wf in workflows}
+        targets = {
+            o.target
+            for o in overrides
+            if o.target_kind == "workflow" and o.target in names and _in_period(o, start, end)
+        }
+        self.fleet = _Fleet(calendars, triggers, workflows, start, end, overrides, targets)
+        self.touched, self.extras = _workflow_overrides(self.fleet, overrides, names, start, end)
 
 
 @contextlib.contextmanager
@@ -289,13 +416,22 @@ class _Fleet:
             self._merged[groups] = found
         return found
 
-    def changes_at(self) -> dict[datetime, list[tuple[int, _Edge]]]:
-        """Per instant after the start: the groups whose timeline changes there."""
+    def changes_at(self, *, distinct: bool = False) -> dict[datetime, list[tuple[int, _Edge]]]:
+        """Per instant after the start: the groups whose timeline changes there (with
+        ``distinct``, only at an edge whose rule, calendar and state the group's timeline
+        has not had before)."""
         out: dict[datetime, list[tuple[int, _Edge]]] = {}
         for gi, timeline in enumerate(self.timelines):
-            if self.ranks[gi]:
-                for edge in timeline[1:]:
-                    out.setdefault(edge.at, []).append((gi, edge))
+            if not self.ranks[gi]:
+                continue
+            seen: set[tuple[str, str, bool]] = set()
+            for edge in timeline[1:]:
+                if distinct:
+                    shape = (edge.rule.name, edge.rule.calendar, edge.enable)
+                    if shape in seen:
+                        continue
+                    seen.add(shape)
+                out.setdefault(edge.at, []).append((gi, edge))
         return out
 
     def initial_rows(self, start: datetime, touched: Mapping[int, PlanItem]) -> list[PlanItem]:
@@ -398,58 +534,6 @@ def _initial_item(first: _Edge, start: datetime, wid: str, wname: str) -> PlanIt
         True,
         reason=first.reason,
     )
-
-
-def _stream(
-    calendars: Mapping[str, Calendar],
-    triggers: Sequence[TriggerRuleSpec],
-    schedules: Sequence[PlannedSchedule],
-    workflows: Sequence[Workflow],
-    start: datetime,
-    end: datetime,
-    schedule_sources: ScheduleSources | None,
-    workflows_known: bool,
-    overrides: Sequence[Override],
-) -> Iterator[Iterable[PlanItem]]:
-    """The rows in order, in runs (an instant's trigger changes, its runs, ...)."""
-    if overrides:
-        calendars = apply_calendar_overrides(calendars, overrides)
-    names = {wf.id: wf.name for wf in workflows}
-    targets = {
-        o.target
-        for o in overrides
-        if o.target_kind == "workflow" and o.target in names and _in_period(o, start, end)
-    }
-    fleet = _Fleet(calendars, triggers, workflows, start, end, overrides, targets)
-    touched, extras = _workflow_overrides(fleet, overrides, names, start, end)
-    changes = fleet.changes_at()
-    instants = sorted({start}.union(changes, touched, (i.at for i in extras)))
-    nothing: dict[int, PlanItem] = {}
-    # the state at the start first: it needs only the timelines, not the runs
-    yield fleet.initial_rows(start, touched.get(start, nothing))
-    runs = _run_items(
-        calendars, schedules, workflows, start, end, schedule_sources, workflows_known
-    )
-    j = k = 0
-    for t in instants:
-        if j < len(runs) and runs[j].at < t:  # runs at instants without a change
-            i = j
-            while j < len(runs) and runs[j].at < t:
-                j += 1
-            yield runs[i:j]
-        if t != start:
-            yield from fleet.rows_at(t, changes.get(t, ()), touched.get(t, nothing))
-        i = j
-        while j < len(runs) and runs[j].at == t:
-            j += 1
-        if i < j:
-            yield runs[i:j]
-        i = k
-        while k < len(extras) and extras[k].at == t:
-            k += 1
-        if i < k:
-            yield extras[i:k]
-    yield runs[j:]
 
 
 def _in_period(o: Override, start: datetime, end: datetime) -> bool:
@@ -791,8 +875,9 @@ def _cells(it: PlanItem) -> tuple[str, str, str, str, str, str, str]:
 
 
 def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
-    """The column widths of the table of ``items``: a first pass over a stream, so that
-    the lines can be written as a second pass makes them. Only the widths are kept."""
+    """The column widths of the table of ``items``: a first pass, so that the lines can
+    be written as a second pass makes them. The last column (the note) is never padded,
+    so its width does not matter: ``Plan.distinct_rows`` give the same table."""
     widths = [len(h) for h in _HEADER]
     for it in items:
         for i, cell in enumerate(_cells(it)):

@@ -24,7 +24,7 @@ from daemon.kernel.errors import UsageError
 
 if TYPE_CHECKING:
     from daemon.calendar.calendar_spec import TriggerRuleSpec
-    from daemon.calendar.plan import PlanItem
+    from daemon.calendar.plan import Plan, PlanItem
     from daemon.kernel.model import Workflow
     from daemon.kernel.overrides import Override
     from daemon.policy import PolicySet
@@ -119,7 +119,7 @@ async def live_workflows(settings: Settings) -> list[Workflow]:
         return found
 
 
-def compute_plan(
+def make_plan(
     policy: PolicySet,
     workflows: Sequence[Workflow],
     start: datetime,
@@ -127,11 +127,11 @@ def compute_plan(
     *,
     workflows_known: bool = True,
     overrides: Sequence[Override] = (),
-) -> Iterator[PlanItem]:
-    """The plan's rows as a stream (``iter_plan``): printed as they come."""
-    from daemon.calendar.plan import iter_plan
+) -> Plan:
+    """The plan, its rows made as they are written (``Plan.rows``)."""
+    from daemon.calendar.plan import Plan
 
-    return iter_plan(
+    return Plan(
         policy.built_calendars,
         policy.triggers,
         policy.schedules,
@@ -262,44 +262,53 @@ async def print_plan(
 
     policy = load_policy_dir(settings.policies_dir)
     overrides = await all_overrides(settings)
+    marked: Callable[[Iterator[PlanItem]], Iterator[PlanItem]]
     if live:
         workflows = await live_workflows(settings)
         owned, held = await owned_triggers(settings)
+        planned = make_plan(policy, workflows, start, end, overrides=overrides)
 
-        def rows() -> Iterator[PlanItem]:
-            planned = compute_plan(policy, workflows, start, end, overrides=overrides)
-            return iter_mark_live(planned, workflows, policy.triggers, owned, held)
+        def marked(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
+            return iter_mark_live(rows, workflows, policy.triggers, owned, held)
 
     else:
         workflows = placeholder_workflows(policy.triggers)
+        planned = make_plan(
+            policy, workflows, start, end, workflows_known=False, overrides=overrides
+        )
 
-        def rows() -> Iterator[PlanItem]:
-            return compute_plan(
-                policy, workflows, start, end, workflows_known=False, overrides=overrides
-            )
+        def marked(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
+            return rows
 
     if ics is not None or html_file is not None:
-        return write_views(
-            policy, overrides, list(rows()), start, end, ics, html_file, now or start
-        )
-    write_plan(rows, sys.stdout, as_json=as_json)
+        items = list(marked(planned.rows()))
+        return write_views(policy, overrides, items, start, end, ics, html_file, now or start)
+    write_plan(planned, marked, sys.stdout, as_json=as_json)
     if not as_json and not live:
         print("(workflows shown as their rule's selector; add --live to list real ones)")
     return 0
 
 
-def write_plan(rows: Callable[[], Iterable[PlanItem]], out: TextIO, *, as_json: bool) -> None:
-    """Write the plan as its rows come, so memory does not grow with them: JSON one
-    object a line; the text table in two passes over ``rows()`` (the column widths, then
-    the lines), so the table is the same as if it had been built whole."""
+def write_plan(
+    planned: Plan,
+    marked: Callable[[Iterator[PlanItem]], Iterator[PlanItem]],
+    out: TextIO,
+    *,
+    as_json: bool,
+) -> None:
+    """Write the plan's rows as they are made, so memory does not grow with them: JSON
+    one object a line; the text table with its column widths from a first, short pass
+    over the distinct rows (``Plan.distinct_rows``), so it is the table of all the rows
+    and its first line still comes at once. ``marked`` filters both passes alike."""
     from daemon.calendar.plan import plan_table_lines, plan_table_widths
 
     if as_json:
         encode = json.JSONEncoder().encode  # the encoder json.dumps uses, made once
-        out.writelines(encode(item.to_dict()) + "\n" for item in rows())
+        out.writelines(encode(item.to_dict()) + "\n" for item in marked(planned.rows()))
     else:
-        widths = plan_table_widths(rows())
-        out.writelines(line + "\n" for line in plan_table_lines(rows(), widths))
+        widths = plan_table_widths(marked(planned.distinct_rows()))
+        lines = plan_table_lines(marked(planned.rows()), widths)
+        out.writelines(line + "\n" for line in lines)
     out.flush()
 
 

@@ -11,13 +11,13 @@ planner; they have their own tests (``test_plan.py``, ``test_properties.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 
 from daemon.calendar.calendar import Calendar
 from daemon.calendar.calendar_spec import TriggerRuleSpec
-from daemon.calendar.desired import selecting_rules
+from daemon.calendar.desired import selecting_rules, stricter_manage
 from daemon.calendar.firetimes import ScheduleSources
 from daemon.calendar.overrides import apply_calendar_overrides
 from daemon.calendar.plan import (
@@ -156,4 +156,57 @@ def _with_overrides(
                 PlanItem(o.end, "override", f"override:{o.id}", reason=f"override {o.id} ends")
             )
     out.sort(key=_BY_TIME)
+    return out
+
+
+def reference_mark_live(
+    items: list[PlanItem],
+    workflows: Sequence[Workflow],
+    rules: Sequence[TriggerRuleSpec],
+    owned: set[str],
+    held: Collection[str] = (),
+) -> list[PlanItem]:
+    """``aomd plan --live``'s marking as it was, over the whole list: the oracle of
+    ``daemon.cli.cmd_plan.iter_mark_live``, which streams."""
+
+    state = {wf.id: wf.trigger_enabled for wf in workflows}
+    manage = {wf.id: stricter_manage(selecting_rules(rules, wf)) for wf in workflows}
+    left_alone = {
+        item.workflow_id
+        for item in items
+        if item.kind == "trigger"
+        and item.initial
+        and state.get(item.workflow_id or "") is False
+        and manage.get(item.workflow_id or "") == "owned"
+        and item.workflow_id not in owned
+    }
+    out = []
+    for item in items:
+        if item.kind == "trigger" and item.workflow_id in held:
+            if item.initial:
+                out.append(
+                    item._replace(
+                        enable=False,
+                        reason="held after a failure streak (pause_after_failures); off "
+                        "until a person re-enables it",
+                    )
+                )
+            continue
+        if item.kind == "trigger" and item.workflow_id in left_alone:
+            if item.initial:
+                out.append(
+                    item._replace(
+                        enable=False,
+                        reason="disabled by someone else; aomd leaves it off (manage: owned)",
+                    )
+                )
+            continue
+        if item.kind == "trigger" and item.initial and item.workflow_id in state:
+            current = state[item.workflow_id]
+            if current == item.enable:
+                continue
+            now = "enabled" if current else "disabled"
+            verb = "enables" if item.enable else "disables"
+            item = item._replace(reason=f"now {now}; aomd {verb} it at once")
+        out.append(item)
     return out

@@ -10,6 +10,7 @@ must one fleet large enough to fill several chunks and merge many groups per ins
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,20 @@ from hypothesis import strategies as st
 
 from daemon.calendar import build_calendars
 from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
-from daemon.calendar.plan import iter_plan, plan, render_plan_table
+from daemon.calendar.plan import (
+    Plan,
+    PlanItem,
+    iter_plan,
+    plan,
+    plan_table_lines,
+    plan_table_widths,
+    render_plan_table,
+)
+from daemon.cli.cmd_plan import iter_mark_live
 from daemon.kernel.model import Workflow
 from daemon.kernel.overrides import Override
 from daemon.policy.schedule_spec import ScheduleSpec
-from tests.support.plan_reference import reference_plan
+from tests.support.plan_reference import reference_mark_live, reference_plan
 
 TZ = "Europe/Berlin"
 CALS = build_calendars(
@@ -49,6 +59,7 @@ CALS = build_calendars(
 CAL_NAMES = sorted(CALS)
 BASE = datetime(2026, 12, 14, tzinfo=UTC)
 IDS = ["w1", "w2", "w3", "w4", "w5", "w6"]
+RULE_NAMES = ["r", "rule-b", "a-longer-rule", "the-longest-rule-d"]  # widths of the table
 SCHEDULES = [
     ScheduleSpec.model_validate(
         {
@@ -82,7 +93,7 @@ def rules(draw: st.DrawFn) -> list[TriggerRuleSpec]:
         else:
             select = {"ids": draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=3))}
         mode = draw(st.sampled_from(["off_during", "on_only_during"]))
-        spec = {"name": f"r{n}", "select": select, mode: draw(st.sampled_from(CAL_NAMES))}
+        spec = {"name": RULE_NAMES[n], "select": select, mode: draw(st.sampled_from(CAL_NAMES))}
         out.append(TriggerRuleSpec.model_validate(spec))
     return out
 
@@ -111,9 +122,7 @@ def overrides(draw: st.DrawFn) -> list[Override]:
         kind = draw(st.sampled_from(["workflow", "workflow", "rule", "calendar"]))
         target = draw(
             st.sampled_from(
-                {"workflow": [*IDS, "nope"], "rule": ["r0", "r1", "r2"], "calendar": CAL_NAMES}[
-                    kind
-                ]
+                {"workflow": [*IDS, "nope"], "rule": RULE_NAMES[:3], "calendar": CAL_NAMES}[kind]
             )
         )
         start = draw(st.none() | st.integers(min_value=-48, max_value=300))
@@ -144,6 +153,8 @@ def overrides(draw: st.DrawFn) -> list[Override]:
     st.integers(min_value=0, max_value=30 * 24),
     st.integers(min_value=1, max_value=10 * 24),
     st.booleans(),
+    st.sets(st.sampled_from(IDS)),
+    st.sets(st.sampled_from(IDS)),
 )
 def test_grouped_plan_equals_the_per_workflow_plan(
     triggers: list[TriggerRuleSpec],
@@ -153,6 +164,8 @@ def test_grouped_plan_equals_the_per_workflow_plan(
     offset_h: int,
     length_h: int,
     known: bool,
+    owned: set[str],
+    held: set[str],
 ) -> None:
     start = BASE + timedelta(hours=offset_h)
     end = start + timedelta(hours=length_h)
@@ -161,6 +174,26 @@ def test_grouped_plan_equals_the_per_workflow_plan(
     got = list(iter_plan(*args, workflows_known=known, overrides=ovs))
     assert got == want
     assert plan(*args, workflows_known=known, overrides=ovs) == want
+    # `aomd plan --live`: the streamed marking, and the text table whose widths come
+    # from the distinct rows, are those of the whole list
+    live = reference_mark_live(want, wfs, triggers, owned, held)
+    planned = Plan(*args, workflows_known=known, overrides=ovs)
+
+    def mark(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
+        return iter_mark_live(rows, wfs, triggers, owned, held)
+
+    assert list(mark(planned.rows())) == live
+    # the distinct rows: some of the rows, and every row's shape (all but the time and
+    # the reason) among them
+    distinct = list(planned.distinct_rows())
+    assert set(distinct) <= set(want)
+    assert {_shape(i) for i in distinct} == {_shape(i) for i in want}
+    widths = plan_table_widths(mark(planned.distinct_rows()))
+    assert "\n".join(plan_table_lines(mark(planned.rows()), widths)) == render_plan_table(live)
+
+
+def _shape(item: PlanItem) -> PlanItem:
+    return item._replace(at=BASE, reason=None)
 
 
 def test_a_large_fleet_streams_the_same_rows_as_the_per_workflow_plan() -> None:
@@ -202,4 +235,9 @@ def test_a_large_fleet_streams_the_same_rows_as_the_per_workflow_plan() -> None:
     got = list(iter_plan(*args, overrides=ovs))
     assert len(got) > 10_000
     assert got == want
-    assert render_plan_table(got) == render_plan_table(want)
+    planned = Plan(*args, overrides=ovs)
+    distinct = list(planned.distinct_rows())
+    assert len(distinct) < len(got) / 5
+    assert {_shape(i) for i in distinct} == {_shape(i) for i in want}
+    table = "\n".join(plan_table_lines(planned.rows(), plan_table_widths(distinct)))
+    assert table == render_plan_table(want)
