@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -167,9 +166,8 @@ def iter_mark_live(
     ``manage: owned`` rule is left alone for the whole period, so its calendar edges are
     dropped too.
 
-    A stream like the plan: which triggers are left alone is known from the initial-state
-    lines, which the plan gives first (all at the start, before any other line), so only
-    those are held back, never the rest."""
+    A stream like the plan, nothing held back: whether a trigger is left alone is known
+    at its initial-state line, which the plan gives before its other lines."""
     from daemon.calendar.desired import stricter_manage
     from daemon.kernel.workflow_match import workflow_matcher
 
@@ -184,22 +182,16 @@ def iter_mark_live(
         wf = by_id[wid]
         return stricter_manage([r for r, sel in zip(rules, selects, strict=True) if sel(wf)])
 
-    rows = iter(items)
-    head: list[PlanItem] = []
-    for item in rows:
-        head.append(item)
-        if not (item.kind == "trigger" and item.initial):
-            break
-    left_alone = {
-        item.workflow_id
-        for item in head
-        if item.kind == "trigger"
-        and item.initial
-        and state.get(item.workflow_id or "") is False
-        and item.workflow_id not in owned
-        and manage(item.workflow_id or "") == "owned"
-    }
-    for item in itertools.chain(head, rows):
+    left_alone: set[str | None] = set()
+    seen: set[str | None] = set()
+    for item in items:
+        wid = item.workflow_id
+        if item.kind == "trigger" and item.initial and wid not in seen:
+            # A trigger's initial line comes before its other lines (all are at the
+            # start, first), and whether it is left alone depends only on its id.
+            seen.add(wid)
+            if state.get(wid or "") is False and wid not in owned and manage(wid or "") == "owned":
+                left_alone.add(wid)
         if item.kind == "trigger" and item.workflow_id in held:
             if item.initial:
                 yield item._replace(
