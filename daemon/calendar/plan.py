@@ -14,6 +14,7 @@ import itertools
 from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -281,7 +282,7 @@ class Plan:
                     j += 1
                 yield runs[i:j]
             if t != start:
-                yield from fleet.rows_at(t, changes.get(t, ()), touched.get(t, nothing))
+                yield fleet.rows_at(t, changes.get(t, ()), touched.get(t, nothing))
             i = j
             while j < len(runs) and runs[j].at == t:
                 j += 1
@@ -338,7 +339,6 @@ def _gc_paused() -> Iterator[None]:
 _new = tuple.__new__
 _BY_TIME = itemgetter(0)
 _BY_TIME_SCHEDULE = itemgetter(0, 8)
-_CHUNK = 256
 _MERGED_CACHE = 64
 """Merged workflow orders kept for instants where several timelines change at once
 (e.g. a freeze every group shares): at most 64 x 8 bytes x workflows."""
@@ -398,21 +398,25 @@ class _Fleet:
         for r, gi in enumerate(self.group):
             if not self.touched[r]:
                 self.ranks[gi].append(r)
-        self.pair_of = list(zip(self.wids, self.names, strict=True))
-        self.pairs = [[self.pair_of[r] for r in rs] for rs in self.ranks]
-        self._merged: dict[tuple[int, ...], tuple[array[int], list[tuple[str, str]]]] = {}
+        self.gwids = [[self.wids[r] for r in rs] for rs in self.ranks]
+        self.gnames = [[self.names[r] for r in rs] for rs in self.ranks]
+        self._merged: dict[tuple[int, ...], tuple[array[int], list[str], list[str]]] = {}
 
-    def merged(self, groups: tuple[int, ...]) -> tuple[array[int], list[tuple[str, str]]]:
+    def merged(self, groups: tuple[int, ...]) -> tuple[array[int], list[str], list[str]]:
         """The streamed workflows of ``groups`` in rank order: for each, the place of its
-        group in ``groups`` and its (id, name). About 9 bytes a workflow (the pairs are
-        shared), kept for the last few combinations (a year of the bench has 20)."""
+        group in ``groups``, its id and its name. About 17 bytes a workflow (the strings
+        are shared), kept for the last few combinations (a year of the bench has 20)."""
         found = self._merged.get(groups)
         if found is None:
             if len(self._merged) >= _MERGED_CACHE:
                 self._merged.pop(next(iter(self._merged)))
             order = sorted((r, s) for s, g in enumerate(groups) for r in self.ranks[g])
-            pair_of = self.pair_of
-            found = (array("H", [s for _, s in order]), [pair_of[r] for r, _ in order])
+            wids, names = self.wids, self.names
+            found = (
+                array("H", [s for _, s in order]),
+                [wids[r] for r, _ in order],
+                [names[r] for r, _ in order],
+            )
             self._merged[groups] = found
         return found
 
@@ -452,38 +456,46 @@ class _Fleet:
 
     def rows_at(
         self, t: datetime, changed: Sequence[tuple[int, _Edge]], touched: Mapping[int, PlanItem]
-    ) -> Iterator[list[PlanItem]]:
-        """The trigger changes at ``t`` (after the start), in rank order, in chunks.
+    ) -> Iterator[PlanItem]:
+        """The trigger changes at ``t`` (after the start), in rank order.
 
-        This is where a year for 10,000 workflows spends its time, so each row is one
-        tuple made in a comprehension, without a function call. In chunks of 256, not an
-        instant's 10,000 at once: rows are ``PlanItem``s, a tuple subclass the cyclic
-        collector never untracks, and thousands of them alive across its young
-        collections were promoted to the old generation and made full collections (45%
-        of the time when rows were made an instant at a time)."""
+        This is where a year for 10,000 workflows spends its time, so a row costs no
+        Python bytecode: ``zip`` lines up the fields (the same for the whole instant,
+        or per group through the slot of each workflow) and ``tuple.__new__`` makes the
+        ``PlanItem``, one at a time as the consumer takes them. One at a time also
+        matters to the cyclic collector: a ``PlanItem`` (a tuple subclass) is never
+        untracked, and an instant's 10,000 of them made at once and alive across its
+        young collections were promoted to the old generation and made full collections
+        (45% of the time)."""
         if touched:
-            yield self._rows_with(t, changed, touched)
-            return
+            return iter(self._rows_with(t, changed, touched))
         if len(changed) == 1:  # one timeline changes: its rows are already in order
             gi, (_, enable, rule, why) = changed[0]
-            name, cal = rule.name, rule.calendar
-            pairs = self.pairs[gi]
-            for i in range(0, len(pairs), _CHUNK):
-                yield [
-                    _new(PlanItem, (t, "trigger", name, cal, wid, wname, enable, False, None, None, False, why, False))
-                    for wid, wname in pairs[i : i + _CHUNK]
-                ]  # fmt: skip
-            return
-        slots, pairs = self.merged(tuple(gi for gi, _ in changed))
-        names = [e.rule.name for _, e in changed]
+            wids, names = self.gwids[gi], self.gnames[gi]
+            return map(
+                _new,
+                repeat(PlanItem),
+                zip(
+                    repeat(t), repeat("trigger"), repeat(rule.name), repeat(rule.calendar),
+                    wids, names, repeat(enable), repeat(False), repeat(None), repeat(None),
+                    repeat(False), repeat(why), repeat(False),
+                ),
+            )  # fmt: skip
+        slots, wids, names = self.merged(tuple(gi for gi, _ in changed))
+        rules = [e.rule.name for _, e in changed]
         cals = [e.rule.calendar for _, e in changed]
         states = [e.enable for _, e in changed]
         whys = [e.reason for _, e in changed]
-        for i in range(0, len(pairs), _CHUNK):
-            yield [
-                _new(PlanItem, (t, "trigger", names[s], cals[s], wid, wname, states[s], False, None, None, False, whys[s], False))
-                for s, (wid, wname) in zip(slots[i : i + _CHUNK], pairs[i : i + _CHUNK], strict=True)
-            ]  # fmt: skip
+        return map(
+            _new,
+            repeat(PlanItem),
+            zip(
+                repeat(t), repeat("trigger"), map(rules.__getitem__, slots),
+                map(cals.__getitem__, slots), wids, names, map(states.__getitem__, slots),
+                repeat(False), repeat(None), repeat(None), repeat(False),
+                map(whys.__getitem__, slots), repeat(False),
+            ),
+        )  # fmt: skip
 
     def _rows_with(
         self, t: datetime, changed: Sequence[tuple[int, _Edge]], touched: Mapping[int, PlanItem]
@@ -850,9 +862,10 @@ def _released(
 
 
 _HEADER = ("TIME (UTC)", "KIND", "TARGET", "CHANGE", "RULE/SCHEDULE", "CALENDAR", "NOTE")
+_TIME = "%Y-%m-%d %H:%M:%S"
 
 
-def _cells(it: PlanItem) -> tuple[str, str, str, str, str, str, str]:
+def _cells(it: PlanItem, when: str) -> tuple[str, str, str, str, str, str, str]:
     if it.kind == "override":
         target, change, who = "", "override", it.rule or ""
     elif it.kind == "trigger":
@@ -863,26 +876,33 @@ def _cells(it: PlanItem) -> tuple[str, str, str, str, str, str, str]:
         target = it.action or ""
         change = "skip" if it.skipped else ("catch-up" if it.catch_up else "run")
         who = it.schedule or ""
-    return (
-        it.at.strftime("%Y-%m-%d %H:%M:%S"),
-        it.kind,
-        target,
-        change,
-        who,
-        it.calendar or "",
-        it.reason or "",
-    )
+    return (when, it.kind, target, change, who, it.calendar or "", it.reason or "")
 
 
 def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
     """The column widths of the table of ``items``: a first pass, so that the lines can
     be written as a second pass makes them. The last column (the note) is never padded,
-    so its width does not matter: ``Plan.distinct_rows`` give the same table."""
+    so its width does not matter: ``Plan.distinct_rows`` give the same table.
+
+    Rows that differ only in time and reason have the same cells otherwise, so each
+    such shape is formatted once: about 0.3 us a row instead of 5 (``bench/plan.py``)."""
     widths = [len(h) for h in _HEADER]
+    shapes: set[tuple[tuple[Any, ...], bool]] = set()
+    years: set[int] = set()
+    note = widths[6]
     for it in items:
-        for i, cell in enumerate(_cells(it)):
-            if len(cell) > widths[i]:
+        shapes.add((it[1:11], it.catch_up))  # all but the time and the reason
+        years.add(it.at.year)
+        if it.reason is not None and len(it.reason) > note:
+            note = len(it.reason)
+    for year in years:
+        widths[0] = max(widths[0], len(datetime(year, 1, 1).strftime(_TIME)))
+    for fields, catch_up in shapes:
+        shape = PlanItem._make((_EPOCH, *fields, None, catch_up))
+        for i, cell in enumerate(_cells(shape, "")):
+            if i and len(cell) > widths[i]:
                 widths[i] = len(cell)
+    widths[6] = note
     return widths
 
 
@@ -895,11 +915,17 @@ def plan_table_lines(items: Iterable[PlanItem], widths: Sequence[int]) -> Iterat
 
     yield line(_HEADER)
     empty = True
+    at, when = None, ""
     for it in items:
         empty = False
-        yield line(_cells(it))
+        if it.at is not at:  # an instant's rows share their datetime: format it once
+            at, when = it.at, it.at.strftime(_TIME)
+        yield line(_cells(it, when))
     if empty:
         yield "(nothing planned)"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def render_plan_table(items: Sequence[PlanItem]) -> str:
