@@ -482,6 +482,18 @@ class _Fleet:
                 ),
             )  # fmt: skip
         slots, wids, names = self.merged(tuple(gi for gi, _ in changed))
+        shapes = {(e.rule.name, e.rule.calendar, e.enable, e.reason) for _, e in changed}
+        if len(shapes) == 1:  # the groups change alike (a third of the bench's rows)
+            ((rule_name, cal, enable, why),) = shapes
+            return map(
+                _new,
+                repeat(PlanItem),
+                zip(
+                    repeat(t), repeat("trigger"), repeat(rule_name), repeat(cal),
+                    wids, names, repeat(enable), repeat(False), repeat(None), repeat(None),
+                    repeat(False), repeat(why), repeat(False),
+                ),
+            )  # fmt: skip
         rules = [e.rule.name for _, e in changed]
         cals = [e.rule.calendar for _, e in changed]
         states = [e.enable for _, e in changed]
