@@ -274,6 +274,8 @@ class Plan:
         # the state at the start first: it needs only the timelines, not the runs
         yield fleet.initial_rows(start, touched.get(start, nothing))
         runs = self._runs_made(ready.calendars)
+        if distinct:
+            runs = _distinct_runs(runs)
         j = k = 0
         for t in instants:
             if j < len(runs) and runs[j].at < t:  # runs at instants without a change
@@ -558,6 +560,18 @@ def _initial_item(first: _Edge, start: datetime, wid: str, wname: str) -> PlanIt
         True,
         reason=first.reason,
     )
+
+
+def _distinct_runs(runs: list[PlanItem]) -> list[PlanItem]:
+    """The first run of each shape (all but the time and the reason)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for run in runs:
+        shape = (run[1:11], run[12])
+        if shape not in seen:
+            seen.add(shape)
+            out.append(run)
+    return out
 
 
 def _in_period(o: Override, start: datetime, end: datetime) -> bool:
@@ -878,17 +892,18 @@ _TIME = "%Y-%m-%d %H:%M:%S"
 
 
 def _cells(it: PlanItem, when: str) -> tuple[str, str, str, str, str, str, str]:
-    if it.kind == "override":
-        target, change, who = "", "override", it.rule or ""
-    elif it.kind == "trigger":
-        target = it.workflow_name or it.workflow_id or ""
-        change = "enable" if it.enable else "disable"
-        who = it.rule or ""
-    else:
-        target = it.action or ""
-        change = "skip" if it.skipped else ("catch-up" if it.catch_up else "run")
-        who = it.schedule or ""
+    target, change, who = _middle(it[1:11], it.catch_up)
     return (when, it.kind, target, change, who, it.calendar or "", it.reason or "")
+
+
+def _middle(fields: tuple[Any, ...], catch_up: bool) -> tuple[str, str, str]:
+    """TARGET, CHANGE and RULE/SCHEDULE from a row's fields ``kind`` to ``skipped``."""
+    kind, rule, _, wid, wname, enable, _, schedule, action, skipped = fields
+    if kind == "override":
+        return "", "override", rule or ""
+    if kind == "trigger":
+        return wname or wid or "", "enable" if enable else "disable", rule or ""
+    return action or "", "skip" if skipped else ("catch-up" if catch_up else "run"), schedule or ""
 
 
 def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
@@ -897,24 +912,24 @@ def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
     so its width does not matter: ``Plan.distinct_rows`` give the same table.
 
     Rows that differ only in time and reason have the same cells otherwise, so each
-    such shape is formatted once: about 0.3 us a row instead of 5 (``bench/plan.py``)."""
+    such shape is formatted once (``bench/plan.py --live`` times the pass)."""
     widths = [len(h) for h in _HEADER]
     shapes: set[tuple[tuple[Any, ...], bool]] = set()
     years: set[int] = set()
-    note = widths[6]
+    reasons: set[str | None] = set()
+    add_shape, add_year, add_reason = shapes.add, years.add, reasons.add
     for it in items:
-        shapes.add((it[1:11], it.catch_up))  # all but the time and the reason
-        years.add(it.at.year)
-        if it.reason is not None and len(it.reason) > note:
-            note = len(it.reason)
+        add_shape((it[1:11], it[12]))  # all but the time (0) and the reason (11)
+        add_year(it[0].year)
+        add_reason(it[11])
     for year in years:
         widths[0] = max(widths[0], len(datetime(year, 1, 1).strftime(_TIME)))
     for fields, catch_up in shapes:
-        shape = PlanItem._make((_EPOCH, *fields, None, catch_up))
-        for i, cell in enumerate(_cells(shape, "")):
-            if i and len(cell) > widths[i]:
+        cells = (fields[0], *_middle(fields, catch_up), fields[2] or "")
+        for i, cell in enumerate(cells, start=1):
+            if len(cell) > widths[i]:
                 widths[i] = len(cell)
-    widths[6] = note
+    widths[6] = max([widths[6], *(len(r) for r in reasons if r)])
     return widths
 
 
@@ -935,9 +950,6 @@ def plan_table_lines(items: Iterable[PlanItem], widths: Sequence[int]) -> Iterat
         yield line(_cells(it, when))
     if empty:
         yield "(nothing planned)"
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def render_plan_table(items: Sequence[PlanItem]) -> str:
