@@ -322,8 +322,10 @@ def live(wfs: list[Workflow], scheds: list[ScheduleSpec]) -> None:
         listed = asyncio.run(live_workflows(settings))
         t_list = time.perf_counter() - t0
         owned, held = asyncio.run(owned_triggers(settings))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"plan --live: listed {len(listed)} workflows from the emulator in {t_list * 1000:.0f} ms"
+            f"plan --live: listed {len(listed)} workflows from the emulator in "
+            f"{t_list * 1000:.0f} ms (process max RSS with the emulator's fleet: {rss:.1f} MiB)"
         )
         for as_json in (False, True):
             sink = FirstLine()
