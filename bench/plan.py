@@ -317,7 +317,6 @@ def live(wfs: list[Workflow], scheds: list[ScheduleSpec]) -> None:
             f'emulator = true\n[emulator]\nscenario = "{root / "scenario.json"}"\n'
         )
         settings = load_settings(root / "settings.toml")
-        policy = load_policy_dir(settings.policies_dir)
         t0 = time.perf_counter()
         listed = asyncio.run(live_workflows(settings))
         t_list = time.perf_counter() - t0
@@ -329,11 +328,14 @@ def live(wfs: list[Workflow], scheds: list[ScheduleSpec]) -> None:
         )
         for as_json in (False, True):
             sink = FirstLine()
+            policy = load_policy_dir(settings.policies_dir)  # cold calendars, as a new process
             t0 = time.perf_counter()
             planned = make_plan(policy, listed, start, end)
 
-            def marked(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
-                return iter_mark_live(rows, listed, policy.triggers, owned, held)
+            def marked(
+                rows: Iterator[PlanItem], rules: Any = policy.triggers
+            ) -> Iterator[PlanItem]:
+                return iter_mark_live(rows, listed, rules, owned, held)
 
             sink.t0 = t0
             write_plan(planned, marked, sink, as_json=as_json)
