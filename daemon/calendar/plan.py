@@ -911,26 +911,43 @@ def plan_table_widths(items: Iterable[PlanItem]) -> list[int]:
     be written as a second pass makes them. The last column (the note) is never padded,
     so its width does not matter: ``Plan.distinct_rows`` give the same table.
 
-    Rows that differ only in time and reason have the same cells otherwise, so each
-    such shape is formatted once (``bench/plan.py --live`` times the pass)."""
+    Each distinct cell is measured once: a trigger row's target (its workflow) apart
+    from its edge (rule, calendar, state), other rows by all but time and reason, and
+    the time by its year (``bench/plan.py --live`` times this pass)."""
     widths = [len(h) for h in _HEADER]
-    shapes: set[tuple[tuple[Any, ...], bool]] = set()
+    targets: set[str] = set()  # trigger rows: workflow names (or ids)
+    triggers: set[tuple[str | None, str | None, bool | None]] = set()  # rule, calendar, state
+    others: set[tuple[tuple[Any, ...], bool]] = set()  # runs, overrides: all but time, reason
     years: set[int] = set()
     reasons: set[str | None] = set()
-    add_shape, add_year, add_reason = shapes.add, years.add, reasons.add
     for it in items:
-        add_shape((it[1:11], it[12]))  # all but the time (0) and the reason (11)
-        add_year(it[0].year)
-        add_reason(it[11])
-    for year in years:
-        widths[0] = max(widths[0], len(datetime(year, 1, 1).strftime(_TIME)))
-    for fields, catch_up in shapes:
-        cells = (fields[0], *_middle(fields, catch_up), fields[2] or "")
-        for i, cell in enumerate(cells, start=1):
+        if it[1] == "trigger":
+            targets.add(it[5] or it[4] or "")
+            triggers.add((it[2], it[3], it[6]))
+        else:
+            others.add((it[1:11], it[12]))
+        years.add(it[0].year)
+        reasons.add(it[11])
+    cells: list[tuple[str, ...]] = [(_fmt(year),) for year in years]
+    if triggers:
+        cells.append(("", "trigger", max(targets, key=len)))
+    cells.extend(
+        ("", "", "", "enable" if on else "disable", rule or "", cal or "")
+        for rule, cal, on in triggers
+    )
+    cells.extend(
+        ("", fields[0], *_middle(fields, catch_up), fields[2] or "") for fields, catch_up in others
+    )
+    cells.append(("",) * 6 + (max((r or "" for r in reasons), key=len, default=""),))
+    for row in cells:
+        for i, cell in enumerate(row):
             if len(cell) > widths[i]:
                 widths[i] = len(cell)
-    widths[6] = max([widths[6], *(len(r) for r in reasons if r)])
     return widths
+
+
+def _fmt(year: int) -> str:
+    return datetime(year, 1, 1).strftime(_TIME)
 
 
 def plan_table_lines(items: Iterable[PlanItem], widths: Sequence[int]) -> Iterator[str]:
