@@ -25,7 +25,7 @@ from daemon.calendar.overrides import apply_calendar_overrides
 from daemon.calendar.window import Window, require_aware, subtract, union
 from daemon.kernel.model import Workflow
 from daemon.kernel.overrides import Override
-from daemon.kernel.workflow_match import workflow_matcher
+from daemon.kernel.workflow_match import matching_positions
 
 __all__ = [
     "Plan",
@@ -365,12 +365,10 @@ class _Fleet:
         members: list[tuple[str, int, int, Workflow]] = []
         cron = [wf for wf in workflows if wf.type in ("cron", "")]
         picks: list[list[int]] = [[] for _ in cron]
-        for i, rule in enumerate(triggers):  # a rule at a time: its globs compile once
+        for i, rule in enumerate(triggers):  # a rule at a time over the whole fleet
             sel = rule.select
-            matches = workflow_matcher(ids=sel.ids, names=sel.names, tags=sel.tags.items())
-            for n, wf in enumerate(cron):
-                if matches(wf):
-                    picks[n].append(i)
+            for n in matching_positions(cron, ids=sel.ids, names=sel.names, tags=sel.tags.items()):
+                picks[n].append(i)
         for n, (wf, picked) in enumerate(zip(cron, picks, strict=True)):
             if picked:
                 members.append((wf.id, n, keyed.setdefault(tuple(picked), len(keyed)), wf))

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.kernel.model import Workflow
-from daemon.kernel.workflow_match import workflow_matcher, workflow_matches
+from daemon.kernel.workflow_match import matching_positions, workflow_matcher, workflow_matches
 
 WF = Workflow(id="wf-1", name="patch-linux", tags={"team": "ops", "env": "prod-eu"})
 
@@ -46,7 +46,13 @@ def test_without_the_definition_only_ids_can_match() -> None:
 def test_the_compiled_matcher_answers_as_workflow_matches(
     ids: list[str], names: list[str], tags: list[tuple[str, str]]
 ) -> None:
-    """``aomd plan`` judges a whole fleet with ``workflow_matcher``; it must agree."""
+    """``aomd plan`` judges a whole fleet with these; they must agree."""
     matches = workflow_matcher(ids=ids, names=names, tags=tags)
-    for wf in (WF, Workflow(id="wf-2", name="backup", tags={"team": "db"})):
-        assert matches(wf) == workflow_matches(wf.id, wf, ids=ids, names=names, tags=tags)
+    fleet = [WF, Workflow(id="wf-2", name="backup", tags={"team": "db"}), WF]
+    want = [
+        n
+        for n, wf in enumerate(fleet)
+        if workflow_matches(wf.id, wf, ids=ids, names=names, tags=tags)
+    ]
+    assert [n for n, wf in enumerate(fleet) if matches(wf)] == want
+    assert matching_positions(fleet, ids=ids, names=names, tags=tags) == want
