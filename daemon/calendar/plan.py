@@ -2,8 +2,10 @@
 
 The lead passes the pieces of a policy snapshot (built calendars, trigger rules in order,
 schedules) and the workflows last listed from the cloud. Each calendar is expanded once for
-the whole period and shared by every rule and schedule that uses it, so a year for
-thousands of workflows stays well under a second.
+the whole period and shared by every rule and schedule that uses it; workflows selected by
+the same rules share one timeline; and the rows are a stream, made as they are taken
+(``iter_plan``, ``Plan``), so a year for 10,000 workflows (millions of rows) takes about a
+second and memory that does not grow with the rows (``bench/plan.py``).
 """
 
 from __future__ import annotations
