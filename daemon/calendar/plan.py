@@ -270,11 +270,12 @@ class Plan:
             return
         ready = self._setup()
         fleet, touched, extras = ready.fleet, ready.touched, ready.extras
+        nothing: dict[int, PlanItem] = {}
+        # the state at the start first: it needs neither the rest of the timelines nor
+        # the runs
+        yield fleet.initial_rows(start, touched.get(start, nothing))
         changes = fleet.changes_at(distinct=distinct)
         instants = sorted({start}.union(changes, touched, (i.at for i in extras)))
-        nothing: dict[int, PlanItem] = {}
-        # the state at the start first: it needs only the timelines, not the runs
-        yield fleet.initial_rows(start, touched.get(start, nothing))
         runs = self._runs_made(ready.calendars)
         if distinct:
             runs = _distinct_runs(runs)
@@ -389,11 +390,15 @@ class _Fleet:
                 found = expanded[name] = calendars[name].windows(start, end)
             return found
 
-        self.timelines: list[list[_Edge]] = []
+        # each group's state at the start now (the first rows), the rest of its timeline
+        # when it is first needed
+        self._sweeps: list[Iterator[_Edge]] = []
         for key in keyed:
             rules = [triggers[i] for i in key]
             wins = [_forced(r, windows_of(r.calendar), forced.get(r.name)) for r in rules]
-            self.timelines.append(_timeline(rules, wins, start, end))
+            self._sweeps.append(_sweep(rules, wins, start, end))
+        self.firsts = [next(sweep) for sweep in self._sweeps]
+        self._timelines: list[list[_Edge]] | None = None
         # per group, its workflows without a workflow override (their rows are streamed
         # from the timeline), in rank order
         self.ranks: list[list[int]] = [[] for _ in keyed]
@@ -403,6 +408,15 @@ class _Fleet:
         self.gwids = [[self.wids[r] for r in rs] for rs in self.ranks]
         self.gnames = [[self.names[r] for r in rs] for rs in self.ranks]
         self._merged: dict[tuple[int, ...], tuple[array[int], list[str], list[str]]] = {}
+
+    @property
+    def timelines(self) -> list[list[_Edge]]:
+        """Each group's timeline: its state at the start, then every change."""
+        if self._timelines is None:
+            self._timelines = [
+                [first, *sweep] for first, sweep in zip(self.firsts, self._sweeps, strict=True)
+            ]
+        return self._timelines
 
     def merged(self, groups: tuple[int, ...]) -> tuple[array[int], list[str], list[str]]:
         """The streamed workflows of ``groups`` in rank order: for each, the place of its
@@ -444,7 +458,7 @@ class _Fleet:
         """The state at the start, for each trigger whose observed state differs from it
         or is unknown."""
         out: list[PlanItem] = []
-        firsts = [timeline[0] for timeline in self.timelines]
+        firsts = self.firsts
         for r, gi in enumerate(self.group):
             if self.touched[r]:
                 item = touched.get(r)
@@ -653,7 +667,18 @@ def _timeline(
     end: datetime,
 ) -> list[_Edge]:
     """The combined desired state of a trigger selected by ``rules``: the state at
-    ``start`` (first edge) and every instant it changes. On only while every rule allows.
+    ``start`` (first edge) and every instant it changes. On only while every rule allows."""
+    return list(_sweep(rules, windows, start, end))
+
+
+def _sweep(
+    rules: Sequence[TriggerRuleSpec],
+    windows: Sequence[Sequence[Window]],
+    start: datetime,
+    end: datetime,
+) -> Iterator[_Edge]:
+    """``_timeline`` as it is found: the state at ``start`` comes before the sweep, so
+    the plan's first rows need no more.
 
     A sweep over all the rules' window edges in time order; an instant where one rule
     releases and another takes hold at once changes nothing and yields no edge."""
@@ -661,14 +686,6 @@ def _timeline(
     want = [
         (bool(ws) and ws[0].start == start) != off for ws, off in zip(windows, offs, strict=True)
     ]
-    events: list[tuple[datetime, int, bool]] = []  # (instant, rule index, calendar active)
-    for i, ws in enumerate(windows):
-        for w in ws:
-            if w.start > start:
-                events.append((w.start, i, True))
-            if w.end < end:
-                events.append((w.end, i, False))
-    events.sort(key=_BY_TIME)
 
     def state_of(i: int) -> str:
         cal = rules[i].calendar
@@ -701,7 +718,15 @@ def _timeline(
 
     state = all(want)
     first = allow_reason([]) if state else deny_reason([])
-    out = [_Edge(start, state, *first)]
+    yield _Edge(start, state, *first)
+    events: list[tuple[datetime, int, bool]] = []  # (instant, rule index, calendar active)
+    for i, ws in enumerate(windows):
+        for w in ws:
+            if w.start > start:
+                events.append((w.start, i, True))
+            if w.end < end:
+                events.append((w.end, i, False))
+    events.sort(key=_BY_TIME)
     k = 0
     while k < len(events):
         at = events[k][0]
@@ -715,8 +740,7 @@ def _timeline(
         if now != state:
             state = now
             rule, why = allow_reason(changed) if now else deny_reason(changed)
-            out.append(_Edge(at, now, rule, why))
-    return out
+            yield _Edge(at, now, rule, why)
 
 
 def _rule_spans(overrides: Sequence[Override]) -> dict[str, list[tuple[Window, bool]]]:
