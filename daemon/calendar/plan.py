@@ -432,12 +432,12 @@ class _Fleet:
         if found is None:
             if len(self._merged) >= _MERGED_CACHE:
                 self._merged.pop(next(iter(self._merged)))
-            order = sorted((r, s) for s, g in enumerate(groups) for r in self.ranks[g])
-            wids, names = self.wids, self.names
+            order = sorted(itertools.chain.from_iterable(self.ranks[g] for g in groups))
+            slot = {g: s for s, g in enumerate(groups)}
             found = (
-                array("H", [s for _, s in order]),
-                [wids[r] for r, _ in order],
-                [names[r] for r, _ in order],
+                array("H", [slot[g] for g in map(self.group.__getitem__, order)]),
+                list(map(self.wids.__getitem__, order)),
+                list(map(self.names.__getitem__, order)),
             )
             self._merged[groups] = found
         return found
