@@ -6,6 +6,12 @@ cold calendars; then warm) and when the first row came, row counts and memory
 (tracemalloc peak of a plan, and process max RSS). Goals (issue 14, at --workflows
 10000): plan < 1 s, RSS < 200 MB. ``--live`` also times ``aomd plan --live`` against the
 embedded emulator holding the same workflows: the first row written within 0.3 s.
+
+A full run at --workflows 10000 --repeat 5 --live (2-core shared machine, load ~0.9):
+2,797,332 rows; first run 839.5 ms, best fresh run 769.3 ms (first row after 62.1 ms);
+20.1 MiB peak traced, 81.7 MiB max RSS; plan --live: 10,000 workflows listed in 15.4 s,
+first row after 381 ms (text) and 81 ms (--json). The list-building plan before this
+stream: 2.86 s best, 1,714 MiB max RSS on the same machine.
 """
 
 from __future__ import annotations
