@@ -3,7 +3,8 @@
 Import surface for the rest of aomd::
 
     from daemon.calendar import (Calendar, Window, build_calendars, desired_trigger,
-                                 rule_matches, first_matching_rule, fire_times, plan)
+                                 rule_matches, first_matching_rule, fire_times, plan,
+                                 iter_plan, Plan)
     from daemon.calendar.calendar_spec import CalendarSpec, TriggerRuleSpec
 """
 
@@ -21,7 +22,7 @@ from daemon.calendar.firetimes import (
     fire_times,
     next_fire,
 )
-from daemon.calendar.plan import PlanItem, plan, render_plan_table
+from daemon.calendar.plan import Plan, PlanItem, iter_plan, plan, render_plan_table
 from daemon.calendar.window import Window, localize
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Calendar",
     "CalendarSpec",
     "Fire",
+    "Plan",
     "PlanItem",
     "TriggerRuleSpec",
     "Window",
@@ -37,6 +39,7 @@ __all__ = [
     "desired_trigger",
     "fire_times",
     "first_matching_rule",
+    "iter_plan",
     "localize",
     "next_fire",
     "plan",

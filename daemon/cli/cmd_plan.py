@@ -12,9 +12,10 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import Collection, Sequence
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from daemon.cli.command import Subparsers
 from daemon.cli.instants import parse_instant
@@ -22,7 +23,7 @@ from daemon.kernel.errors import UsageError
 
 if TYPE_CHECKING:
     from daemon.calendar.calendar_spec import TriggerRuleSpec
-    from daemon.calendar.plan import PlanItem
+    from daemon.calendar.plan import Plan, PlanItem
     from daemon.kernel.model import Workflow
     from daemon.kernel.overrides import Override
     from daemon.policy import PolicySet
@@ -117,7 +118,7 @@ async def live_workflows(settings: Settings) -> list[Workflow]:
         return found
 
 
-def compute_plan(
+def make_plan(
     policy: PolicySet,
     workflows: Sequence[Workflow],
     start: datetime,
@@ -125,10 +126,11 @@ def compute_plan(
     *,
     workflows_known: bool = True,
     overrides: Sequence[Override] = (),
-) -> list[PlanItem]:
-    from daemon.calendar.plan import plan
+) -> Plan:
+    """The plan, its rows made as they are written (``Plan.rows``)."""
+    from daemon.calendar.plan import Plan
 
-    return plan(
+    return Plan(
         policy.built_calendars,
         policy.triggers,
         policy.schedules,
@@ -142,48 +144,67 @@ def compute_plan(
 
 
 def mark_live(
-    items: list[PlanItem],
+    items: Iterable[PlanItem],
     workflows: Sequence[Workflow],
     rules: Sequence[TriggerRuleSpec],
     owned: set[str],
     held: Collection[str] = (),
 ) -> list[PlanItem]:
+    """``iter_mark_live`` in one list."""
+    return list(iter_mark_live(items, workflows, rules, owned, held))
+
+
+def iter_mark_live(
+    items: Iterable[PlanItem],
+    workflows: Sequence[Workflow],
+    rules: Sequence[TriggerRuleSpec],
+    owned: set[str],
+    held: Collection[str] = (),
+) -> Iterator[PlanItem]:
     """Keep initial-state lines only where the trigger's current state differs, and say
     what aomd will really do about it. A trigger someone else disabled under a
     ``manage: owned`` rule is left alone for the whole period, so its calendar edges are
-    dropped too."""
-    from daemon.calendar.desired import selecting_rules, stricter_manage
+    dropped too.
+
+    A stream like the plan, nothing held back: whether a trigger is left alone is known
+    at its initial-state line, which the plan gives before its other lines."""
+    from daemon.calendar.desired import stricter_manage
+    from daemon.kernel.workflow_match import workflow_matcher
 
     state = {wf.id: wf.trigger_enabled for wf in workflows}
-    manage = {wf.id: stricter_manage(selecting_rules(rules, wf)) for wf in workflows}
-    left_alone = {
-        item.workflow_id
-        for item in items
-        if item.kind == "trigger"
-        and item.initial
-        and state.get(item.workflow_id or "") is False
-        and manage.get(item.workflow_id or "") == "owned"
-        and item.workflow_id not in owned
-    }
-    out = []
+    by_id = {wf.id: wf for wf in workflows}
+    selects = [
+        workflow_matcher(ids=r.select.ids, names=r.select.names, tags=r.select.tags.items())
+        for r in rules
+    ]
+
+    def manage(wid: str) -> str:
+        wf = by_id[wid]
+        return stricter_manage([r for r, sel in zip(rules, selects, strict=True) if sel(wf)])
+
+    left_alone: set[str | None] = set()
+    seen: set[str | None] = set()
     for item in items:
+        wid = item.workflow_id
+        if item.kind == "trigger" and item.initial and wid not in seen:
+            # A trigger's initial line comes before its other lines (all are at the
+            # start, first), and whether it is left alone depends only on its id.
+            seen.add(wid)
+            if state.get(wid or "") is False and wid not in owned and manage(wid or "") == "owned":
+                left_alone.add(wid)
         if item.kind == "trigger" and item.workflow_id in held:
             if item.initial:
-                out.append(
-                    item._replace(
-                        enable=False,
-                        reason="held after a failure streak (pause_after_failures); off "
-                        "until a person re-enables it",
-                    )
+                yield item._replace(
+                    enable=False,
+                    reason="held after a failure streak (pause_after_failures); off "
+                    "until a person re-enables it",
                 )
             continue
         if item.kind == "trigger" and item.workflow_id in left_alone:
             if item.initial:
-                out.append(
-                    item._replace(
-                        enable=False,
-                        reason="disabled by someone else; aomd leaves it off (manage: owned)",
-                    )
+                yield item._replace(
+                    enable=False,
+                    reason="disabled by someone else; aomd leaves it off (manage: owned)",
                 )
             continue
         if item.kind == "trigger" and item.initial and item.workflow_id in state:
@@ -193,8 +214,7 @@ def mark_live(
             now = "enabled" if current else "disabled"
             verb = "enables" if item.enable else "disables"
             item = item._replace(reason=f"now {now}; aomd {verb} it at once")
-        out.append(item)
-    return out
+        yield item
 
 
 async def owned_triggers(settings: Settings) -> tuple[set[str], set[str]]:
@@ -229,50 +249,71 @@ async def print_plan(
     html_file: str | None = None,
     now: datetime | None = None,
 ) -> int:
-    from daemon.calendar.plan import render_plan_table
     from daemon.cli.cmd_override import all_overrides
     from daemon.policy import load_policy_dir
 
     policy = load_policy_dir(settings.policies_dir)
     overrides = await all_overrides(settings)
+    marked: Callable[[Iterator[PlanItem]], Iterator[PlanItem]]
     if live:
         workflows = await live_workflows(settings)
         owned, held = await owned_triggers(settings)
-        items = mark_live(
-            compute_plan(policy, workflows, start, end, overrides=overrides),
-            workflows,
-            policy.triggers,
-            owned,
-            held,
-        )
+        planned = make_plan(policy, workflows, start, end, overrides=overrides)
+
+        def marked(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
+            return iter_mark_live(rows, workflows, policy.triggers, owned, held)
+
     else:
         workflows = placeholder_workflows(policy.triggers)
-        items = compute_plan(
+        planned = make_plan(
             policy, workflows, start, end, workflows_known=False, overrides=overrides
         )
+
+        def marked(rows: Iterator[PlanItem]) -> Iterator[PlanItem]:
+            return rows
+
     if ics is not None or html_file is not None:
+        items = list(marked(planned.rows()))
         return write_views(policy, overrides, items, start, end, ics, html_file, now or start)
-    if as_json:
-        for item in items:
-            print(json.dumps(item.to_dict()))
-    else:
-        print(render_plan_table(items))
-        if not live:
-            print("(workflows shown as their rule's selector; add --live to list real ones)")
+    write_plan(planned, marked, sys.stdout, as_json=as_json)
+    if not as_json and not live:
+        print("(workflows shown as their rule's selector; add --live to list real ones)")
     return 0
+
+
+def write_plan(
+    planned: Plan,
+    marked: Callable[[Iterator[PlanItem]], Iterator[PlanItem]],
+    out: TextIO,
+    *,
+    as_json: bool,
+) -> None:
+    """Write the plan's rows as they are made, so memory does not grow with them: JSON
+    one object a line; the text table with its column widths from a first, short pass
+    over the distinct rows (``Plan.distinct_rows``), so it is the table of all the rows
+    and its first line still comes at once. ``marked`` filters both passes alike."""
+    from daemon.calendar.plan import plan_table_lines, plan_table_widths
+
+    if as_json:
+        encode = json.JSONEncoder().encode  # the encoder json.dumps uses, made once
+        out.writelines(encode(item.to_dict()) + "\n" for item in marked(planned.rows()))
+    else:
+        widths = plan_table_widths(marked(planned.distinct_rows()))
+        lines = plan_table_lines(marked(planned.rows()), widths)
+        out.writelines(line + "\n" for line in lines)
+    out.flush()
 
 
 def write_views(
     policy: PolicySet,
     overrides: Sequence[Override],
-    items: list[PlanItem],
+    items: Sequence[PlanItem],
     start: datetime,
     end: datetime,
     ics: str | None,
     html_file: str | None,
     now: datetime,
 ) -> int:
-    import sys
     from pathlib import Path
 
     from daemon.calendar.overrides import apply_calendar_overrides
