@@ -223,10 +223,16 @@ max_writes_per_minute_per_workflow = 10
 
 
 def main() -> int:
-    global PROFILE_OUT
+    global PROFILE_OUT, REQUESTS_PER_SECOND, BURST
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="~2 min sanity run, 40 incidents")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument(
+        "--rps",
+        type=float,
+        default=REQUESTS_PER_SECOND,
+        help="the account's requests_per_second (default 100; the product default is 10)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, journal)")
     parser.add_argument(
         "--parallel-share",
@@ -235,6 +241,8 @@ def main() -> int:
         help="share of incident workflows with two branches stopping at once (default 0.25)",
     )
     args = parser.parse_args()
+    REQUESTS_PER_SECOND = args.rps
+    BURST = max(20, min(100, round(args.rps)))
     mode = QUICK if args.quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="aomd-bench-"))
     PROFILE_OUT = str(tmp / "daemon.prof")

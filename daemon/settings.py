@@ -181,6 +181,10 @@ class WatchSettings(_Frozen):
     """Poll period for idle workflows."""
     discovery_interval: float = Field(default=300.0, gt=0)
     """How often the workflow list is refreshed."""
+    idle_interval: float = Field(default=3600.0, ge=0)
+    """Safety-poll period for idle workflows whose listing vouches that nothing runs (same
+    newest execution as the last poll, finished status); stops of those are found by the
+    change scan, so this only guards against a stale listing. 0 turns it off."""
     concurrency: int = Field(default=8, ge=1)
 
 

@@ -61,6 +61,7 @@ RESULT_SUCCESS = b'{"result":"success"}'
 DATAARTS_ACTIONS = ("start", "schedule", "stop")
 HANG_POLL_SECONDS = 0.05
 
+_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 log = structlog.get_logger("daemon.emulator")
 
 
@@ -433,7 +434,14 @@ class Api:
         for wf in chunk:
             wf.refresh(now_ms)
         pid = self.world.project_id
-        elements = b",".join(wf.json_bytes(pid) for wf in chunk)
+        omits = self.world.list_omits
+        if omits:
+            elements = b",".join(
+                _DUMPS({k: v for k, v in wf.to_json(pid).items() if k not in omits}).encode()
+                for wf in chunk
+            )
+        else:
+            elements = b",".join(wf.json_bytes(pid) for wf in chunk)
         body = b'{"elements":[%s],"total_elements":%d}' % (elements, len(found))
         return Reply(200, body)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,13 @@ class Emulator:
         """How executions started from now on report a failed node: ``pausing`` (default),
         ``fail`` (ended, still restartable) or ``fail_final`` (ended, AOM.31001418)."""
         self.world.failed_execution = mode
+
+    def set_list_omits(self, fields: Iterable[str]) -> None:
+        """Leave these fields out of every ListWorkflow element (e.g. ``last_execution_id``,
+        ``status``): a backend that does not send them, for the watcher's fallback."""
+        self.world.list_omits = frozenset(fields)
+        for wf in self.world.workflows.values():
+            wf.invalidate()
 
     def set_seed(self, seed: int) -> None:
         """Seed node ``fail_probability`` draws and fault probabilities (ids keep theirs)."""

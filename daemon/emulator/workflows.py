@@ -176,6 +176,10 @@ class World:
         self._starts = StartQueue()
         self.failed_execution: FailedExecution = "pausing"
         """How executions with a failed node are reported (``state.FailedExecution``)."""
+        self.list_omits: frozenset[str] = frozenset()
+        """Workflow fields ListWorkflow leaves out (``Emulator.set_list_omits``): a backend
+        that does not send ``last_execution_id`` or ``status``, for the watcher's
+        fallback to polling."""
         self.dataarts_tasks: dict[str, str] = {}
         """task_id -> last action applied (``start`` / ``schedule`` / ``stop``)."""
         self.dataarts_catalog: dict[str, set[str]] | None = None

@@ -125,6 +125,10 @@ def assemble_account(
         fast_interval=watch.fast_interval,
         slow_interval=watch.slow_interval,
         discovery_interval=watch.discovery_interval,
+        idle_interval=watch.idle_interval,
+        # the periods are planned to fit the account's rate limit (watch_budget)
+        requests_per_second=account.requests_per_second,
+        account=account.name,
         concurrency=watch.concurrency,
         speed=speed,
         on_cycle=on_cycle,

@@ -3,13 +3,14 @@
 Events are counted as they happen (the client's ``on_call``, the executor's
 ``on_outcome``, the handlers' unhandled pauses, the watchers' cycles); the gauges that
 nothing reports (breaker, blast radius, leadership, executions seen, write retries,
-unreconciled triggers) are sampled once a
-second by ``run``.
+unreconciled triggers, each account's watch plan and calls a minute against its budget)
+are sampled once a second by ``run``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 
 from daemon.engine.assemble import AccountRuntime
@@ -23,6 +24,7 @@ from daemon.ops.metrics import Metrics
 from daemon.ops.shard_election import ShardElector
 
 SAMPLE_SECONDS = 1.0
+CALLS_WINDOW_SECONDS = 60.0
 FALLBACK_PREFIX = "fallback-"
 
 
@@ -34,6 +36,8 @@ class MetricsPump:
         self.health = health
         self.accounts = accounts
         """The daemon's own list: accounts assembled later are counted too."""
+        self._calls: dict[str, deque[tuple[float, int]]] = {}
+        """account -> (monotonic, attempts so far) samples of the last minute."""
 
     def on_call(self, operation: str, status: str, seconds: float) -> None:
         self.metrics.api_call(operation, status, seconds)
@@ -57,10 +61,34 @@ class MetricsPump:
     def on_cycle(self, stats: WatchStats) -> None:
         self.metrics.poll_cycle(stats.last_cycle_seconds)
 
+    def sample_budget(self, now: float) -> None:
+        """Per account: the watch plan, and the calls of the last minute from the
+        client's attempt counter (every attempt goes through the account's bucket)."""
+        for rt in self.accounts:
+            name = rt.account.name
+            total = sum(rt.client.stats.values())
+            window = self._calls.setdefault(name, deque())
+            window.append((now, total))
+            while len(window) > 1 and now - window[0][0] > CALLS_WINDOW_SECONDS:
+                window.popleft()
+            t0, c0 = window[0]
+            span = now - t0
+            per_minute = (total - c0) * 60.0 / span if span >= 1.0 else 0.0
+            plan = rt.watcher.plan
+            self.metrics.watch_budget(
+                name,
+                scan_period=plan.scan,
+                stretch=plan.stretch,
+                planned_per_minute=plan.demand * 60.0,
+                calls_per_minute=per_minute,
+                budget_per_minute=rt.account.requests_per_second * 60.0,
+            )
+
     async def run(self, executor: Executor, elector: LeaderElector, clock: Clock) -> None:
         seen = retried = exhausted = 0
         journal_errors = 0
         while True:
+            self.sample_budget(clock.monotonic())
             errors = executor.journal_errors + sum(
                 rt.watcher.stats.journal_errors for rt in self.accounts
             )

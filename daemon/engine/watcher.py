@@ -1,31 +1,38 @@
-"""Watching: discover in-scope workflows, poll their executions, hand paused ones on.
+"""Watching: discover in-scope workflows, see new and stopped executions, hand them on.
 
-Cost grows with the number of workflows, not executions: one ListWorkflowExecutions per
-workflow per interval (fast while it has an active execution, slow while idle), the
-detail call only when a brief lacks its node list, and ListWorkflow every
-``discovery_interval`` or on reload. Errors on one workflow never stop the others.
+Where the calls go (figures: bench/reaction.py, bench/fleet.py). ListWorkflow carries
+each workflow's ``last_execution_id`` and ``status`` (the newest execution's status,
+**assumed**: it may be missing or stale), and one page covers 100 workflows, so a *change
+scan* (ListWorkflow every ``scan_interval``, default the fast interval) is the cheapest
+way to see most things happen:
 
-An idle workflow is polled only every ``slow_interval`` (60 s), so a new execution of it
-would wait up to that long to be seen: far more than the reaction goal (fast interval +
-1 s). ListWorkflow carries each workflow's ``last_execution_id``, and one page covers 100
-workflows, so a *change scan* (ListWorkflow every ``scan_interval``, default the fast
-interval) finds every workflow whose newest execution changed and polls it at once. For
-2,000 workflows that is 20 calls per 5 s (240/min) next to the 2,000/min of slow polls.
-A backend that leaves ``last_execution_id`` empty just loses the shortcut, not the slow
-poll.
+* a new newest execution or a changed status (a node failed or paused, a human retried a
+  ``fail`` run) puts the workflow on the *hot* lane and polls it at once;
+* a workflow with an execution its last poll found active stays on the hot lane (polled
+  every fast interval, before anything idle) until its own poll finds nothing active: a
+  stopped branch of a run whose newest id and status did not change is still seen;
+* an idle workflow the listing *vouches* for (its newest execution is one the last poll
+  listed, finished, and nothing known active) gets only a safety poll every
+  ``idle_interval`` (an hour by default), instead of the 60 s slow poll that cost 2,000
+  calls a minute for 2,000 workflows;
+* an idle workflow whose listing lacks those fields (or contradicts the poll) falls back
+  to the slow poll, as before the scan existed.
 
-Two lanes keep reaction time flat under load: workflows with an active or new execution
-are served from a *hot* queue before any idle poll, and polls are taken in bounded
-batches, so neither a start-up sweep over every workflow nor the idle backlog delays
-them. Idle polls run on a stable per-workflow phase of the slow interval, so the request
-rate stays flat instead of repeating the start-up burst every minute. Figures:
-bench/reaction.py.
+Every period comes from a plan (``watch_budget``) sized to ``requests_per_second`` x
+``BUDGET_SHARE``: when the fleet needs more, all periods stretch by one factor (latency
+grows smoothly), the effective periods and the budget go to ``/metrics``, and
+``watch_budget_exceeded`` names the setting to raise. The idle lane (the start-up sweep
+over every workflow, slow and safety polls) is paced to what the scan and the hot lane
+leave, so it never queues ahead of them in the token bucket; polls are taken in bounded
+batches and idle polls run on a stable per-workflow phase, so the request rate is flat.
+Errors on one workflow never stop the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +40,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from daemon.cloud.client import PAGE_SIZE
 from daemon.cloud.port import CloudClient
+from daemon.engine.watch_budget import BUDGET_SHARE, Demand, Plan, plan
 from daemon.kernel.clock import Clock
 from daemon.kernel.errors import CloudError, JournalError
 from daemon.kernel.model import Execution, Status, Workflow
@@ -43,6 +52,27 @@ log = structlog.get_logger("aomd.watcher")
 RECENT_END = timedelta(hours=24)
 """How long after an execution ended ``fail``/``approvalFailed`` it is still handed on."""
 ENDED_STOPPED = frozenset({Status.FAIL, Status.APPROVAL_FAILED})
+BUDGET_LOG_SECONDS = 600.0
+"""``watch_budget_exceeded`` is logged at most this often per account."""
+
+
+def listing_vouches(wf: Workflow, executions: Sequence[Execution], ids_listed: bool) -> bool:
+    """Whether the listing can stand in for slow polls of an idle workflow.
+
+    Yes when it names the newest execution, that execution is one the poll just listed
+    (so the listing is not older than what we know), and its status has finished. A
+    never-run workflow (no id, ``waitExecute``, nothing listed) qualifies only when other
+    workflows of the same listing carry ids: then a missing id means "none", not "this
+    backend does not send the field". Anything missing or contradictory: no.
+    """
+    status = Status.parse(wf.status) if wf.status else None
+    if status is None:
+        return False
+    last = wf.last_execution_id
+    if last is None:
+        return ids_listed and status is Status.WAIT_EXECUTE and not executions
+    return status.finished and any(e.execution_id == last for e in executions)
+
 
 #: Called for each active execution; returns when to look again (emulated/wall time) or None.
 Handler = Callable[[Workflow, Execution], Awaitable[datetime | None]]
@@ -67,6 +97,14 @@ class WatchStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+_RUNNING = frozenset({Status.EXECUTING, Status.PAUSING, Status.WAIT_APPROVAL, Status.CANCELING})
+
+
+def _running(wf: Workflow) -> bool:
+    """The listing says the newest execution runs (tolerant: no or unknown status, no)."""
+    return bool(wf.status) and Status.parse(wf.status) in _RUNNING
+
+
 class Watcher:
     """Polls one account. Level-triggered: every poll judges the full current state."""
 
@@ -86,6 +124,11 @@ class Watcher:
         on_tick: Callable[[], None] | None = None,
         retire: Retire | None = None,
         scan_interval: float | None = None,
+        idle_interval: float = 3600.0,
+        requests_per_second: float | None = None,
+        budget_share: float = BUDGET_SHARE,
+        account: str = "default",
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -96,6 +139,15 @@ class Watcher:
         self.discovery_interval = discovery_interval
         self.scan_interval = fast_interval if scan_interval is None else scan_interval
         """0 or less disables the change scan (only discovery and the slow poll)."""
+        self.idle = idle_interval
+        """Safety-poll period of idle workflows the listing vouches for; 0 or less: never."""
+        self.requests_per_second = requests_per_second
+        """The account's rate limit the periods are planned from (None: no plan)."""
+        self.budget_share = budget_share
+        self.account = account
+        self._monotonic = monotonic
+        """Time for scheduling (default the event loop's): tests step an emulated fleet
+        through minutes with ``step`` and a settable clock."""
         self.speed = speed
         self.on_cycle = on_cycle
         self.on_tick = on_tick
@@ -116,6 +168,22 @@ class Watcher:
         """The one live heap entry per workflow; other entries for it are stale."""
         self._next_discovery = 0.0
         self._next_scan = 0.0
+        self._vouched: set[str] = set()
+        """Idle workflows whose listing vouches that nothing runs (``listing_vouches``)."""
+        self._unpolled: set[str] = set()
+        """Workflows not polled since they were discovered (the start-up sweep)."""
+        self._swept = False
+        self._ids_listed = False
+        """Whether the last listing carried any ``last_execution_id`` at all."""
+        self._pages = 1
+        self.plan: Plan = self._plan()
+        """The periods in force (``watch_budget.plan``), refreshed every pass."""
+        self._credit = 0.0
+        """Idle-lane polls that may go now: refills at ``plan.spare`` per second."""
+        self._credit_at: float | None = None
+        self._over_budget_logged = -math.inf
+        self._over_budget = False
+        self._t0: float | None = None
         self._listed: dict[str, frozenset[str]] = {}
         """workflow -> execution ids of its last listing, so ``executions_seen`` counts
         each execution once (its first sighting), not on every poll; bounded by the
@@ -131,7 +199,7 @@ class Watcher:
     async def discover(self) -> Sequence[Workflow]:
         everything, _ = await self._list(scan=False)
         self.stats.discoveries += 1
-        self._next_discovery = asyncio.get_running_loop().time() + self.discovery_interval
+        self._next_discovery = self._now() + self.discovery_interval
         self.discovered.set()
         return everything
 
@@ -147,26 +215,37 @@ class Watcher:
         return changed
 
     async def _list(self, *, scan: bool) -> tuple[list[Workflow], int]:
-        loop = asyncio.get_running_loop()
         everything = await self.client.list_workflows()
-        self.stats.calls += 1
+        self._pages = max(1, -(-len(everything) // PAGE_SIZE))
+        self.stats.calls += self._pages
         in_scope = self.scope()
         old = self.workflows
         fresh = {wf.id: wf for wf in everything if in_scope(wf)}
         added = fresh.keys() - old.keys()
         removed = old.keys() - fresh.keys()
         self.workflows = fresh
-        now = loop.time()
+        self._ids_listed = any(wf.last_execution_id for wf in everything)
+        now = self._now()
+        if self._t0 is None:
+            self._t0 = now
         changed = 0
         for wid, wf in fresh.items():
             if wid in added:
-                self._schedule(wid, now)
+                # Polled once (the sweep: an older execution may be waiting for a person);
+                # at once on the hot lane if the listing says its newest one runs.
+                self._unpolled.add(wid)
+                self._schedule(wid, now, hot=_running(wf))
                 continue
+            was = old[wid]
             last = wf.last_execution_id
-            if last is not None and last != old[wid].last_execution_id:
+            if (last is not None and last != was.last_execution_id) or (
+                wf.status and wf.status != was.status
+            ):
                 changed += 1
                 # In the hot lane, ahead of everything idle already due (a start-up
-                # sweep, say): a new execution is what the reaction time is measured on.
+                # sweep, say): a new execution or a new stop is what reaction time is
+                # measured on.
+                self._vouched.discard(wid)
                 self._schedule(wid, now, hot=True)
         for wid in removed:
             # Their heap entries go stale and are dropped when popped; the map must not
@@ -174,13 +253,16 @@ class Watcher:
             self._due_at.pop(wid, None)
             self._listed.pop(wid, None)
             self._hot_ids.discard(wid)
+            self._vouched.discard(wid)
+            self._unpolled.discard(wid)
             if self.retire is not None:
                 done = self.retire(wid, None)
                 if done is not None:
                     await done
         self.stats.watched = len(fresh)
+        self.plan = self._plan()
         self._next_scan = now + (
-            self.scan_interval if self.scan_interval > 0 else self.discovery_interval
+            self.plan.scan if self.scan_interval > 0 else self.discovery_interval
         )
         if not scan or added or removed:
             log.info(
@@ -194,60 +276,155 @@ class Watcher:
         return everything, changed
 
     async def poll_all(self) -> None:
-        """Poll every watched workflow once now (``aomd run --once``)."""
+        """Poll every watched workflow once now (``aomd run --once``; no pacing)."""
         await asyncio.gather(*(self._poll(wid) for wid in list(self.workflows)))
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            if self.on_tick is not None:
-                self.on_tick()
-            cycle_start = loop.time()
-            if self._rediscover.is_set() or cycle_start >= self._next_discovery:
-                self._rediscover.clear()
-                try:
-                    await self.discover()
-                except CloudError as exc:
-                    self._list_failed("discovery_failed", exc)
-                    self._next_discovery = loop.time() + min(self.fast * 2, 30.0)
-            elif cycle_start >= self._next_scan:
-                try:
-                    await self.scan()
-                except CloudError as exc:
-                    # Only a shortcut: the slow poll still finds new executions.
-                    self._list_failed("scan_failed", exc)
-                    self._next_scan = loop.time() + max(self.scan_interval, self.fast)
-            due: list[str] = []
-            now = loop.time()
-            # A bounded batch: after a start-up sweep thousands of polls are due at once,
-            # and one gather over all of them would hold off the change scan (and so
-            # every new execution) until the sweep ends (~20 s for 2,000 workflows at
-            # 100 requests/s).
-            for heap, hot in ((self._hot, True), (self._queue, False)):
-                while heap and heap[0][0] <= now and len(due) < self._batch:
-                    at, wid = heapq.heappop(heap)
-                    if (
-                        wid in self.workflows
-                        and self._due_at.get(wid) == at
-                        and (wid in self._hot_ids) == hot
-                        and wid not in due
-                    ):
-                        due.append(wid)
-            if due:
-                await asyncio.gather(*(self._poll(wid) for wid in due))
-                self.stats.last_cycle_seconds = loop.time() - cycle_start
-                if self.on_cycle is not None:
-                    self.on_cycle(self.stats)
-            wake = min(self._next_discovery, self._next_scan)
-            for heap in (self._hot, self._queue):
-                if heap:
-                    wake = min(wake, heap[0][0])
-            timeout = max(0.0, min(wake - loop.time(), 1.0))
+            wake = await self.step()
+            timeout = max(0.0, min(wake - self._now(), 1.0))
             try:
                 async with asyncio.timeout(timeout):
                     await self._rediscover.wait()
             except TimeoutError:
                 pass
+
+    async def step(self) -> float:
+        """One pass: discovery or scan when due, then one bounded batch of due polls
+        (hot lane first, the idle lane only as far as its paced credit allows).
+
+        Returns when the next pass is due (on ``_now``'s clock).
+        """
+        if self.on_tick is not None:
+            self.on_tick()
+        cycle_start = self._now()
+        if self._rediscover.is_set() or cycle_start >= self._next_discovery:
+            self._rediscover.clear()
+            try:
+                await self.discover()
+            except CloudError as exc:
+                self._list_failed("discovery_failed", exc)
+                self._next_discovery = self._now() + min(self.fast * 2, 30.0)
+        elif cycle_start >= self._next_scan:
+            try:
+                await self.scan()
+            except CloudError as exc:
+                # Only a shortcut: the slow poll still finds new executions.
+                self._list_failed("scan_failed", exc)
+                self._next_scan = self._now() + max(self.scan_interval, self.fast)
+        now = self._now()
+        self.plan = self._plan()
+        self._budget_check(now)
+        self._refill(now)
+        due: list[str] = []
+        # A bounded batch: after a start-up sweep thousands of polls are due at once,
+        # and one gather over all of them would hold off the change scan (and so
+        # every new execution) until the sweep ends.
+        for heap, hot in ((self._hot, True), (self._queue, False)):
+            while heap and heap[0][0] <= now and len(due) < self._batch:
+                if not hot and self._credit < 1.0:
+                    break
+                at, wid = heapq.heappop(heap)
+                if (
+                    wid in self.workflows
+                    and self._due_at.get(wid) == at
+                    and (wid in self._hot_ids) == hot
+                    and wid not in due
+                ):
+                    due.append(wid)
+                    if not hot:
+                        self._credit -= 1.0
+        if due:
+            await asyncio.gather(*(self._poll(wid) for wid in due))
+            self.stats.last_cycle_seconds = self._now() - cycle_start
+            if self.on_cycle is not None:
+                self.on_cycle(self.stats)
+        self._sweep_check()
+        wake = min(self._next_discovery, self._next_scan)
+        if self._hot:
+            wake = min(wake, self._hot[0][0])
+        if self._queue:
+            idle_at = self._queue[0][0]
+            if self._credit < 1.0 and self.plan.spare > 0:
+                idle_at = max(idle_at, now + (1.0 - self._credit) / self.plan.spare)
+            wake = min(wake, idle_at)
+        return wake
+
+    def _now(self) -> float:
+        if self._monotonic is not None:
+            return self._monotonic()
+        return asyncio.get_running_loop().time()
+
+    def _plan(self) -> Plan:
+        hot = len(self._hot_ids)
+        vouched = len(self._vouched)
+        scan = self.scan_interval if self.scan_interval > 0 else self.discovery_interval
+        return plan(
+            Demand(
+                pages=self._pages,
+                hot=hot,
+                unsure=max(0, len(self.workflows) - hot - vouched - len(self._unpolled)),
+                vouched=vouched,
+                sweep=len(self._unpolled),
+            ),
+            fast=self.fast,
+            slow=self.slow,
+            idle=self.idle,
+            requests_per_second=self.requests_per_second,
+            share=self.budget_share,
+            scan=scan,
+        )
+
+    def _refill(self, now: float) -> None:
+        spare = self.plan.spare
+        if math.isinf(spare):
+            self._credit = math.inf
+            return
+        if self._credit_at is None or math.isinf(self._credit):
+            self._credit = 1.0
+        else:
+            cap = max(1.0, min(float(self._batch), spare))
+            self._credit = min(cap, self._credit + (now - self._credit_at) * spare)
+        self._credit_at = now
+
+    def _budget_check(self, now: float) -> None:
+        """Say (at most every ``BUDGET_LOG_SECONDS``) that the fleet does not fit, and
+        which setting would make it fit; say once when it fits again."""
+        p = self.plan
+        if p.fits:
+            if self._over_budget:
+                self._over_budget = False
+                log.info("watch_budget_fits", account=self.account, scan_period=p.scan)
+            return
+        self._over_budget = True
+        if now - self._over_budget_logged < BUDGET_LOG_SECONDS:
+            return
+        self._over_budget_logged = now
+        log.warning(
+            "watch_budget_exceeded",
+            account=self.account,
+            setting=f"accounts.{self.account}.requests_per_second",
+            requests_per_second=self.requests_per_second,
+            needed_requests_per_second=p.needed_requests_per_second(self.budget_share),
+            planned_calls_per_minute=round(p.demand * 60),
+            budget_calls_per_minute=round(p.budget * 60),
+            stretch=round(p.stretch, 2),
+            scan_period=round(p.scan, 1),
+            fast_period=round(p.fast, 1),
+            watched=len(self.workflows),
+            hint="or raise watch.fast_interval / watch.slow_interval / watch.idle_interval",
+        )
+
+    def _sweep_check(self) -> None:
+        if self._swept or self._t0 is None or self._unpolled:
+            return
+        self._swept = True
+        log.info(
+            "watch_sweep_done",
+            account=self.account,
+            watched=len(self.workflows),
+            seconds=round(self._now() - self._t0, 1),
+        )
 
     def _count_new(self, wid: str, executions: Sequence[Execution]) -> None:
         """First sightings only: an execution is new when the workflow's previous listing
@@ -263,11 +440,10 @@ class Watcher:
         )
 
     async def _poll(self, wid: str) -> None:
-        loop = asyncio.get_running_loop()
         wf = self.workflows.get(wid)
         if wf is None:
             return
-        interval = self.slow
+        interval: float | None = self.plan.fast
         hot = True
         try:
             async with self._sem:
@@ -286,21 +462,43 @@ class Watcher:
                 done = self.retire(wid, {e.execution_id for e in active})
                 if done is not None:
                     await done
-            interval = self.fast if active else self._idle_wait(wid, loop.time())
-            hot = bool(active)
+            self._unpolled.discard(wid)
+            now = self._now()
+            vouched = (
+                not active
+                and self.scan_interval > 0
+                and listing_vouches(self.workflows.get(wid, wf), executions, self._ids_listed)
+            )
+            if vouched:
+                self._vouched.add(wid)
+            else:
+                self._vouched.discard(wid)
+            if active:
+                interval = self.plan.fast
+            elif vouched:
+                interval = self._idle_wait(wid, now, self.plan.idle) if self.idle > 0 else None
+            else:
+                interval = self._idle_wait(wid, now, self.plan.slow)
+            hot = bool(active) or recheck is not None
             if recheck is not None:
                 # recheck is on the (possibly emulated) clock; loop time is real seconds.
                 wait = (recheck - self.clock.now()).total_seconds() / self.speed
-                interval = max(0.05, min(interval, wait))
+                interval = max(0.05, wait if interval is None else min(interval, wait))
         except CloudError as exc:
             self._failed(wid, None, exc)
-            interval = self.fast
+            interval = self.plan.fast
         except Exception:
             # A bug while polling one workflow must not stop the others.
             self.stats.poll_errors += 1
             log.exception("poll_crashed", workflow_id=wid)
-            interval = self.fast
-        self._schedule(wid, loop.time() + interval, hot=hot)
+            interval = self.plan.fast
+        if interval is None:
+            # Vouched for and no safety poll: only the scan brings it back (a new
+            # execution or status puts it on the hot lane).
+            self._due_at.pop(wid, None)
+            self._hot_ids.discard(wid)
+            return
+        self._schedule(wid, self._now() + interval, hot=hot)
 
     def _recently_stopped(self, executions: Sequence[Execution]) -> list[Execution]:
         """Executions that ended ``fail`` or ``approvalFailed`` within ``RECENT_END``: the
@@ -329,7 +527,7 @@ class Watcher:
             # without it. Say so once a minute, not with a traceback per execution.
             self.stats.poll_errors += 1
             self.stats.journal_errors += 1
-            now = asyncio.get_running_loop().time()
+            now = self._now()
             if now - self._journal_error_logged >= 60.0:
                 self._journal_error_logged = now
                 log.error("journal_unavailable", error=str(exc), workflow_id=wf.id)
@@ -338,7 +536,7 @@ class Watcher:
             # with its traceback and the execution is looked at again soon.
             self.stats.poll_errors += 1
             log.exception("poll_crashed", workflow_id=wf.id, execution_id=execution.execution_id)
-        return self.clock.now() + timedelta(seconds=self.fast * self.speed)
+        return self.clock.now() + timedelta(seconds=self.plan.fast * self.speed)
 
     def _failed(self, wid: str, execution_id: str | None, exc: CloudError) -> None:
         self.stats.poll_errors += 1
@@ -352,19 +550,19 @@ class Watcher:
             request_id=exc.request_id,
         )
 
-    def _idle_wait(self, wid: str, now: float) -> float:
-        """Seconds to an idle workflow's next poll: on its own phase of the slow interval.
+    def _idle_wait(self, wid: str, now: float, period: float) -> float:
+        """Seconds to an idle workflow's next poll: on its own phase of ``period``.
 
         Without a phase every workflow found at start-up is due again at the same instant,
-        every slow interval: thousands of polls queue behind the rate limit, and the fast
+        every period: thousands of polls queue behind the rate limit, and the fast
         polls of active executions wait behind them (reaction latency of tens of seconds
         in bench/reaction.py). A stable per-workflow phase (CRC-32 of its id) spreads the
-        idle polls evenly, so the request rate is flat at ``watched / slow_interval``.
+        idle polls evenly, so the request rate is flat at ``watched / period``.
         """
-        phase = (zlib.crc32(wid.encode()) / 2**32) * self.slow
-        wait = (phase - now) % self.slow
-        if wait < self.slow / 4:  # just polled near its phase (e.g. woken by a scan)
-            wait += self.slow
+        phase = (zlib.crc32(wid.encode()) / 2**32) * period
+        wait = (phase - now) % period
+        if wait < period / 4:  # just polled near its phase (e.g. woken by a scan)
+            wait += period
         return wait
 
     def _schedule(self, wid: str, at: float, *, hot: bool = False) -> None:

@@ -196,6 +196,42 @@ class Metrics:
             namespace=ns,
             registry=r,
         )
+        self._scan_period = Gauge(
+            "watch_scan_period_seconds",
+            "Effective period of the change scan (ListWorkflow) per account: the fast "
+            "interval, stretched when the fleet needs more calls than the budget.",
+            ["account"],
+            namespace=ns,
+            registry=r,
+        )
+        self._watch_stretch = Gauge(
+            "watch_stretch_ratio",
+            "Factor every watch period is stretched by to fit the budget (1 = it fits).",
+            ["account"],
+            namespace=ns,
+            registry=r,
+        )
+        self._planned_calls = Gauge(
+            "watch_planned_calls_per_minute",
+            "API calls a minute the account's fleet needs at the nominal watch periods.",
+            ["account"],
+            namespace=ns,
+            registry=r,
+        )
+        self._calls_per_minute = Gauge(
+            "api_calls_per_minute",
+            "API calls (every attempt, reads and writes) the account made in the last minute.",
+            ["account"],
+            namespace=ns,
+            registry=r,
+        )
+        self._budget_calls = Gauge(
+            "api_budget_calls_per_minute",
+            "The account's rate limit in calls a minute (requests_per_second x 60).",
+            ["account"],
+            namespace=ns,
+            registry=r,
+        )
 
     # -- updates ------------------------------------------------------------------
     def write(self, action: str, outcome: str) -> None:
@@ -291,6 +327,24 @@ class Metrics:
 
     def reconciled(self, unix_time: float) -> None:
         self.last_reconcile_timestamp.set(unix_time)
+
+    def watch_budget(
+        self,
+        account: str,
+        *,
+        scan_period: float,
+        stretch: float,
+        planned_per_minute: float,
+        calls_per_minute: float,
+        budget_per_minute: float,
+    ) -> None:
+        """One account's watch plan against its budget (sampled once a second)."""
+        acc = safe_label(account)
+        self._scan_period.labels(account=acc).set(scan_period)
+        self._watch_stretch.labels(account=acc).set(stretch)
+        self._planned_calls.labels(account=acc).set(planned_per_minute)
+        self._calls_per_minute.labels(account=acc).set(calls_per_minute)
+        self._budget_calls.labels(account=acc).set(budget_per_minute)
 
     # -- exposition ---------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:

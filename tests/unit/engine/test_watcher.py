@@ -78,7 +78,9 @@ async def test_active_workflow_polled_fast_idle_slow(emu: Emulator, client: AomC
     idle = emu.add_workflow(name="in-idle", nodes=LONG_TASK)
     emu.start_execution(busy)
     seen = Seen()
-    watcher = _watcher(client, emu, seen)
+    # without the change scan the listing vouches for nothing: idle means the slow poll
+    # (the vouched idle lane is in test_watcher_budget.py)
+    watcher = _watcher(client, emu, seen, scan_interval=0)
     await watcher.discover()
     loop = asyncio.get_running_loop()
     before = loop.time()
