@@ -10,7 +10,10 @@ way to see most things happen:
   ``fail`` run) puts the workflow on the *hot* lane and polls it at once;
 * a workflow with an execution its last poll found active stays on the hot lane (polled
   every fast interval, before anything idle) until its own poll finds nothing active: a
-  stopped branch of a run whose newest id and status did not change is still seen;
+  stopped branch of a run whose newest id and status did not change is still seen.
+  The one exception (``scan_covers``): a lone active execution that is the newest and
+  plainly ``executing`` per poll and listing; its stop changes the listed status, so
+  the scan sees it, and it is polled every slow interval only as a guard;
 * an idle workflow the listing *vouches* for (its newest execution is one the last poll
   listed, finished, and nothing known active) gets only a safety poll every
   ``idle_interval`` (an hour by default), instead of the 60 s slow poll that cost 2,000
@@ -97,12 +100,30 @@ class WatchStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-_RUNNING = frozenset({Status.EXECUTING, Status.PAUSING, Status.WAIT_APPROVAL, Status.CANCELING})
+_WAITING = frozenset({Status.PAUSING, Status.WAIT_APPROVAL})
 
 
-def _running(wf: Workflow) -> bool:
-    """The listing says the newest execution runs (tolerant: no or unknown status, no)."""
-    return bool(wf.status) and Status.parse(wf.status) in _RUNNING
+def _waiting(wf: Workflow) -> bool:
+    """The listing says the newest execution waits (for a person, or for aomd)."""
+    return bool(wf.status) and Status.parse(wf.status) in _WAITING
+
+
+def scan_covers(wf: Workflow, active: Sequence[Execution]) -> bool:
+    """Whether the change scan alone can see this workflow's next stop.
+
+    Yes when its one active execution is the newest (the one the listing describes) and
+    both the poll and the listing say it is plainly ``executing``: a node that fails or
+    pauses turns it ``pausing`` (**assumed**, API.md), a status change the scan sees and
+    answers with a poll at once. Such a workflow is polled only every slow interval, as
+    a guard against a listing that does not say so; any other active execution (an older
+    one, one that waits) stays on the fast lane.
+    """
+    return (
+        len(active) == 1
+        and active[0].execution_id == wf.last_execution_id
+        and active[0].status is Status.EXECUTING
+        and Status.parse(wf.status) is Status.EXECUTING
+    )
 
 
 class Watcher:
@@ -168,6 +189,10 @@ class Watcher:
         """The one live heap entry per workflow; other entries for it are stale."""
         self._next_discovery = 0.0
         self._next_scan = 0.0
+        self._fast: set[str] = set()
+        """Workflows on the fast lane after their last poll (an active execution the scan
+        does not cover); what the plan counts as hot. A workflow put on the hot lane once
+        by a scan (a new execution, a new status) is a one-off poll, not a period."""
         self._vouched: set[str] = set()
         """Idle workflows whose listing vouches that nothing runs (``listing_vouches``)."""
         self._unpolled: set[str] = set()
@@ -234,7 +259,7 @@ class Watcher:
                 # Polled once (the sweep: an older execution may be waiting for a person);
                 # at once on the hot lane if the listing says its newest one runs.
                 self._unpolled.add(wid)
-                self._schedule(wid, now, hot=_running(wf))
+                self._schedule(wid, now, hot=_waiting(wf))
                 continue
             was = old[wid]
             last = wf.last_execution_id
@@ -253,6 +278,7 @@ class Watcher:
             self._due_at.pop(wid, None)
             self._listed.pop(wid, None)
             self._hot_ids.discard(wid)
+            self._fast.discard(wid)
             self._vouched.discard(wid)
             self._unpolled.discard(wid)
             if self.retire is not None:
@@ -356,7 +382,7 @@ class Watcher:
         return asyncio.get_running_loop().time()
 
     def _plan(self) -> Plan:
-        hot = len(self._hot_ids)
+        hot = len(self._fast)
         vouched = len(self._vouched)
         scan = self.scan_interval if self.scan_interval > 0 else self.discovery_interval
         return plan(
@@ -464,22 +490,26 @@ class Watcher:
                     await done
             self._unpolled.discard(wid)
             now = self._now()
+            listed = self.workflows.get(wid, wf)
+            scanning = self.scan_interval > 0
             vouched = (
-                not active
-                and self.scan_interval > 0
-                and listing_vouches(self.workflows.get(wid, wf), executions, self._ids_listed)
+                not active and scanning and listing_vouches(listed, executions, self._ids_listed)
             )
             if vouched:
                 self._vouched.add(wid)
             else:
                 self._vouched.discard(wid)
-            if active:
+            covered = bool(active) and scanning and scan_covers(listed, active)
+            if active and not covered:
+                self._fast.add(wid)
                 interval = self.plan.fast
             elif vouched:
                 interval = self._idle_wait(wid, now, self.plan.idle) if self.idle > 0 else None
             else:
                 interval = self._idle_wait(wid, now, self.plan.slow)
-            hot = bool(active) or recheck is not None
+            if not active or covered:
+                self._fast.discard(wid)
+            hot = (bool(active) and not covered) or recheck is not None
             if recheck is not None:
                 # recheck is on the (possibly emulated) clock; loop time is real seconds.
                 wait = (recheck - self.clock.now()).total_seconds() / self.speed

@@ -173,8 +173,8 @@ async def test_a_failed_run_retried_by_a_person_is_watched_again(
     emu: Emulator, client: AomClient
 ) -> None:
     """``fail`` ends the run (its listing status is finished, so it is vouched idle); a
-    person's restart moves it back to running: the scan sees the status change, the run
-    is polled at once and stays on the fast lane."""
+    person's restart moves it back to running: the scan sees the status change and the
+    run is polled at once; when it fails again, that is seen within a scan too."""
     emu.set_failed_execution("fail")
     _idle_fleet(emu, 20)
     wid = emu.add_workflow(name="flaky", nodes=FAILS)
@@ -190,7 +190,12 @@ async def test_a_failed_run_retried_by_a_person_is_watched_again(
     await fleet.run(FAST + 2)
     found = fleet.first_seen(eid, Status.EXECUTING)
     assert found is not None and found - at <= FAST + 1
-    assert wid in fleet.watcher._hot_ids
+    assert wid not in fleet.watcher._vouched
+    await fleet.run(10)  # the restarted node fails again 10 s after the restart
+    again = [
+        t for t, _, e in fleet.seen if e.execution_id == eid and e.status is Status.FAIL and t > at
+    ]
+    assert again and again[0] - (at + 10) <= FAST + 1
 
 
 async def test_a_fleet_too_large_for_the_budget_stretches_and_says_which_setting(
