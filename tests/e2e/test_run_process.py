@@ -89,6 +89,10 @@ def test_run_serves_health_metrics_reloads_and_stops_cleanly(world) -> None:  # 
         assert status == 200
         assert "aomd_writes_total" in body
         assert 'action="restart"' in body
+        # the account's watch plan against its budget (requests_per_second 200)
+        assert 'aomd_api_budget_calls_per_minute{account="e2e"} 12000.0' in body
+        assert 'aomd_watch_scan_period_seconds{account="e2e"}' in body
+        assert 'aomd_api_calls_per_minute{account="e2e"}' in body
 
         # The pause node matches no rule: reported once as unhandled, left alone.
         daemon.wait_event("unhandled_pause")

@@ -72,11 +72,7 @@ class Fleet:
 
     def first_seen(self, execution_id: str, status: Status) -> float | None:
         return next(
-            (
-                t
-                for t, _, e in self.seen
-                if e.execution_id == execution_id and e.status is status
-            ),
+            (t for t, _, e in self.seen if e.execution_id == execution_id and e.status is status),
             None,
         )
 
@@ -119,7 +115,8 @@ async def test_a_new_execution_is_seen_within_a_scan_period(
     started = fleet.t
     await fleet.run(FAST + 2)
     seen = [t for t, _, e in fleet.seen if e.execution_id == eid]
-    assert seen and seen[0] - started <= FAST + 1
+    assert seen
+    assert seen[0] - started <= FAST + 1
 
 
 async def test_a_stop_is_found_by_the_slow_poll_when_the_listing_lacks_the_fields(
@@ -143,7 +140,8 @@ async def test_a_stop_is_found_by_the_slow_poll_when_the_listing_lacks_the_field
     at = fleet.t
     await fleet.run(SLOW * 1.5)
     found = fleet.first_seen(eid, Status.PAUSING)
-    assert found is not None and found - at <= SLOW * 1.25 + 1
+    assert found is not None
+    assert found - at <= SLOW * 1.25 + 1
 
 
 async def test_an_older_execution_that_stops_is_seen_though_the_listing_shows_a_finished_one(
@@ -162,11 +160,13 @@ async def test_an_older_execution_that_stops_is_seen_though_the_listing_shows_a_
     await client.terminate(wid, newer)  # a person cancels the newer run
     await fleet.run(20)  # canceled: the listing says the newest finished
     listed = {wf.id: wf for wf in await client.list_workflows()}[wid]
-    assert listed.last_execution_id == newer and Status.parse(listed.status).finished
+    assert listed.last_execution_id == newer
+    assert Status.parse(listed.status).finished
     paused_at = fleet.t + (60 - 40)  # the older run's task took 60 s
     await fleet.run(40)
     found = fleet.first_seen(older, Status.PAUSING)
-    assert found is not None and found - paused_at <= FAST + 1
+    assert found is not None
+    assert found - paused_at <= FAST + 1
 
 
 async def test_a_failed_run_retried_by_a_person_is_watched_again(
@@ -189,13 +189,15 @@ async def test_a_failed_run_retried_by_a_person_is_watched_again(
     at = fleet.t
     await fleet.run(FAST + 2)
     found = fleet.first_seen(eid, Status.EXECUTING)
-    assert found is not None and found - at <= FAST + 1
+    assert found is not None
+    assert found - at <= FAST + 1
     assert wid not in fleet.watcher._vouched
     await fleet.run(10)  # the restarted node fails again 10 s after the restart
     again = [
         t for t, _, e in fleet.seen if e.execution_id == eid and e.status is Status.FAIL and t > at
     ]
-    assert again and again[0] - (at + 10) <= FAST + 1
+    assert again
+    assert again[0] - (at + 10) <= FAST + 1
 
 
 async def test_a_fleet_too_large_for_the_budget_stretches_and_says_which_setting(
@@ -211,7 +213,8 @@ async def test_a_fleet_too_large_for_the_budget_stretches_and_says_which_setting
     assert warning["setting"] == "accounts.t.requests_per_second"
     assert warning["needed_requests_per_second"] > 0.5
     p = fleet.watcher.plan
-    assert p.stretch > 1.9 and p.scan == pytest.approx(FAST * p.stretch)
+    assert p.stretch > 1.9
+    assert p.scan == pytest.approx(FAST * p.stretch)
     seq = emu.last_seq
     await fleet.run(600)
     per_minute = fleet.calls_since(seq) / 10
@@ -227,7 +230,9 @@ def test_the_plan_stretches_every_period_by_the_shortfall() -> None:
         idle=3600.0,
         requests_per_second=10.0,
     )
-    assert fits.fits and fits.scan == 5.0 and fits.demand * 60 < 480
+    assert fits.fits
+    assert fits.scan == 5.0
+    assert fits.demand * 60 < 480
     assert fits.spare == pytest.approx(8.0 - 35 / 5)
     double = plan(
         Demand(pages=40, hot=30, unsure=0, vouched=4000),
@@ -250,4 +255,5 @@ def test_the_plan_stretches_every_period_by_the_shortfall() -> None:
         idle=0.0,
         requests_per_second=None,
     )
-    assert unlimited.fits and unlimited.slow == 60.0
+    assert unlimited.fits
+    assert unlimited.slow == 60.0

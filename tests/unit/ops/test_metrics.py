@@ -99,3 +99,30 @@ def test_drift_is_counted() -> None:
     m.drift(2)
     assert m.value("aomd_trigger_drift_total") == 2.0
     assert b"aomd_trigger_drift_total 2.0" in m.render()[0]
+
+
+def test_watch_budget_gauges_are_per_account() -> None:
+    m = Metrics()
+    m.watch_budget(
+        "acc-1",
+        scan_period=7.5,
+        stretch=1.5,
+        planned_per_minute=720.0,
+        calls_per_minute=470.0,
+        budget_per_minute=600.0,
+    )
+    acc = {"account": "acc-1"}
+    assert m.value("aomd_watch_scan_period_seconds", acc) == 7.5
+    assert m.value("aomd_watch_stretch_ratio", acc) == 1.5
+    assert m.value("aomd_watch_planned_calls_per_minute", acc) == 720.0
+    assert m.value("aomd_api_calls_per_minute", acc) == 470.0
+    assert m.value("aomd_api_budget_calls_per_minute", acc) == 600.0
+    m.watch_budget(
+        "acc 2 / secret?",
+        scan_period=5,
+        stretch=1,
+        planned_per_minute=1,
+        calls_per_minute=1,
+        budget_per_minute=1,
+    )
+    assert m.value("aomd_watch_scan_period_seconds", {"account": "other"}) == 5
