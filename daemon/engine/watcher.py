@@ -108,6 +108,11 @@ def _waiting(wf: Workflow) -> bool:
     return bool(wf.status) and Status.parse(wf.status) in _WAITING
 
 
+def _ended_well(wf: Workflow) -> bool:
+    status = Status.parse(wf.status)
+    return status.finished and status not in ENDED_STOPPED
+
+
 def scan_covers(wf: Workflow, active: Sequence[Execution]) -> bool:
     """Whether the change scan alone can see this workflow's next stop.
 
@@ -263,15 +268,17 @@ class Watcher:
                 continue
             was = old[wid]
             last = wf.last_execution_id
-            if (last is not None and last != was.last_execution_id) or (
-                wf.status and wf.status != was.status
-            ):
+            new_run = last is not None and last != was.last_execution_id
+            if new_run or (wf.status and wf.status != was.status):
                 changed += 1
                 # In the hot lane, ahead of everything idle already due (a start-up
                 # sweep, say): a new execution or a new stop is what reaction time is
-                # measured on.
+                # measured on. A run that just ended well (success, cancel) is looked at
+                # too, but from the paced idle lane: hundreds of them ending at once
+                # must not crowd the token bucket ahead of a stop.
                 self._vouched.discard(wid)
-                self._schedule(wid, now, hot=True)
+                hot = new_run or not _ended_well(wf) or wid in self._fast
+                self._schedule(wid, now, hot=hot)
         for wid in removed:
             # Their heap entries go stale and are dropped when popped; the map must not
             # keep every workflow that was ever in scope.
