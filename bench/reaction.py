@@ -48,7 +48,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -242,10 +242,22 @@ def main() -> int:
         default=PARALLEL_SHARE,
         help="share of incident workflows with two branches stopping at once (default 0.25)",
     )
+    parser.add_argument(
+        "--max-warmup",
+        type=float,
+        default=None,
+        help="wait up to this long (s) for the start-up sweep before the steady window "
+        "(default 40 quick, 60 full); incidents are then spread over it too",
+    )
+    parser.add_argument("--incidents", type=int, default=None, help="override the mode's")
     args = parser.parse_args()
     REQUESTS_PER_SECOND = args.rps
     BURST = max(20, min(100, round(args.rps)))
     mode = QUICK if args.quick else FULL
+    if args.max_warmup is not None:
+        mode = replace(mode, max_warmup=args.max_warmup)
+    if args.incidents is not None:
+        mode = replace(mode, incidents=args.incidents)
     tmp = Path(tempfile.mkdtemp(prefix="aomd-bench-"))
     PROFILE_OUT = str(tmp / "daemon.prof")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -257,7 +269,7 @@ def main() -> int:
     )  # fmt: skip
     daemon: subprocess.Popen[bytes] | None = None
     try:
-        within = mode.warmup + mode.window
+        within = max(mode.warmup, mode.max_warmup if args.max_warmup else 0.0) + mode.window
         t_pop = time.monotonic()
         population = admin(
             url,

@@ -164,6 +164,11 @@ class AomClient:
         active workflow was kept until the cache filled (thousands of stale bodies)."""
         self._details: dict[tuple[str, str], tuple[bytes, Any]] = {}
         """Like ``_parsed`` for execution details, bounded by ``DETAIL_CACHE_SIZE``."""
+        self._pages: dict[tuple[str, str, int], tuple[bytes, list[Workflow], int | None]] = {}
+        """(search, type, page) -> ListWorkflow page body and its workflows. Why: the
+        watcher's change scan reads every page every fast interval and most pages come back
+        byte for byte the same; parsing 20,000 workflows each time was the scan's CPU, and
+        re-using the same frozen values keeps one copy of each in memory."""
         self._urls: dict[str, URL] = {}
         self._parse_cache_size = parse_cache_size
         self.stats: Counter[tuple[str, str]] = Counter()
@@ -237,16 +242,24 @@ class AomClient:
             status, data, rid = await self._call(
                 "list_workflows", "POST", self._aom, self._list_path, "", body, write=False
             )
-            try:
-                items, total = wire.workflow_page(wire.loads(data))
-            except wire.Malformed as exc:
-                raise self._malformed(exc, "list_workflows", status, rid) from None
+            key = (search or "", workflow_type or "", page)
+            cached = self._pages.get(key)
+            if cached is not None and cached[0] == data:
+                items, total = cached[1], cached[2]
+            else:
+                try:
+                    items, total = wire.workflow_page(wire.loads(data))
+                except wire.Malformed as exc:
+                    raise self._malformed(exc, "list_workflows", status, rid) from None
+                self._pages[key] = (data, items, total)
             for wf in items:  # a workflow created mid-walk can shift pages: keep the first
                 if wf.id not in seen:
                     seen.add(wf.id)
                     found.append(wf)
             if len(items) < PAGE_SIZE or (total is not None and (page + 1) * PAGE_SIZE >= total):
                 break
+        for stale in [k for k in self._pages if k[:2] == key[:2] and k[2] > page]:
+            del self._pages[stale]  # the list got shorter
         return found
 
     async def list_executions(self, workflow_id: str) -> list[Execution]:

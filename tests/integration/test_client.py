@@ -181,6 +181,20 @@ async def test_pagination_walks_every_page(emu: Emulator) -> None:
     assert len(pages) == 3
 
 
+async def test_an_unchanged_workflow_page_is_not_parsed_again(emu: Emulator) -> None:
+    """The change scan reads every page every fast interval: a page whose body did not
+    change gives back the very same workflow values; a changed one is read anew."""
+    ids = [emu.add_workflow(name=f"wf-{i:03d}") for i in range(150)]
+    async with make_client(emu.url) as client:
+        first = {w.id: w for w in await client.list_workflows()}
+        emu.start_execution(ids[120])  # on the second page
+        second = {w.id: w for w in await client.list_workflows()}
+    assert second[ids[3]] is first[ids[3]]
+    assert second[ids[120]] is not first[ids[120]]
+    assert second[ids[120]].last_execution_id is not None
+    assert first[ids[120]].last_execution_id is None
+
+
 async def test_throttled_read_honours_retry_after(emu: Emulator) -> None:
     wid, _ = failing_workflow(emu)
     emu.faults.add(Fault(kind="throttle", method="GET", times=2, retry_after=7))
