@@ -48,10 +48,13 @@ log = structlog.get_logger("aomd.cloud")
 DETAIL_CACHE_SIZE = 256
 """Execution details remembered per client: those of the executions being acted on."""
 
-PARSE_CACHE_SIZE = 4096
+PARSE_CACHE_SIZE = 256
 """Bodies remembered per client. Why: the watcher re-polls the same executions, and a
 finished execution's body never changes; re-using the frozen values parsed from the very
-same bytes skips JSON decoding and model building (the largest client CPU cost)."""
+same bytes skips JSON decoding and model building (the largest client CPU cost). Since
+the change scan (issue 14) only the fast lane is re-polled within minutes: 4,096 bodies
+kept every workflow's last listing (~15 KB each, 300 MB for 20,000 workflows) for
+polls an hour apart."""
 
 PAGE_SIZE = 100
 MAX_PAGES = 10_000
