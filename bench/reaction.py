@@ -25,6 +25,10 @@ Daemon peak RSS is ``VmHWM`` from ``/proc/PID/status``; CPU share is the utime +
 from ``/proc/PID/stat`` over the steady window divided by its wall time (100% = one core).
 
 Goals (issue 4): p99 <= fast interval + 1 s, RSS <= 150 MB, CPU < 10% of one core.
+Issue 14: the same within 600 calls a minute, i.e. at ``--rps 10`` (the default
+``requests_per_second``). The daemon sweeps every workflow once at start-up with the calls
+its scan leaves (``watch_sweep_done``); the steady window waits for that up to
+``--max-warmup`` seconds (~10 minutes at 10 requests/s).
 
 ``AOMD_BENCH_PROFILE=1`` runs the daemon under cProfile and prints its top functions.
 
@@ -33,6 +37,11 @@ Latest full run (2 cores, seed 4, requests_per_second 100; 2026-11-26):
 5.02 s, max 5.16 s (fail->restart p99 5.08, pause->continue p99 4.98); warm-up incidents
 max 4.13 s; 2,464 API calls/min (list_executions 2,179, list_workflows 235, operate 50);
 peak RSS 119.6 MB; CPU 6.4% of one core.
+
+Issue 14, quick runs on 2026-12-01 (before -> after the change scan and the budget):
+100 req/s: p99 4.63 -> 4.94 s, 2,289 -> 360 calls/min, CPU 6.6 -> 1.2%;
+10 req/s (window inside the start-up sweep): p99 10.93 -> 6.49 s, 600 (throttled) ->
+549 calls/min. README.md has the table.
 """
 
 from __future__ import annotations
