@@ -178,7 +178,9 @@ class WatchSettings(_Frozen):
     fast_interval: float = Field(default=5.0, gt=0)
     """Poll period for workflows with an active execution."""
     slow_interval: float = Field(default=60.0, gt=0)
-    """Poll period for idle workflows."""
+    """Poll period for idle workflows whose listing lacks ``last_execution_id`` or
+    ``status`` (or contradicts the last poll), and guard period of a lone newest execution
+    the change scan covers."""
     discovery_interval: float = Field(default=300.0, gt=0)
     """How often the workflow list is refreshed."""
     idle_interval: float = Field(default=3600.0, ge=0)
