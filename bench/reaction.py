@@ -40,8 +40,9 @@ peak RSS 119.6 MB; CPU 6.4% of one core.
 
 Issue 14, quick runs on 2026-12-01 (before -> after the change scan and the budget):
 100 req/s: p99 4.63 -> 4.94 s, 2,289 -> 360 calls/min, CPU 6.6 -> 1.2%;
-10 req/s (window inside the start-up sweep): p99 10.93 -> 6.49 s, 600 (throttled) ->
-549 calls/min. README.md has the table.
+10 req/s (window inside the start-up sweep): p99 10.93 -> 5.86 s, 600 (throttled) ->
+547 calls/min. After the sweep (--max-warmup 700): 362 calls/min. README.md has the
+table.
 """
 
 from __future__ import annotations
