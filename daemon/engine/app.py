@@ -88,6 +88,8 @@ class Daemon:
         if gained:
             for waker in self.wakers:
                 waker.nudge()
+            for rt in self.accounts:
+                rt.sweeper.nudge()
         if self.elector.shards is not None:
             for rt in self.accounts:
                 rt.watcher.request_discovery()

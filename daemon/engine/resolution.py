@@ -269,6 +269,7 @@ class Sweeper:
         its shard (the schedule's for a schedule's rows, else the workflow's)."""
         self.shard_of = shard_of
         self.schedule_shard = schedule_shard
+        self._wake = asyncio.Event()
         self.read_back = read_back
         self.journal = journal
         self.executor = executor
@@ -278,14 +279,22 @@ class Sweeper:
         """Execution rows carry no account: with several accounts only the live path
         (the handler, which knows the account) resolves them, not the sweep."""
 
+    def nudge(self) -> None:
+        """Sweep now: this replica just became the leader (or gained a shard), and the
+        rows a killed leader left open are its to close, not in up to 30 s."""
+        self._wake.set()
+
     async def run(self) -> None:
-        """Sweep at start-up and then every ``SWEEP_SECONDS``; a failed read is logged by
-        the client and retried next time (the rows stay open meanwhile)."""
+        """Sweep at start-up, then every ``SWEEP_SECONDS`` or when nudged; a failed read is
+        logged by the client and retried next time (the rows stay open meanwhile)."""
         while True:
+            self._wake.clear()
             # a failed read is logged as api_call_failed with its request id; next sweep
             with contextlib.suppress(CloudError):
                 await self.sweep()
-            await asyncio.sleep(SWEEP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SWEEP_SECONDS):
+                    await self._wake.wait()
 
     async def sweep(self) -> int:
         """Resolve every open row the cloud can answer for; returns how many closed."""
