@@ -161,6 +161,30 @@ COLUMNS = (
 """The intents table's columns, in the order every SQL store selects and inserts them."""
 
 
+def history_query(
+    since: object | None, workflow_id: str | None, limit: int | None, mark: str
+) -> tuple[str, list[object]]:
+    """The ``aomd history`` SELECT of both SQL stores and its parameters: ``mark`` is
+    the driver's placeholder (``?`` or ``%s``), ``since`` already in the store's time
+    encoding."""
+    where: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        where.append(f"created_at >= {mark}")
+        params.append(since)
+    if workflow_id is not None:
+        where.append(f"workflow_id = {mark}")
+        params.append(workflow_id)
+    sql = f"SELECT {COLUMNS} FROM intents"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY created_at DESC, key DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(limit)
+    return sql, params
+
+
 def history_row(r: Sequence[Any], time: Callable[[Any], datetime]) -> HistoryRow:
     """A row selected as ``COLUMNS``; ``time`` reads the store's instant type."""
     return HistoryRow(

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from daemon.journal.core import COLUMNS, Tx, history_row, utc
+from daemon.journal.core import COLUMNS, Tx, history_query, history_row, utc
 from daemon.journal.store import HistoryRow
 from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
@@ -247,21 +247,8 @@ class _PgTx:
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
     ) -> list[HistoryRow]:
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("created_at >= %s")
-            params.append(utc(since))
-        if workflow_id is not None:
-            where.append("workflow_id = %s")
-            params.append(workflow_id)
-        sql = f"SELECT {COLUMNS} FROM intents"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, key DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
+        at = None if since is None else utc(since)
+        sql, params = history_query(at, workflow_id, limit, "%s")
         return [_row(r) for r in self._all(sql, tuple(params))]
 
     def unresolved(self) -> list[HistoryRow]:

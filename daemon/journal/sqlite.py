@@ -35,7 +35,7 @@ from urllib.parse import quote
 import structlog
 
 from daemon.journal import migrations
-from daemon.journal.core import COLUMNS, Tx, history_row, utc
+from daemon.journal.core import COLUMNS, Tx, history_query, history_row, utc
 from daemon.journal.store import HistoryRow
 from daemon.journal.threaded import OneThreadJournal
 from daemon.kernel.errors import JournalError
@@ -160,19 +160,8 @@ class _SqliteTx:
     def select_history(
         self, since: datetime | None, workflow_id: str | None, limit: int | None
     ) -> list[HistoryRow]:
-        where: list[str] = []
-        params: list[object] = []
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(_ts(since))
-        if workflow_id is not None:
-            where.append("workflow_id = ?")
-            params.append(workflow_id)
-        sql = f"SELECT {COLUMNS} FROM intents"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, key DESC LIMIT ?"
-        params.append(-1 if limit is None else limit)
+        at = None if since is None else _ts(since)
+        sql, params = history_query(at, workflow_id, limit, "?")
         return [_row(r) for r in self.conn.execute(sql, params)]
 
     def unresolved(self) -> list[HistoryRow]:
