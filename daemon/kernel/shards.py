@@ -62,9 +62,10 @@ def _score(shard: Shard, member: str) -> tuple[bytes, str]:
     return digest, member
 
 
-def preferred_owner(shard: Shard, members: Iterable[str]) -> str | None:
-    """The live replica with the highest rendezvous score for ``shard`` (no load cap)."""
-    return max(members, key=lambda m: _score(shard, m), default=None)
+def ranked(shard: Shard, members: Iterable[str]) -> list[str]:
+    """The members in the order ``shard`` prefers them (rendezvous: highest score first);
+    a member leaving or joining never reorders the others."""
+    return sorted(set(members), key=lambda m: _score(shard, m), reverse=True)
 
 
 def assign(shards: Iterable[Shard], members: Iterable[str]) -> dict[Shard, str]:
@@ -85,7 +86,7 @@ def assign(shards: Iterable[Shard], members: Iterable[str]) -> dict[Shard, str]:
     load = dict.fromkeys(live, 0)
     out: dict[Shard, str] = {}
     for shard in ordered:
-        for member in sorted(live, key=lambda m: _score(shard, m), reverse=True):
+        for member in ranked(shard, live):
             if load[member] < low or (load[member] == low and extra > 0):
                 extra -= load[member] == low
                 out[shard] = member
