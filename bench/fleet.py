@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import _emulator  # bench/_emulator.py: stopping the processes
 import reaction as rb  # bench/reaction.py: admin calls, /proc readers, the policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,17 +205,7 @@ def main() -> int:
         ledgers = [rb.admin(u, "GET", "ledger?since=0", timeout=300)["entries"] for u in urls]
         budget_log = events(log_path, "watch_budget_exceeded")
     finally:
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        emu.terminate()
-        try:
-            emu.wait(10)
-        except subprocess.TimeoutExpired:
-            emu.kill()
+        _emulator.stop(daemon, emu)
 
     minutes = (emu_t1 - emu_t0) / 60.0
     per_account: list[float] = []

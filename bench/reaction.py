@@ -51,7 +51,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -356,17 +355,7 @@ def main() -> int:
 
         ledger = admin(url, "GET", "ledger?since=0", timeout=300)["entries"]
     finally:
-        if daemon is not None and daemon.poll() is None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        emu.terminate()
-        try:
-            emu.wait(10)
-        except subprocess.TimeoutExpired:
-            emu.kill()
+        _emulator.stop(daemon, emu)
 
     # -- reaction latency ------------------------------------------------------------------
     expected = {"fail": "restart", "pause": "continue"}
