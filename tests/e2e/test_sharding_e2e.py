@@ -24,15 +24,13 @@ import pytest
 from tests.support.leases import FakeLeaseApi, serving
 from tests.support.postgres import PostgresServer
 from tests.support.processes import (
-    AK,
-    PROJECT,
-    SK,
     DaemonProcess,
     EmulatorProcess,
     aomd_cmd,
     emulator,
     http_get,
     start_daemon,
+    write_settings,
 )
 
 pytest.importorskip("kubernetes_asyncio")  # the Lease client is the 'k8s' extra
@@ -45,7 +43,9 @@ pytestmark = [
 
 ACCOUNTS = [f"acct-{i}" for i in range(6)]
 REPLICAS = ["replica-0", "replica-1", "replica-2"]
-LEASE, RENEW, FAST = 1.5, 0.3, 0.2
+LEASE, RENEW = 1.5, 0.3
+FAST = 0.2
+"""``watch.fast_interval`` as ``write_settings`` writes it."""
 GROUP = "aomd-shards"
 PER_WAVE = 2
 """Workflows per account started in each wave (one wave before the kill, one after)."""
@@ -76,41 +76,7 @@ rules:
 def _settings(home: Path, name: str, urls: dict[str, str], lease_url: str, journal: str) -> Path:
     (home / "policies").mkdir(parents=True)
     (home / "policies" / "all.yaml").write_text(POLICY)
-    (home / "secrets").mkdir()
-    (home / "secrets" / "ak").write_text(AK)
-    (home / "secrets" / "sk").write_text(SK)
-    accounts = "".join(
-        f"""
-[[accounts]]
-name = "{acct}"
-project_id = "{PROJECT}"
-endpoints = {{aom = "{url}", dataarts = "{url}"}}
-ak_file = "{home / "secrets" / "ak"}"
-sk_file = "{home / "secrets" / "sk"}"
-requests_per_second = 200
-burst = 50
-"""
-        for acct, url in urls.items()
-    )
-    cfg = home / "settings.toml"
-    cfg.write_text(
-        f"""
-state_dir = "{home / "state"}"
-policies_dir = "{home / "policies"}"
-reconcile_interval = 2.0
-{accounts}
-[log]
-format = "json"
-level = "info"
-
-[http]
-port = 0
-
-[watch]
-fast_interval = {FAST}
-slow_interval = 1.0
-discovery_interval = 5.0
-
+    extra = f"""
 [leader]
 enabled = true
 sharded = true
@@ -124,8 +90,7 @@ renew_seconds = {RENEW}
 [journal]
 url = "{journal}"
 """
-    )
-    return cfg
+    return write_settings(home, "", accounts=urls, extra=extra, reconcile_interval=2.0)
 
 
 def _held(proc: DaemonProcess) -> set[str]:

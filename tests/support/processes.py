@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,8 +107,11 @@ def write_settings(
     reconcile_interval: float = 5.0,
     http: bool = True,
     token: str | None = None,
+    accounts: Mapping[str, str] | None = None,
 ) -> Path:
-    """settings.toml for ``aomd run`` against ``url``: AK/SK from files, or ``token``."""
+    """settings.toml for ``aomd run`` against ``url``: AK/SK from files, or ``token``.
+    ``accounts`` (name -> AOM URL) for several, each with its own emulator; default one
+    account ``e2e`` at ``url``."""
     (tmp / "secrets").mkdir(exist_ok=True)
     (tmp / "secrets" / "ak").write_text(AK)
     (tmp / "secrets" / "sk").write_text(SK)
@@ -124,14 +127,7 @@ state_dir = "{tmp / "state"}"
 policies_dir = "{tmp / "policies"}"
 reconcile_interval = {reconcile_interval}
 
-[[accounts]]
-name = "e2e"
-project_id = "{PROJECT}"
-endpoints = {{aom = "{url}", dataarts = "{url}"}}
-{auth}
-requests_per_second = 200
-burst = 50
-
+{"".join(_account(name, at, auth) for name, at in (accounts or {"e2e": url}).items())}
 [log]
 format = "json"
 level = "info"
@@ -147,6 +143,18 @@ discovery_interval = 5.0
 """
     )
     return cfg
+
+
+def _account(name: str, url: str, auth: str) -> str:
+    return f"""
+[[accounts]]
+name = "{name}"
+project_id = "{PROJECT}"
+endpoints = {{aom = "{url}", dataarts = "{url}"}}
+{auth}
+requests_per_second = 200
+burst = 50
+"""
 
 
 class DaemonProcess:
