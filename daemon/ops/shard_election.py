@@ -119,13 +119,11 @@ class ShardElector:
             )
             for shard in all_shards(plan)
         }
-        self.single = LeaseElector(
-            api, name=group, namespace=namespace, identity=identity, timing=timing, clock=clock
-        )
+        self.single = self._observer(group)
         """The single leader's Lease of the same name: only observed, never asked for."""
         self._by_name = {el.name: shard for shard, el in self.electors.items()}
-        self._members: dict[str, tuple[tuple[Any, ...], float, float, str]] = {}
-        """member lease -> (what it said, when that was first seen, duration, its plan)."""
+        self._members: dict[str, tuple[LeaseElector, str]] = {}
+        """member lease -> (an elector that only observes it, the member's plan)."""
         self._vacant_since: dict[Shard, float] = {}
         self._held: frozenset[Shard] = frozenset()
         self._blocked: str | None = None
@@ -237,9 +235,9 @@ class ShardElector:
             why = f"the single leader {self.single.holder!r} holds Lease {self.group!r}"
         else:
             foreign = sorted(
-                str(said[0])
-                for said, seen, duration, plan in self._members.values()
-                if said[0] and now < seen + duration and plan != self.plan
+                str(seen.holder)
+                for seen, plan in self._members.values()
+                if not seen.expired(now) and plan != self.plan
             )
             if foreign:
                 why = (
@@ -254,14 +252,13 @@ class ShardElector:
         return why
 
     def _observe(self, leases: list[dict[str, Any]], now: float) -> None:
-        members: dict[str, tuple[tuple[Any, ...], float, float, str]] = {}
+        members: dict[str, tuple[LeaseElector, str]] = {}
         listed = {str((lease.get("metadata") or {}).get("name") or "") for lease in leases}
         for each, el in self.electors.items():
             if el.name not in listed:  # never created (or deleted): nobody holds it
                 self._vacant_since.setdefault(each, now)
         for lease in leases:
             meta = lease.get("metadata") or {}
-            spec = lease.get("spec") or {}
             name = str(meta.get("name") or "")
             shard = self._by_name.get(name)
             if shard is not None:
@@ -274,20 +271,31 @@ class ShardElector:
                 continue
             if (meta.get("labels") or {}).get(ROLE_LABEL) != "member":
                 continue
-            said = (spec.get("holderIdentity"), spec.get("renewTime"), meta.get("resourceVersion"))
-            duration = float(spec.get("leaseDurationSeconds") or self.timing.lease_duration)
-            plan = str((meta.get("annotations") or {}).get(PLAN_ANNOTATION) or "")
             old = self._members.get(name)
-            first = old[1] if old and old[0] == said else now
-            members[name] = (said, first, duration, plan)
+            seen = old[0] if old is not None else self._observer(name)
+            seen.observe(lease, now)  # expiry judged as for any Lease: by its last change
+            plan = str((meta.get("annotations") or {}).get(PLAN_ANNOTATION) or "")
+            members[name] = (seen, plan)
         self._members = members
         live = {self.identity}
-        for said, seen, duration, plan in members.values():
-            if said[0] and now < seen + duration and plan == self.plan:
-                live.add(str(said[0]))
+        for seen, plan in members.values():
+            if not seen.expired(now) and plan == self.plan:
+                live.add(str(seen.holder))
         if live != self.live_members:
             log.info("shard_members", group=self.group, members=sorted(live))
         self.live_members = frozenset(live)
+
+    def _observer(self, name: str) -> LeaseElector:
+        """An elector for another replica's Lease that never asks for it: it only keeps
+        the observation its expiry is judged by."""
+        return LeaseElector(
+            self.api,
+            name=name,
+            namespace=self.namespace,
+            identity=self.identity,
+            timing=self.timing,
+            clock=self._clock,
+        )
 
     def _abandoned(self, shard: Shard, now: float) -> bool:
         """No live holder for a lease duration: whoever it is assigned to has not taken
